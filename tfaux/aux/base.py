@@ -1,0 +1,83 @@
+"""The auxiliary-task protocol and its registry.
+
+A task adds one named output to the model and one weighted term to the loss. The train step only
+ever calls `target` and `loss`, so a new task never touches it (DESIGN.md, "Aux tasks").
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import keras
+import tensorflow as tf
+
+_TASKS: dict[str, type[AuxTask]] = {}
+
+
+class AuxTask:
+    """Base class of auxiliary tasks.
+
+    Subclasses set `name` (the model output key) and implement `head`, `target` and `loss`.
+
+    Args:
+        weight: λ, the weight of this task's loss in `CE + Σ λ_i · aux_i`; must be ≥ 0.
+    """
+
+    name: str = ""
+
+    def __init__(self, weight: float = 0.01):
+        if not weight >= 0:
+            raise ValueError(f"Expected an aux-task weight λ >= 0. Received: weight={weight}")
+        self.weight = float(weight)
+
+    def head(self, features, *, images, stride: int, norm=None):
+        """Builds this task's head on the backbone `features`; returns the output tensor.
+
+        Args:
+            features: the backbone's feature map.
+            images: the model's input tensor (for the output shape).
+            stride: the backbone's feature stride 2^n.
+            norm: the model's norm factory, so the head normalizes like the backbone (e.g.
+                synchronized across replicas).
+        """
+        raise NotImplementedError
+
+    def target(self, x: tf.Tensor, y) -> tf.Tensor:
+        """Target of the head for clean images `x` in [0, 1] and labels `y`."""
+        raise NotImplementedError
+
+    def loss(self, target: tf.Tensor, prediction: tf.Tensor) -> tf.Tensor:
+        """Scalar loss; use `keras.losses` objects so it is scaled per replica."""
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        return {"weight": self.weight}
+
+    @classmethod
+    def from_config(cls, config: dict) -> AuxTask:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(weight={self.weight})"
+
+
+def register_task(cls: type[AuxTask]) -> type[AuxTask]:
+    """Class decorator: makes a task creatable by name and serializable with the model."""
+    if not cls.name:
+        raise ValueError(f"Expected {cls.__name__}.name to be set. Received: name={cls.name!r}")
+    _TASKS[cls.name] = cls
+    return keras.saving.register_keras_serializable(package="tfaux")(cls)
+
+
+def list_tasks() -> list[str]:
+    """Names of the registered auxiliary tasks."""
+    return sorted(_TASKS)
+
+
+def create_task(name: str, weight: float = 0.01, **kwargs) -> AuxTask:
+    """Creates the task registered as `name`; unknown names suggest the closest."""
+    if name not in _TASKS:
+        close = difflib.get_close_matches(name, _TASKS, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(f"Unknown aux task {name!r}.{hint} Available: {', '.join(list_tasks())}.")
+    return _TASKS[name](weight=weight, **kwargs)

@@ -1,0 +1,84 @@
+"""`build`: backbone + standardization + heads → a functional multi-output `AuxModel`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+from tfaux.aux.base import AuxTask
+from tfaux.models import heads
+from tfaux.models.layers import NormFactory, batch_norm
+from tfaux.models.registry import create_backbone, feature_stride
+from tfaux.training.aux_model import AuxModel
+
+
+def build(
+    backbone: str,
+    *,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    mean: Sequence[float] | float = 0.0,
+    std: Sequence[float] | float = 1.0,
+    tasks: Sequence[AuxTask] = (),
+    width: float = 1.0,
+    norm: NormFactory | None = None,
+    dropout: float = 0.0,
+    name: str | None = None,
+    **backbone_kwargs,
+) -> AuxModel:
+    """Builds the classifier with one output per auxiliary task.
+
+    The model takes raw pixels in [0, 1]; standardization with the training split's `mean` and
+    `std` is its first layer, so attacks, ε and clipping all live in pixel space and an exported
+    model needs no preprocessing.
+
+    Args:
+        backbone: a name from `list_backbones()`.
+        input_shape: (H, W, C).
+        num_classes: classes of the primary task.
+        mean, std: per-channel statistics of the training split (from `tfaux.data.load`).
+        tasks: auxiliary tasks; each adds the output named `task.name`.
+        width: channel multiplier of the backbone.
+        norm: norm factory for the backbone and the decoders (default BatchNorm, momentum 0.9).
+        dropout: dropout before the classifier's dense layer.
+        name: model name (default: the backbone name).
+        **backbone_kwargs: family-specific backbone options.
+
+    Returns:
+        An `AuxModel` with outputs {"logits": (B, num_classes), <task>: ...}.
+    """
+    if num_classes < 2:
+        raise ValueError(f"Expected num_classes >= 2. Received: num_classes={num_classes}")
+    names = [t.name for t in tasks]
+    if len(set(names)) != len(names) or "logits" in names:
+        raise ValueError(f"Expected distinct aux-task names other than 'logits'. Received: {names}")
+    std = np.broadcast_to(np.asarray(std, "float32"), (input_shape[-1],))
+    if np.any(std <= 0):
+        raise ValueError(f"Expected std > 0. Received: std={std.tolist()}")
+    mean = np.broadcast_to(np.asarray(mean, "float32"), (input_shape[-1],))
+
+    norm = norm or batch_norm()
+
+    # === Layers ===
+    net = create_backbone(
+        backbone, input_shape=input_shape, width=width, norm=norm, **backbone_kwargs
+    )
+    stride = feature_stride(net)
+
+    # === Functional Model ===
+    images = keras.Input(shape=input_shape, name="images")
+    standardized = keras.layers.Normalization(
+        mean=mean.tolist(), variance=(std**2).tolist(), name="standardize"
+    )(images)
+    features = net(standardized)
+    outputs = {"logits": heads.classifier(features, num_classes, dropout=dropout)}
+    for task in tasks:
+        outputs[task.name] = task.head(features, images=images, stride=stride, norm=norm)
+    return AuxModel(inputs=images, outputs=outputs, tasks=tasks, name=name or backbone)
+
+
+def primary_classifier(model: keras.Model) -> keras.Model:
+    """The deployable sub-model: images → logits, every auxiliary head dropped."""
+    return keras.Model(model.input, model.output["logits"], name=f"{model.name}_classifier")

@@ -1,0 +1,228 @@
+"""Run a recipe end to end: data → one model per variant → train → evaluate → report → export.
+
+A run lives in `runs/<recipe>-<timestamp>/`. Each finished variant leaves its weights and its
+result on disk, and training keeps a `BackupAndRestore` backup, so the same command started again
+after a crash resumes the unfinished run instead of starting over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+from tqdm.keras import TqdmCallback
+
+from tfaux import data, reporting
+from tfaux.aux import create_task
+from tfaux.config import Recipe, variant_tasks
+from tfaux.evaluate import robustness
+from tfaux.export import saved_model
+from tfaux.models import batch_norm, build
+from tfaux.training import seed000_callbacks, seed000_optimizer
+
+log = logging.getLogger("tfaux")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    results: dict
+    export_dir: Path | None
+
+
+def run(
+    recipe: Recipe,
+    *,
+    runs_dir: str | Path = "runs",
+    savedmodels_dir: str | Path = "savedmodels",
+    fresh: bool = False,
+    progress: bool = True,
+) -> RunResult:
+    """Runs every variant of `recipe` and writes config, logs, results, plot and export.
+
+    Args:
+        recipe: the experiment.
+        runs_dir: parent of the run directory.
+        savedmodels_dir: parent of the exported SavedModel.
+        fresh: start a new run even if an unfinished run of the same config exists.
+        progress: show progress bars.
+
+    Returns:
+        The run directory, the results dict (also in results.json) and the export location.
+    """
+    run_dir = _run_directory(Path(runs_dir), recipe, fresh)
+    _log_to(run_dir / "log.txt")
+    log.info("run %s: %s", run_dir, json.dumps(recipe.to_dict()))
+
+    splits = data.load(
+        recipe.data.dataset,
+        batch_size=recipe.data.batch_size,
+        val_fraction=recipe.data.val_fraction,
+        seed=recipe.training.seed,
+        augment=recipe.data.augment,
+        train_size=recipe.data.train_size,
+        test_size=recipe.data.test_size,
+        image_size=recipe.data.image_size,
+        data_dir=recipe.data.data_dir,
+        download=recipe.data.download,
+    )
+    info = splits.info
+    log.info("data %s: %d train / %d val / %d test, mean %s std %s", info.name, info.num_train,
+             info.num_val, info.num_test, info.mean, info.std)
+
+    variants = {}
+    for variant in recipe.variants:
+        variants[variant] = _run_variant(recipe, variant, splits, run_dir, progress)
+        log.info("%s: %s", variant, json.dumps(variants[variant]))
+
+    best = max(variants, key=lambda v: variants[v]["val_accuracy"])
+    results = {
+        "recipe": recipe.name,
+        "run": run_dir.name,
+        "dataset": dataclasses.asdict(info),
+        "variants": variants,
+        "best_variant": best,
+        "best_by": "val_accuracy",
+    }
+    export_dir = None
+    if recipe.export:
+        export_dir = _export(recipe, best, variants[best], splits, run_dir, Path(savedmodels_dir))
+        results["export"] = str(export_dir)
+    reporting.write_report(run_dir, results)
+    log.info("results in %s", run_dir)
+    return RunResult(run_dir, results, export_dir)
+
+
+def _run_variant(recipe: Recipe, variant: str, splits, run_dir: Path, progress: bool) -> dict:
+    result_file = run_dir / "variants" / f"{variant}.json"
+    if result_file.exists():
+        log.info("%s: already finished, reusing %s", variant, result_file)
+        return json.loads(result_file.read_text())
+    result_file.parent.mkdir(parents=True, exist_ok=True)
+    weights_file = run_dir / "variants" / f"{variant}.weights.h5"
+
+    model, strategy = _build_model(recipe, variant, splits.info)
+    train_seconds = 0.0
+    if weights_file.exists():  # trained before a crash during evaluation
+        model.load_weights(weights_file)
+    else:
+        start = time.perf_counter()
+        with strategy.scope():
+            history = model.fit(
+                splits.train,
+                validation_data=splits.val,
+                epochs=recipe.training.epochs,
+                callbacks=_callbacks(recipe, variant, splits.info, run_dir, progress),
+                verbose=0,
+            )
+        train_seconds = time.perf_counter() - start
+        log.info("%s history: %s", variant, json.dumps(history.history, default=float))
+        model.save_weights(weights_file)
+
+    val = model.evaluate(splits.val, verbose=0, return_dict=True)
+    test = robustness(model, splits.test, fgsm_eps=recipe.evaluation.fgsm_eps,
+                      progress=progress, desc=f"{variant}: test")
+    result = {
+        "tasks": list(variant_tasks(variant)),
+        "aux_weight": recipe.aux_weight,
+        "val_accuracy": float(val["accuracy"]),
+        "test_accuracy": test["clean"],
+        "fgsm_accuracy": test["fgsm"],
+        "test_examples": test["num_examples"],
+        "train_seconds": round(train_seconds, 1),
+        "parameters": int(model.count_params()),
+        "weights": weights_file.name,
+    }
+    result_file.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _build_model(recipe: Recipe, variant: str, info):
+    """The variant's model and its distribution strategy; same seed → same backbone init."""
+    keras.utils.set_random_seed(recipe.training.seed)
+    strategy = (tf.distribute.MirroredStrategy() if recipe.training.strategy == "mirrored"
+                else tf.distribute.get_strategy())
+    tasks = [create_task(name, weight=recipe.aux_weight) for name in variant_tasks(variant)]
+    with strategy.scope():
+        model = build(
+            recipe.model.backbone,
+            input_shape=info.image_shape,
+            num_classes=info.num_classes,
+            mean=info.mean,
+            std=info.std,
+            tasks=tasks,
+            width=recipe.model.width,
+            dropout=recipe.model.dropout,
+            # Synchronized statistics make a multi-replica step equal a single-device step.
+            norm=batch_norm(recipe.model.bn_momentum,
+                            synchronized=strategy.num_replicas_in_sync > 1),
+            name=variant.replace("+", "_"),
+        )
+        t = recipe.training
+        model.compile(
+            optimizer=seed000_optimizer(t.learning_rate, t.momentum, t.weight_decay),
+            jit_compile=False,  # XLA is 1.5–10× slower on these CPUs and breaks MirroredStrategy
+        )
+    return model, strategy
+
+
+def _callbacks(recipe: Recipe, variant: str, info, run_dir: Path, progress: bool) -> list:
+    t = recipe.training
+    callbacks = [
+        *seed000_callbacks(t.plateau_patience, t.stop_patience),
+        keras.callbacks.BackupAndRestore(str(run_dir / "checkpoints" / variant)),
+        keras.callbacks.TensorBoard(str(run_dir / "tensorboard" / variant)),
+        keras.callbacks.CSVLogger(str(run_dir / "variants" / f"{variant}.history.csv")),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if progress:
+        callbacks.append(TqdmCallback(epochs=t.epochs, data_size=info.num_train,
+                                      batch_size=recipe.data.batch_size, desc=variant))
+    return callbacks
+
+
+def _export(recipe: Recipe, variant: str, result: dict, splits, run_dir: Path, parent: Path):
+    model, _ = _build_model(recipe, variant, splits.info)
+    model.load_weights(run_dir / "variants" / result["weights"])
+    info = splits.info
+    return saved_model(model, parent / run_dir.name, metadata={
+        "run": run_dir.name,
+        "recipe": recipe.to_dict(),
+        "variant": variant,
+        "dataset": info.name,
+        "classes": list(info.class_names),
+        "metrics": {k: result[k] for k in ("val_accuracy", "test_accuracy", "fgsm_accuracy")},
+    })
+
+
+def _run_directory(runs_dir: Path, recipe: Recipe, fresh: bool) -> Path:
+    """A new `runs/<recipe>-<timestamp>`, or the newest unfinished run of the same config."""
+    config = json.loads(json.dumps(recipe.to_dict()))  # tuples → lists, as read back from disk
+    if not fresh:
+        for candidate in sorted(runs_dir.glob(f"{recipe.name}-*"), reverse=True):
+            config_file = candidate / "config.json"
+            if (not (candidate / "results.json").exists() and config_file.exists()
+                    and json.loads(config_file.read_text()) == config):
+                return candidate
+    run_dir = runs_dir / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = runs_dir / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}-{suffix}"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+    return run_dir
+
+
+def _log_to(path: Path) -> None:
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.handlers = [h for h in log.handlers if not isinstance(h, logging.FileHandler)]
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
