@@ -5,7 +5,7 @@ classifier is trained alone (None), with an image-reconstruction decoder (Recon)
 estimating the log-magnitude and phase of the grayscale FFT (FT), λ = 0.01; SGD lr 0.1, LR ×0.2
 on a validation-accuracy plateau, early stopping restoring the best weights; 95/5 train/val
 split. Scaled for 2 CPU cores: real Fashion-MNIST (20,000 training images), a ResNet-8 and
-4 epochs instead of CIFAR-10 and hundreds of epochs. FGSM with the true labels on the logits at
+3 epochs instead of CIFAR-10 and hundreds of epochs. FGSM with the true labels on the logits at
 ε = 0.1 (the usual Fashion-MNIST budget) and ε = 0.3 (the paper's).
 """
 
@@ -18,6 +18,6 @@ RECIPE = Recipe(
     aux_weight=0.01,
     data=DataConfig(dataset="fashion_mnist", batch_size=128, train_size=20000),
     model=ModelConfig(backbone="resnet8", width=1.0, bn_momentum=0.9),
-    training=TrainingConfig(epochs=4, learning_rate=0.1, plateau_patience=2, stop_patience=10),
+    training=TrainingConfig(epochs=3, learning_rate=0.1, plateau_patience=2, stop_patience=10),
     evaluation=EvalConfig(fgsm_eps=(0.1, 0.3)),
 )

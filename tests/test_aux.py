@@ -24,10 +24,8 @@ def test_fourier_target_matches_numpy(shape):
     assert got.shape == (3, *shape[:2], 2)
     np.testing.assert_allclose(got[..., 0], want[..., 0], rtol=1e-4, atol=1e-4)
     # Phase is only defined where the magnitude is not ~0; compare on the unit circle.
-    np.testing.assert_allclose(np.cos(np.pi * got[..., 1]), np.cos(np.pi * want[..., 1]),
-                               atol=1e-3)
-    np.testing.assert_allclose(np.sin(np.pi * got[..., 1]), np.sin(np.pi * want[..., 1]),
-                               atol=1e-3)
+    np.testing.assert_allclose(np.cos(np.pi * got[..., 1]), np.cos(np.pi * want[..., 1]), atol=1e-3)
+    np.testing.assert_allclose(np.sin(np.pi * got[..., 1]), np.sin(np.pi * want[..., 1]), atol=1e-3)
     assert np.all(np.abs(got[..., 1]) <= 1.0)
 
 

@@ -8,11 +8,19 @@ BASE = Recipe(name="r", variants=("none", "fourier"))
 
 
 def test_overrides_are_parsed_by_field_type():
-    recipe = apply_overrides(BASE, [
-        "training.epochs=3", "training.learning_rate=0.05", "data.augment=false",
-        "data.train_size=100", "variants=none,recon+fourier", "evaluation.fgsm_eps=0.1,0.2",
-        "data.test_size=none", "model.backbone=small_cnn",
-    ])
+    recipe = apply_overrides(
+        BASE,
+        [
+            "training.epochs=3",
+            "training.learning_rate=0.05",
+            "data.augment=false",
+            "data.train_size=100",
+            "variants=none,recon+fourier",
+            "evaluation.fgsm_eps=0.1,0.2",
+            "data.test_size=none",
+            "model.backbone=small_cnn",
+        ],
+    )
     assert recipe.training.epochs == 3 and recipe.training.learning_rate == 0.05
     assert recipe.data.augment is False and recipe.data.train_size == 100
     assert recipe.data.test_size is None
@@ -22,18 +30,21 @@ def test_overrides_are_parsed_by_field_type():
     assert BASE.training.epochs == 5  # frozen: the original is untouched
 
 
-@pytest.mark.parametrize(("assignment", "message"), [
-    ("training.epoch=3", "Did you mean training.epochs"),
-    ("trainig.epochs=3", "Unknown recipe key 'trainig.epochs'"),
-    ("training=3", "Unknown recipe key 'training'"),
-    ("training.epochs=three", "Expected training.epochs to be of type int"),
-    ("data.augment=maybe", "Expected data.augment to be true or false"),
-    ("evaluation.fgsm_eps=-0.1", "Received: eps=-0.1"),
-    ("aux_weight=-1", "Received: aux_weight=-1.0"),
-    ("data.batch_size=0", "Received: batch_size=0"),
-    ("training.strategy=tpu", "strategy in"),
-    ("epochs", "Expected --set key=value"),
-])
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("training.epoch=3", "Did you mean training.epochs"),
+        ("trainig.epochs=3", "Unknown recipe key 'trainig.epochs'"),
+        ("training=3", "Unknown recipe key 'training'"),
+        ("training.epochs=three", "Expected training.epochs to be of type int"),
+        ("data.augment=maybe", "Expected data.augment to be true or false"),
+        ("evaluation.fgsm_eps=-0.1", "Received: eps=-0.1"),
+        ("aux_weight=-1", "Received: aux_weight=-1.0"),
+        ("data.batch_size=0", "Received: batch_size=0"),
+        ("training.strategy=tpu", "strategy in"),
+        ("epochs", "Expected --set key=value"),
+    ],
+)
 def test_bad_overrides_say_what_is_wrong(assignment, message):
     with pytest.raises(ValueError, match=message):
         apply_overrides(BASE, [assignment])

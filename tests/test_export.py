@@ -15,8 +15,15 @@ from tfaux.export import saved_model, weights_sha256
 @pytest.fixture(scope="module")
 def model():
     keras.utils.set_random_seed(0)
-    return build("small_cnn", input_shape=(16, 16, 1), num_classes=3, mean=0.4, std=0.2,
-                 width=0.25, tasks=[ReconTask(), FourierTask()])
+    return build(
+        "small_cnn",
+        input_shape=(16, 16, 1),
+        num_classes=3,
+        mean=0.4,
+        std=0.2,
+        width=0.25,
+        tasks=[ReconTask(), FourierTask()],
+    )
 
 
 def test_reloaded_savedmodel_gives_the_same_logits(model, tmp_path):

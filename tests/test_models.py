@@ -13,8 +13,13 @@ from tfaux.models import batch_norm
 @pytest.mark.parametrize("backbone", list_backbones())
 @pytest.mark.parametrize("input_shape", [(28, 28, 1), (32, 32, 3)])
 def test_decoder_output_shapes(backbone, input_shape):
-    model = build(backbone, input_shape=input_shape, num_classes=10, width=0.25,
-                  tasks=[ReconTask(), FourierTask()])
+    model = build(
+        backbone,
+        input_shape=input_shape,
+        num_classes=10,
+        width=0.25,
+        tasks=[ReconTask(), FourierTask()],
+    )
     shapes = {name: tuple(t.shape) for name, t in model.output.items()}
     assert shapes == {
         "logits": (None, 10),
@@ -25,8 +30,16 @@ def test_decoder_output_shapes(backbone, input_shape):
 
 def _model(tasks=(), seed=0, **kw):
     keras.utils.set_random_seed(seed)
-    return build("small_cnn", input_shape=(16, 16, 1), num_classes=4, mean=0.5, std=0.25,
-                 width=0.25, tasks=tasks, **kw)
+    return build(
+        "small_cnn",
+        input_shape=(16, 16, 1),
+        num_classes=4,
+        mean=0.5,
+        std=0.25,
+        width=0.25,
+        tasks=tasks,
+        **kw,
+    )
 
 
 def test_outputs_forward_and_recon_range():
@@ -74,7 +87,8 @@ def test_train_step_reports_every_head_and_changes_weights():
     before = [w.numpy().copy() for w in model.trainable_weights]
     history = model.fit(x, y, batch_size=8, epochs=1, verbose=0, validation_data=(x, y))
     assert set(history.history) == {
-        f"{p}{m}" for p in ("", "val_")
+        f"{p}{m}"
+        for p in ("", "val_")
         for m in ("loss", "logits_loss", "recon_loss", "fourier_loss", "accuracy")
     }
     assert all(np.isfinite(v[0]) for v in history.history.values())

@@ -54,8 +54,10 @@ def _check_names(recipe: Recipe) -> None:
     if recipe.data.dataset not in list_datasets():
         close = difflib.get_close_matches(recipe.data.dataset, list_datasets(), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ValueError(f"Unknown dataset {recipe.data.dataset!r}.{hint} "
-                         f"Available: {', '.join(list_datasets())}.")
+        raise ValueError(
+            f"Unknown dataset {recipe.data.dataset!r}.{hint} "
+            f"Available: {', '.join(list_datasets())}."
+        )
     for variant in recipe.variants:
         for task in variant_tasks(variant):
             create_task(task, recipe.aux_weight)
@@ -72,17 +74,26 @@ def _parser() -> argparse.ArgumentParser:
         "  python recipes/run.py --keys               # every key --set accepts\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("recipe", nargs="?", default=DEFAULT_RECIPE,
-                        help=f"recipe name (default: {DEFAULT_RECIPE})")
-    parser.add_argument("--set", dest="assignments", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a recipe field, e.g. training.epochs=3")
+    parser.add_argument(
+        "recipe", nargs="?", default=DEFAULT_RECIPE, help=f"recipe name (default: {DEFAULT_RECIPE})"
+    )
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe field, e.g. training.epochs=3",
+    )
     parser.add_argument("--list", action="store_true", help="list the recipes and exit")
     parser.add_argument("--keys", action="store_true", help="list the recipe's keys and exit")
-    parser.add_argument("--fresh", action="store_true",
-                        help="start a new run instead of resuming an unfinished one")
+    parser.add_argument(
+        "--fresh", action="store_true", help="start a new run instead of resuming an unfinished one"
+    )
     parser.add_argument("--runs-dir", default="runs", help="parent of run directories")
-    parser.add_argument("--savedmodels-dir", default="savedmodels",
-                        help="parent of exported SavedModels")
+    parser.add_argument(
+        "--savedmodels-dir", default="savedmodels", help="parent of exported SavedModels"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
 
@@ -104,15 +115,22 @@ def main(argv: list[str] | None = None, *, recipes_dir: Path) -> int:
         from tfaux.runner import run
 
         try:
-            result = run(recipe, runs_dir=args.runs_dir, savedmodels_dir=args.savedmodels_dir,
-                         fresh=args.fresh, progress=not args.no_progress)
+            result = run(
+                recipe,
+                runs_dir=args.runs_dir,
+                savedmodels_dir=args.savedmodels_dir,
+                fresh=args.fresh,
+                progress=not args.no_progress,
+            )
         except DataNotFoundError as error:
             return _fail(error)
     except (ValueError, TypeError) as error:
         return _fail(error)
     except KeyboardInterrupt:
-        print("interrupted: run the same command again to resume from the last backup",
-              file=sys.stderr)
+        print(
+            "interrupted: run the same command again to resume from the last backup",
+            file=sys.stderr,
+        )
         return 130
     print((result.run_dir / "results.md").read_text())
     print(f"run directory: {result.run_dir}")

@@ -76,8 +76,11 @@ class TrainingConfig:
         _require(self.learning_rate > 0, "learning_rate > 0", learning_rate=self.learning_rate)
         _require(0 <= self.momentum < 1, "0 <= momentum < 1", momentum=self.momentum)
         _require(self.weight_decay >= 0, "weight_decay >= 0", weight_decay=self.weight_decay)
-        _require(self.plateau_patience > 0, "plateau_patience > 0",
-                 plateau_patience=self.plateau_patience)
+        _require(
+            self.plateau_patience > 0,
+            "plateau_patience > 0",
+            plateau_patience=self.plateau_patience,
+        )
         _require(self.stop_patience > 0, "stop_patience > 0", stop_patience=self.stop_patience)
         _require(self.strategy in STRATEGIES, f"strategy in {STRATEGIES}", strategy=self.strategy)
 
@@ -113,8 +116,11 @@ class Recipe:
 
     def __post_init__(self):
         _require(bool(self.variants), "at least one variant", variants=self.variants)
-        _require(len(set(self.variants)) == len(self.variants), "distinct variants",
-                 variants=self.variants)
+        _require(
+            len(set(self.variants)) == len(self.variants),
+            "distinct variants",
+            variants=self.variants,
+        )
         _require(self.aux_weight >= 0, "aux_weight (λ) >= 0", aux_weight=self.aux_weight)
 
     def to_dict(self) -> dict:
@@ -158,21 +164,24 @@ def field_paths(obj, prefix: str = "") -> list[str]:
 def _replace_path(obj, path: list[str], text: str, full_key: str):
     head = path[0]
     if len(path) > 1:
-        return dataclasses.replace(obj, **{head: _replace_path(getattr(obj, head), path[1:],
-                                                                 text, full_key)})
+        return dataclasses.replace(
+            obj, **{head: _replace_path(getattr(obj, head), path[1:], text, full_key)}
+        )
     hint = typing.get_type_hints(type(obj))[head]
     return dataclasses.replace(obj, **{head: parse_value(text, hint, full_key)})
 
 
 def _unknown_key(key: str, recipe) -> ValueError:
     paths = field_paths(recipe)
-    close = difflib.get_close_matches(key, paths, n=3, cutoff=0.6)
+    close = difflib.get_close_matches(key, paths, n=3, cutoff=0.8)
     if not close:  # a right leaf under a wrong section: "trainig.epochs", "epochs"
         leaf = key.split(".")[-1]
         close = [p for p in paths if p.split(".")[-1] == leaf]
     if close:
-        return ValueError(f"Unknown recipe key {key!r}. Did you mean {', '.join(close)}? "
-                          "See --keys for every key.")
+        return ValueError(
+            f"Unknown recipe key {key!r}. Did you mean {', '.join(close)}? "
+            "See --keys for every key."
+        )
     return ValueError(f"Unknown recipe key {key!r}. Keys: {', '.join(paths)}.")
 
 

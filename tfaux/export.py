@@ -56,8 +56,12 @@ def saved_model(model: keras.Model, directory: str | os.PathLike, *, metadata: d
     info = {
         "format": "tf_saved_model",
         "signature": "serving_default",
-        "input": {"name": "images", "shape": [None, *input_shape], "dtype": "float32",
-                  "range": [0.0, 1.0]},
+        "input": {
+            "name": "images",
+            "shape": [None, *input_shape],
+            "dtype": "float32",
+            "range": [0.0, 1.0],
+        },
         "outputs": ["logits", "probabilities"],
         "normalization": _normalization(classifier),
         "num_parameters": int(classifier.count_params()),

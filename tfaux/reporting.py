@@ -15,8 +15,14 @@ def markdown_table(results: dict) -> str:
     """One row per variant: accuracies in percent, training time and parameters."""
     variants = results["variants"]
     eps_keys = list(next(iter(variants.values()))["fgsm_accuracy"])
-    header = ["variant", "val acc", "clean test acc", *(f"FGSM ε={e}" for e in eps_keys),
-              "train s", "params"]
+    header = [
+        "variant",
+        "val acc",
+        "clean test acc",
+        *(f"FGSM ε={e}" for e in eps_keys),
+        "train s",
+        "params",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, r in variants.items():
         cells = [
@@ -45,11 +51,18 @@ def accuracy_plot(results: dict, path: Path) -> Path:
         xs = [j + (i - (len(series) - 1) / 2) * bar for j in range(len(names))]
         bars = ax.bar(xs, values, bar, label=label)
         ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
+    ax.axhline(
+        100 / results["dataset"]["num_classes"],
+        color="gray",
+        linestyle="--",
+        linewidth=1,
+        label="chance",
+    )
     ax.set_xticks(range(len(names)), names)
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 105)
     ax.set_title(f"{results['recipe']} on {results['dataset']['name']}")
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(series))
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(series) + 1)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -60,6 +73,7 @@ def write_report(run_dir: Path, results: dict) -> None:
     """Writes results.md and accuracy.png, then results.json last (it marks the run finished)."""
     results["table"] = "results.md"
     results["plot"] = accuracy_plot(results, run_dir / "accuracy.png").name
-    (run_dir / "results.md").write_text(f"# {results['recipe']} ({results['run']})\n\n"
-                                        + markdown_table(results))
+    (run_dir / "results.md").write_text(
+        f"# {results['recipe']} ({results['run']})\n\n" + markdown_table(results)
+    )
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))

@@ -73,8 +73,15 @@ def run(
         download=recipe.data.download,
     )
     info = splits.info
-    log.info("data %s: %d train / %d val / %d test, mean %s std %s", info.name, info.num_train,
-             info.num_val, info.num_test, info.mean, info.std)
+    log.info(
+        "data %s: %d train / %d val / %d test, mean %s std %s",
+        info.name,
+        info.num_train,
+        info.num_val,
+        info.num_test,
+        info.mean,
+        info.std,
+    )
 
     variants = {}
     for variant in recipe.variants:
@@ -108,8 +115,9 @@ def _run_variant(recipe: Recipe, variant: str, splits, run_dir: Path, progress: 
     weights_file = run_dir / "variants" / f"{variant}.weights.h5"
 
     model, strategy = _build_model(recipe, variant, splits.info)
-    train_seconds = 0.0
+    train_file = run_dir / "variants" / f"{variant}.train.json"
     if weights_file.exists():  # trained before a crash during evaluation
+        model.optimizer.build(model.trainable_variables)  # the file holds its state too
         model.load_weights(weights_file)
     else:
         start = time.perf_counter()
@@ -119,15 +127,27 @@ def _run_variant(recipe: Recipe, variant: str, splits, run_dir: Path, progress: 
                 validation_data=splits.val,
                 epochs=recipe.training.epochs,
                 callbacks=_callbacks(recipe, variant, splits.info, run_dir, progress),
+                shuffle=False,  # the tf.data pipeline shuffles, with the run's seed
                 verbose=0,
             )
-        train_seconds = time.perf_counter() - start
+        train = {
+            "train_seconds": round(time.perf_counter() - start, 1),
+            "epochs_run": len(history.epoch),
+            "history": history.history,
+        }
+        train_file.write_text(json.dumps(train, default=float))
+        model.save_weights(weights_file)  # last: its presence means "trained"
         log.info("%s history: %s", variant, json.dumps(history.history, default=float))
-        model.save_weights(weights_file)
+    train = json.loads(train_file.read_text())
 
     val = model.evaluate(splits.val, verbose=0, return_dict=True)
-    test = robustness(model, splits.test, fgsm_eps=recipe.evaluation.fgsm_eps,
-                      progress=progress, desc=f"{variant}: test")
+    test = robustness(
+        model,
+        splits.test,
+        fgsm_eps=recipe.evaluation.fgsm_eps,
+        progress=progress,
+        desc=f"{variant}: test",
+    )
     result = {
         "tasks": list(variant_tasks(variant)),
         "aux_weight": recipe.aux_weight,
@@ -135,7 +155,8 @@ def _run_variant(recipe: Recipe, variant: str, splits, run_dir: Path, progress: 
         "test_accuracy": test["clean"],
         "fgsm_accuracy": test["fgsm"],
         "test_examples": test["num_examples"],
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": train["train_seconds"],
+        "epochs_run": train["epochs_run"],
         "parameters": int(model.count_params()),
         "weights": weights_file.name,
     }
@@ -143,11 +164,14 @@ def _run_variant(recipe: Recipe, variant: str, splits, run_dir: Path, progress: 
     return result
 
 
-def _build_model(recipe: Recipe, variant: str, info):
+def _build_model(recipe: Recipe, variant: str, info, compile: bool = True):
     """The variant's model and its distribution strategy; same seed → same backbone init."""
     keras.utils.set_random_seed(recipe.training.seed)
-    strategy = (tf.distribute.MirroredStrategy() if recipe.training.strategy == "mirrored"
-                else tf.distribute.get_strategy())
+    strategy = (
+        tf.distribute.MirroredStrategy()
+        if recipe.training.strategy == "mirrored"
+        else tf.distribute.get_strategy()
+    )
     tasks = [create_task(name, weight=recipe.aux_weight) for name in variant_tasks(variant)]
     with strategy.scope():
         model = build(
@@ -160,11 +184,14 @@ def _build_model(recipe: Recipe, variant: str, info):
             width=recipe.model.width,
             dropout=recipe.model.dropout,
             # Synchronized statistics make a multi-replica step equal a single-device step.
-            norm=batch_norm(recipe.model.bn_momentum,
-                            synchronized=strategy.num_replicas_in_sync > 1),
+            norm=batch_norm(
+                recipe.model.bn_momentum, synchronized=strategy.num_replicas_in_sync > 1
+            ),
             name=variant.replace("+", "_"),
         )
         t = recipe.training
+        if not compile:
+            return model, strategy
         model.compile(
             optimizer=seed000_optimizer(t.learning_rate, t.momentum, t.weight_decay),
             jit_compile=False,  # XLA is 1.5–10× slower on these CPUs and breaks MirroredStrategy
@@ -182,23 +209,33 @@ def _callbacks(recipe: Recipe, variant: str, info, run_dir: Path, progress: bool
         keras.callbacks.TerminateOnNaN(),
     ]
     if progress:
-        callbacks.append(TqdmCallback(epochs=t.epochs, data_size=info.num_train,
-                                      batch_size=recipe.data.batch_size, desc=variant))
+        callbacks.append(
+            TqdmCallback(
+                epochs=t.epochs,
+                data_size=info.num_train,
+                batch_size=recipe.data.batch_size,
+                desc=variant,
+            )
+        )
     return callbacks
 
 
 def _export(recipe: Recipe, variant: str, result: dict, splits, run_dir: Path, parent: Path):
-    model, _ = _build_model(recipe, variant, splits.info)
+    model, _ = _build_model(recipe, variant, splits.info, compile=False)
     model.load_weights(run_dir / "variants" / result["weights"])
     info = splits.info
-    return saved_model(model, parent / run_dir.name, metadata={
-        "run": run_dir.name,
-        "recipe": recipe.to_dict(),
-        "variant": variant,
-        "dataset": info.name,
-        "classes": list(info.class_names),
-        "metrics": {k: result[k] for k in ("val_accuracy", "test_accuracy", "fgsm_accuracy")},
-    })
+    return saved_model(
+        model,
+        parent / run_dir.name,
+        metadata={
+            "run": run_dir.name,
+            "recipe": recipe.to_dict(),
+            "variant": variant,
+            "dataset": info.name,
+            "classes": list(info.class_names),
+            "metrics": {k: result[k] for k in ("val_accuracy", "test_accuracy", "fgsm_accuracy")},
+        },
+    )
 
 
 def _run_directory(runs_dir: Path, recipe: Recipe, fresh: bool) -> Path:
@@ -207,8 +244,11 @@ def _run_directory(runs_dir: Path, recipe: Recipe, fresh: bool) -> Path:
     if not fresh:
         for candidate in sorted(runs_dir.glob(f"{recipe.name}-*"), reverse=True):
             config_file = candidate / "config.json"
-            if (not (candidate / "results.json").exists() and config_file.exists()
-                    and json.loads(config_file.read_text()) == config):
+            if (
+                not (candidate / "results.json").exists()
+                and config_file.exists()
+                and json.loads(config_file.read_text()) == config
+            ):
                 return candidate
     run_dir = runs_dir / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     suffix = 1
@@ -226,3 +266,4 @@ def _log_to(path: Path) -> None:
     log.handlers = [h for h in log.handlers if not isinstance(h, logging.FileHandler)]
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    log.propagate = False  # the console shows progress bars and the final table, not the log

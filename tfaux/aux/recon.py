@@ -20,8 +20,12 @@ class ReconTask(AuxTask):
 
     def head(self, features, *, images, stride, norm=None):
         return decoder(
-            features, output_shape=images.shape[1:], stride=stride, name=self.name,
-            activation="sigmoid", norm=norm,
+            features,
+            output_shape=images.shape[1:],
+            stride=stride,
+            name=self.name,
+            activation="sigmoid",
+            norm=norm,
         )
 
     def target(self, x, y):

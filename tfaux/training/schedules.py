@@ -32,7 +32,10 @@ def seed000_callbacks(
             monitor="val_accuracy", mode="max", factor=0.2, patience=plateau_patience, verbose=0
         ),
         keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", mode="max", patience=stop_patience,
-            restore_best_weights=True, verbose=0,
+            monitor="val_accuracy",
+            mode="max",
+            patience=stop_patience,
+            restore_best_weights=True,
+            verbose=0,
         ),
     ]

@@ -1,0 +1,107 @@
+"""What do auxiliary heads cost? Training img/s of plain vs +Recon vs +FT vs +both on one
+backbone, and exported-SavedModel vs Keras-model inference latency — measured side by side in
+one run and printed as ratios (absolute numbers depend on the machine; ratios much less).
+
+    python benchmarks/aux_overhead.py [--backbone resnet8] [--steps 30] [--batch 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfaux import build, create_task  # noqa: E402
+from tfaux.export import saved_model  # noqa: E402
+
+VARIANTS = {
+    "plain": (),
+    "+recon": ("recon",),
+    "+fourier": ("fourier",),
+    "+both": ("recon", "fourier"),
+}
+
+
+def training_throughput(backbone: str, tasks, x, y, batch: int, steps: int, repeats: int):
+    keras.utils.set_random_seed(0)
+    model = build(
+        backbone,
+        input_shape=x.shape[1:],
+        num_classes=10,
+        tasks=[create_task(t, 0.01) for t in tasks],
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=False)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).take(steps).cache()
+    model.fit(data, epochs=1, verbose=0)  # trace and warm up
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.fit(data, epochs=1, verbose=0)
+        rates.append(steps * batch / (time.perf_counter() - start))
+    return statistics.median(rates), model
+
+
+def inference_latency(fn, x, repeats: int) -> float:
+    fn(x)  # warm up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.asarray(fn(x))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="resnet8")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    rng = np.random.default_rng(0)
+    x = rng.random((args.steps * args.batch, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, len(x))
+
+    print(
+        f"training throughput, {args.backbone} on 28x28x1, batch {args.batch}, "
+        f"median of {args.repeats} x {args.steps} steps"
+    )
+    print("| variant | img/s | ratio to plain |\n|---|---|---|")
+    rates, models = {}, {}
+    for name, tasks in VARIANTS.items():
+        rates[name], models[name] = training_throughput(
+            args.backbone, tasks, x, y, args.batch, args.steps, args.repeats
+        )
+        print(f"| {name} | {rates[name]:.0f} | {rates[name] / rates['plain']:.2f} |")
+
+    model = models["+both"]
+    batch = x[: args.batch]
+    keras_fn = tf.function(lambda images: model(images, training=False)["logits"])
+    with tempfile.TemporaryDirectory() as tmp:
+        serving = tf.saved_model.load(str(saved_model(model, f"{tmp}/m"))).signatures[
+            "serving_default"
+        ]
+        exported = inference_latency(lambda im: serving(images=im)["logits"], batch, 50)
+        keras_all = inference_latency(lambda im: model(im, training=False)["logits"], batch, 50)
+        keras_compiled = inference_latency(keras_fn, batch, 50)
+    print(f"\ninference latency, batch {args.batch} (model trained with both aux heads)")
+    print("| model | ms/batch | ratio to exported |\n|---|---|---|")
+    for name, seconds in [
+        ("exported SavedModel (logits only)", exported),
+        ("Keras model, tf.function, all heads", keras_compiled),
+        ("Keras model, eager call, all heads", keras_all),
+    ]:
+        print(f"| {name} | {1000 * seconds:.1f} | {seconds / exported:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

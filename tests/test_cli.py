@@ -1,0 +1,124 @@
+"""`python recipes/run.py`: bad input is one line and exit 2; a quick default run end to end."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+
+from tfaux.cli import DEFAULT_RECIPE, main
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ROOT / "recipes"
+QUICK = [
+    "--set",
+    "training.epochs=1",
+    "--set",
+    "data.train_size=512",
+    "--set",
+    "data.test_size=256",
+    "--set",
+    "model.width=0.5",
+    "--no-progress",
+]
+
+
+def _cli(*args, tmp_path=None):
+    if tmp_path is not None:
+        args = (*args, "--runs-dir", str(tmp_path / "runs"), "--savedmodels-dir", str(tmp_path))
+    return main(list(args), recipes_dir=RECIPES)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["seed000_fft"], "Unknown recipe 'seed000_fft'. Did you mean seed000_ft?"),
+        (["--set", "training.epoch=2"], "Did you mean training.epochs?"),
+        (["--set", "model.backbone=resnet-18"], "Did you mean 'resnet18'"),
+        (["--set", "data.dataset=fashion-mnist"], "Did you mean 'fashion_mnist'"),
+        (["--set", "variants=none,fourrier"], "Unknown aux task 'fourrier'"),
+        (["--set", "training.epochs=two"], "Expected training.epochs to be of type int"),
+        (["--set", "evaluation.fgsm_eps=-0.1"], "Received: eps=-0.1"),
+        (["--set", "aux_weight=-0.01"], "aux_weight (λ) >= 0"),
+        (["--set", "data.batch_size=0"], "Expected batch_size > 0"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
+    assert _cli(*args) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and err.startswith("error: ")
+
+
+def test_missing_data_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    code = _cli(
+        "--set",
+        "data.dataset=cifar10",
+        "--set",
+        "data.data_dir=" + str(tmp_path / "d"),
+        *QUICK,
+        tmp_path=tmp_path,
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "download=true" in err.lower()
+
+
+def test_list_and_keys(capsys):
+    assert _cli("--list") == 0
+    assert f"{DEFAULT_RECIPE} (default): Seed 000" in capsys.readouterr().out
+    assert _cli("--keys") == 0
+    assert "training.epochs" in capsys.readouterr().out.split()
+
+
+def test_the_real_command_exits_2_without_traceback():
+    result = subprocess.run(
+        [sys.executable, str(RECIPES / "run.py"), "--set", "model.backbone=resnet-18"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "error: Unknown backbone 'resnet-18'" in result.stderr
+
+
+@pytest.mark.slow
+def test_default_recipe_quick_mode_end_to_end(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(RECIPES / "run.py"),
+            *QUICK,
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--savedmodels-dir",
+            str(tmp_path / "sm"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| variant | val acc | clean test acc | FGSM ε=0.1 | FGSM ε=0.3 |" in result.stdout
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    for name in ("config.json", "log.txt", "results.json", "results.md", "accuracy.png"):
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "tensorboard" / "fourier").rglob("events.out.tfevents.*"))
+    results = json.loads((run_dir / "results.json").read_text())
+    assert list(results["variants"]) == ["none", "recon", "fourier"]
+    for variant in results["variants"].values():
+        assert 0.0 <= variant["fgsm_accuracy"]["0.3"] <= variant["test_accuracy"] <= 1.0
+        assert variant["test_examples"] == 256
+    assert json.loads((run_dir / "config.json").read_text())["training"]["epochs"] == 1
+    export = tmp_path / "sm" / run_dir.name
+    meta = json.loads((export / "metadata.json").read_text())
+    assert meta["variant"] == results["best_variant"]
+    assert meta["classes"][0] == "T-shirt/top"
+    serving = tf.saved_model.load(str(export)).signatures["serving_default"]
+    assert serving(images=tf.zeros([2, 28, 28, 1]))["probabilities"].shape == (2, 10)

@@ -1,0 +1,64 @@
+"""Learning is real: the full stack (data → model → fit → evaluate) on real digits."""
+
+import json
+
+import keras
+import pytest
+
+from tfaux import FourierTask, build, data, runner
+from tfaux.config import DataConfig, EvalConfig, ModelConfig, Recipe, TrainingConfig
+from tfaux.evaluate import robustness
+from tfaux.training import seed000_optimizer
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load("digits", batch_size=32, seed=0)
+
+
+@pytest.mark.parametrize("tasks", [[], [FourierTask(0.01)]], ids=["none", "fourier"])
+def test_digits_test_accuracy_above_85_percent(digits, tasks):
+    keras.utils.set_random_seed(0)
+    info = digits.info
+    model = build(
+        "small_cnn",
+        input_shape=info.image_shape,
+        num_classes=info.num_classes,
+        mean=info.mean,
+        std=info.std,
+        tasks=tasks,
+    )
+    model.compile(optimizer=seed000_optimizer(learning_rate=0.05), jit_compile=False)
+    model.fit(digits.train, validation_data=digits.val, epochs=8, verbose=0)
+    result = robustness(model, digits.test, fgsm_eps=(0.3,), progress=False)
+    assert result["num_examples"] == 360
+    assert result["clean"] > 0.85
+    assert result["fgsm"]["0.3"] < result["clean"]  # an undefended model is not robust
+
+
+def _recipe():
+    return Recipe(
+        name="digits_resume",
+        variants=("none", "recon"),
+        data=DataConfig(dataset="digits", batch_size=64),
+        model=ModelConfig(backbone="small_cnn", width=0.5),
+        training=TrainingConfig(epochs=2, learning_rate=0.05),
+        evaluation=EvalConfig(fgsm_eps=(0.1,)),
+        export=False,
+    )
+
+
+def test_an_unfinished_run_resumes_in_its_own_directory(tmp_path):
+    first = runner.run(_recipe(), runs_dir=tmp_path, progress=False)
+    # Simulate a crash after "none" finished and "recon" was trained but not yet evaluated.
+    (first.run_dir / "results.json").unlink()
+    (first.run_dir / "variants" / "recon.json").unlink()
+    second = runner.run(_recipe(), runs_dir=tmp_path, progress=False)
+    assert second.run_dir == first.run_dir
+    assert second.results["variants"] == first.results["variants"]
+    log = (first.run_dir / "log.txt").read_text()
+    assert "none: already finished" in log
+    assert json.loads((first.run_dir / "results.json").read_text())["best_by"] == "val_accuracy"
+    # A finished run is never reused; --fresh would not reuse an unfinished one either.
+    third = runner.run(_recipe(), runs_dir=tmp_path, progress=False, fresh=True)
+    assert third.run_dir != first.run_dir
