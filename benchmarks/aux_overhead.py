@@ -44,10 +44,26 @@ def compiled_model(backbone: str, tasks, x, y, batch: int, steps: int):
     return model, data
 
 
-def images_per_second(model, data, n_images: int) -> float:
-    start = time.perf_counter()
-    model.fit(data, epochs=1, verbose=0, shuffle=False)
-    return n_images / (time.perf_counter() - start)
+class _StepTimes(keras.callbacks.Callback):
+    """Wall time of every training step; the first step of an epoch is kept apart."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps, self.first = [], []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._last, self._index = time.perf_counter(), 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        (self.first if self._index == 0 else self.steps).append(now - self._last)
+        self._last, self._index = now, self._index + 1
+
+
+def step_times(model, data) -> _StepTimes:
+    timer = _StepTimes()
+    model.fit(data, epochs=1, verbose=0, shuffle=False, callbacks=[timer])
+    return timer
 
 
 def inference_latency(fn, x, repeats: int) -> float:
@@ -76,24 +92,36 @@ def main() -> None:
         f"training throughput, {args.backbone} on 28x28x1, batch {args.batch}, "
         f"median of {args.repeats} x {args.steps} steps"
     )
-    print("| variant | img/s | ratio to plain |\n|---|---|---|")
+    print("| variant | img/s (median step) | ratio to plain | first step of each epoch, s |")
+    print("|---|---|---|---|")
     models = {
         name: compiled_model(args.backbone, tasks, x, y, args.batch, args.steps)
         for name, tasks in VARIANTS.items()
     }
-    # Round robin, so a slow phase of the machine hits every variant alike.
-    rates = {name: [] for name in VARIANTS}
+    # Round robin, so a slow phase of the machine hits every variant alike. Throughput comes
+    # from the median step time; the first step of each epoch is reported apart because it
+    # sometimes stalls for seconds (docs/results.md) and would swamp a 30-step epoch.
+    timers = {name: [] for name in VARIANTS}
     for _ in range(args.repeats):
         for name, (model, data) in models.items():
-            rates[name].append(images_per_second(model, data, len(x)))
-    print("raw img/s per round:", {n: [round(v) for v in r] for n, r in rates.items()})
-    rates = {name: statistics.median(r) for name, r in rates.items()}
+            timers[name].append(step_times(model, data))
+    rates, first_steps = {}, {}
+    for name, runs in timers.items():
+        rates[name] = args.batch / statistics.median(t for r in runs for t in r.steps)
+        first_steps[name] = [round(t, 2) for r in runs for t in r.first]
     for name in VARIANTS:
-        print(f"| {name} | {rates[name]:.0f} | {rates[name] / rates['plain']:.2f} |")
+        print(
+            f"| {name} | {rates[name]:.0f} | {rates[name] / rates['plain']:.2f} "
+            f"| {first_steps[name]} |"
+        )
 
     model = models["+both"][0]
     batch = x[: args.batch]
-    keras_fn = tf.function(lambda images: model(images, training=False)["logits"])
+
+    @tf.function
+    def keras_fn(images):
+        return model(images, training=False)["logits"]
+
     with tempfile.TemporaryDirectory() as tmp:
         serving = tf.saved_model.load(str(saved_model(model, f"{tmp}/m"))).signatures[
             "serving_default"
