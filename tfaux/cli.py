@@ -8,13 +8,13 @@ to see the traceback instead.
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib.util
 import os
 import sys
 from pathlib import Path
 
 from tfaux.config import Recipe, apply_overrides, field_paths, variant_tasks
+from tfaux.names import unknown_name
 
 DEFAULT_RECIPE = "seed000_ft"
 USAGE_ERROR = 2
@@ -36,9 +36,7 @@ def discover(recipes_dir: Path) -> dict[str, tuple[Recipe, str]]:
 def resolve(name: str, assignments: list[str], recipes: dict) -> Recipe:
     """The named recipe with overrides applied and every name in it checked up front."""
     if name not in recipes:
-        close = difflib.get_close_matches(name, recipes, n=3, cutoff=0.4)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"Unknown recipe {name!r}.{hint} See --list for the recipes.")
+        raise unknown_name("recipe", name, recipes, cutoff=0.4)
     recipe = apply_overrides(recipes[name][0], assignments)
     _check_names(recipe)
     return recipe
@@ -47,17 +45,11 @@ def resolve(name: str, assignments: list[str], recipes: dict) -> Recipe:
 def _check_names(recipe: Recipe) -> None:
     # Fail before any data is loaded or model built, with the registries' own suggestions.
     from tfaux.aux import create_task
-    from tfaux.data import list_datasets
+    from tfaux.data.sources import check_name
     from tfaux.models.registry import get_backbone_builder
 
     get_backbone_builder(recipe.model.backbone)
-    if recipe.data.dataset not in list_datasets():
-        close = difflib.get_close_matches(recipe.data.dataset, list_datasets(), n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ValueError(
-            f"Unknown dataset {recipe.data.dataset!r}.{hint} "
-            f"Available: {', '.join(list_datasets())}."
-        )
+    check_name(recipe.data.dataset)
     for variant in recipe.variants:
         for task in variant_tasks(variant):
             create_task(task, recipe.aux_weight)

@@ -6,10 +6,10 @@ ever calls `target` and `loss`, so a new task never touches it (DESIGN.md, "Aux 
 
 from __future__ import annotations
 
-import difflib
-
 import keras
 import tensorflow as tf
+
+from tfaux.names import unknown_name
 
 _TASKS: dict[str, type[AuxTask]] = {}
 
@@ -77,7 +77,5 @@ def list_tasks() -> list[str]:
 def create_task(name: str, weight: float = 0.01, **kwargs) -> AuxTask:
     """Creates the task registered as `name`; unknown names suggest the closest."""
     if name not in _TASKS:
-        close = difflib.get_close_matches(name, _TASKS, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ValueError(f"Unknown aux task {name!r}.{hint} Available: {', '.join(list_tasks())}.")
+        raise unknown_name("aux task", name, _TASKS)
     return _TASKS[name](weight=weight, **kwargs)

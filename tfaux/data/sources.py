@@ -19,7 +19,6 @@ mnist, cifar10, cifar100 and svhn_cropped come from TFDS; digits from scikit-lea
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import gzip
 import math
 import os
@@ -27,6 +26,8 @@ import struct
 from collections.abc import Callable
 
 import numpy as np
+
+from tfaux.names import unknown_name
 
 DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 """Where the Debian package `dataset-fashion-mnist` installs the IDX files."""
@@ -157,11 +158,7 @@ def list_datasets() -> list[str]:
 def check_name(name: str) -> None:
     """Raises ValueError for an unknown dataset name, suggesting the closest known ones."""
     if name not in _LOADERS:
-        close = difflib.get_close_matches(str(name), _LOADERS, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ValueError(
-            f"Unknown dataset {name!r}.{hint} Available: {', '.join(list_datasets())}."
-        )
+        raise unknown_name("dataset", name, _LOADERS)
 
 
 def has_coarse_labels(name: str) -> bool:

@@ -6,7 +6,6 @@ of shape (H / 2^n, W / 2^n, C). Heads are added by `tfaux.models.build`, never i
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import math
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from collections.abc import Callable
 import keras
 
 from tfaux.models.layers import NormFactory, batch_norm
+from tfaux.names import unknown_name
 
 BackboneFn = Callable[..., keras.Model]
 
@@ -80,11 +80,7 @@ def get_backbone_builder(name: str) -> BackboneFn:
     """Returns the builder registered as `name`; unknown names suggest the closest ones."""
     _import_families()
     if name not in _BACKBONES:
-        close = difflib.get_close_matches(name, _BACKBONES, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ValueError(
-            f"Unknown backbone {name!r}.{hint} Available: {', '.join(sorted(_BACKBONES))}."
-        )
+        raise unknown_name("backbone", name, _BACKBONES)
     return _BACKBONES[name]
 
 
