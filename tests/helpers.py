@@ -3,6 +3,8 @@
 import keras
 import numpy as np
 
+from tfaux import build
+
 
 def random_images(n: int, shape=(28, 28, 1), seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((n, *shape), dtype=np.float32)
@@ -16,3 +18,28 @@ def assert_same_outputs(a: keras.Model, b: keras.Model, x: np.ndarray, atol: flo
             np.testing.assert_allclose(out_a[key], out_b[key], atol=atol, err_msg=key)
     else:
         np.testing.assert_allclose(out_a, out_b, atol=atol)
+
+
+def tiny_model(tasks=(), *, seed: int = 0, num_classes: int = 4, mean=0.5, std=0.25, **kwargs):
+    """A seeded small_cnn classifier on 16x16x1 images, fast enough for any unit test."""
+    keras.utils.set_random_seed(seed)
+    return build(
+        "small_cnn",
+        input_shape=(16, 16, 1),
+        num_classes=num_classes,
+        mean=mean,
+        std=std,
+        width=0.25,
+        tasks=tasks,
+        **kwargs,
+    )
+
+
+def numpy_fourier(images: np.ndarray) -> np.ndarray:
+    """Independent reference for `fourier_target`: numpy FFT of the ITU-R 601 grayscale image."""
+    if images.shape[-1] == 3:
+        gray = images @ np.array([0.2989, 0.5870, 0.1140])
+    else:
+        gray = images[..., 0]
+    spectrum = np.fft.fftshift(np.fft.fft2(gray.astype(np.float64)), axes=(-2, -1))
+    return np.stack([np.log1p(np.abs(spectrum)), np.angle(spectrum) / np.pi], axis=-1)

@@ -3,24 +3,15 @@
 import numpy as np
 import pytest
 
-from tests.helpers import random_images
+from tests.helpers import numpy_fourier, random_images
 from tfaux.aux import FourierTask, ReconTask, create_task, fourier_target, list_tasks
-
-
-def _numpy_fourier(images: np.ndarray) -> np.ndarray:
-    if images.shape[-1] == 3:
-        gray = images @ np.array([0.2989, 0.5870, 0.1140])
-    else:
-        gray = images[..., 0]
-    spectrum = np.fft.fftshift(np.fft.fft2(gray.astype(np.float64)), axes=(-2, -1))
-    return np.stack([np.log1p(np.abs(spectrum)), np.angle(spectrum) / np.pi], axis=-1)
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (9, 16, 1)])
 def test_fourier_target_matches_numpy(shape):
     x = random_images(3, shape)
     got = fourier_target(x).numpy()
-    want = _numpy_fourier(x)
+    want = numpy_fourier(x)
     assert got.shape == (3, *shape[:2], 2)
     np.testing.assert_allclose(got[..., 0], want[..., 0], rtol=1e-4, atol=1e-4)
     # Phase is only defined where the magnitude is not ~0; compare on the unit circle.

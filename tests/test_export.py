@@ -7,23 +7,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import random_images
-from tfaux import FourierTask, ReconTask, build
+from tests.helpers import random_images, tiny_model
+from tfaux import FourierTask, ReconTask
 from tfaux.export import saved_model, weights_sha256
 
 
 @pytest.fixture(scope="module")
 def model():
-    keras.utils.set_random_seed(0)
-    return build(
-        "small_cnn",
-        input_shape=(16, 16, 1),
-        num_classes=3,
-        mean=0.4,
-        std=0.2,
-        width=0.25,
-        tasks=[ReconTask(), FourierTask()],
-    )
+    return tiny_model([ReconTask(), FourierTask()], num_classes=3, mean=0.4, std=0.2)
 
 
 def test_reloaded_savedmodel_gives_the_same_logits(model, tmp_path):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import assert_same_outputs, random_images
+from tests.helpers import assert_same_outputs, numpy_fourier, random_images, tiny_model
 from tfaux import AuxModel, FourierTask, ReconTask, build, list_backbones, primary_classifier
 from tfaux.models import batch_norm
 
@@ -28,22 +28,8 @@ def test_decoder_output_shapes(backbone, input_shape):
     }
 
 
-def _model(tasks=(), seed=0, **kw):
-    keras.utils.set_random_seed(seed)
-    return build(
-        "small_cnn",
-        input_shape=(16, 16, 1),
-        num_classes=4,
-        mean=0.5,
-        std=0.25,
-        width=0.25,
-        tasks=tasks,
-        **kw,
-    )
-
-
 def test_outputs_forward_and_recon_range():
-    model = _model([ReconTask(), FourierTask()])
+    model = tiny_model([ReconTask(), FourierTask()])
     out = model(random_images(3, (16, 16, 1)), training=False)
     assert out["logits"].shape == (3, 4)
     assert np.all((out["recon"].numpy() >= 0) & (out["recon"].numpy() <= 1))
@@ -51,7 +37,7 @@ def test_outputs_forward_and_recon_range():
 
 
 def test_standardization_is_inside_the_model():
-    model = _model()
+    model = tiny_model()
     layer = model.get_layer("standardize")
     x = random_images(2, (16, 16, 1))
     np.testing.assert_allclose(layer(x), (x - 0.5) / 0.25, atol=1e-5)
@@ -59,7 +45,7 @@ def test_standardization_is_inside_the_model():
 
 def test_loss_is_ce_plus_weighted_aux_terms():
     tasks = [ReconTask(0.3), FourierTask(0.02)]
-    model = _model(tasks)
+    model = tiny_model(tasks)
     x = random_images(4, (16, 16, 1))
     y = np.array([0, 1, 2, 3])
     out = model(x, training=False)
@@ -68,20 +54,15 @@ def test_loss_is_ce_plus_weighted_aux_terms():
     log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     ce = -log_probs[np.arange(4), y].mean()
     recon = np.mean((out["recon"].numpy() - x) ** 2)
-    fourier = np.mean((out["fourier"].numpy() - _fourier(x)) ** 2)
+    fourier = np.mean((out["fourier"].numpy() - numpy_fourier(x)) ** 2)
     np.testing.assert_allclose(terms["logits"], ce, rtol=1e-5)
     np.testing.assert_allclose(terms["recon"], recon, rtol=1e-5)
     np.testing.assert_allclose(terms["fourier"], fourier, rtol=1e-4)
     np.testing.assert_allclose(total, ce + 0.3 * recon + 0.02 * fourier, rtol=1e-5)
 
 
-def _fourier(x):
-    spectrum = np.fft.fftshift(np.fft.fft2(x[..., 0].astype(np.float64)), axes=(-2, -1))
-    return np.stack([np.log1p(np.abs(spectrum)), np.angle(spectrum) / np.pi], -1)
-
-
 def test_train_step_reports_every_head_and_changes_weights():
-    model = _model([ReconTask(), FourierTask()])
+    model = tiny_model([ReconTask(), FourierTask()])
     model.compile(optimizer=keras.optimizers.SGD(0.05), jit_compile=False)
     x, y = random_images(16, (16, 16, 1)), np.arange(16) % 4
     before = [w.numpy().copy() for w in model.trainable_weights]
@@ -100,7 +81,7 @@ def test_train_step_reports_every_head_and_changes_weights():
 def test_aux_loss_changes_the_backbone_gradient():
     x, y = random_images(4, (16, 16, 1)), np.arange(4)
     grads = []
-    for model in (_model([FourierTask(1.0)]), _model()):  # same seed → same backbone init
+    for model in (tiny_model([FourierTask(1.0)]), tiny_model()):  # same seed → same backbone init
         with tf.GradientTape() as tape:
             loss, _ = model.loss_terms(x, y, model(x, training=True))
         backbone = model.get_layer("small_cnn").trainable_weights
@@ -110,7 +91,7 @@ def test_aux_loss_changes_the_backbone_gradient():
 
 
 def test_config_round_trip_keeps_tasks_and_outputs():
-    model = _model([ReconTask(0.1), FourierTask(0.2)])
+    model = tiny_model([ReconTask(0.1), FourierTask(0.2)])
     clone = AuxModel.from_config(model.get_config())
     clone.set_weights(model.get_weights())
     assert [(t.name, t.weight) for t in clone.tasks] == [("recon", 0.1), ("fourier", 0.2)]
@@ -120,7 +101,7 @@ def test_config_round_trip_keeps_tasks_and_outputs():
 
 
 def test_primary_classifier_drops_aux_heads():
-    model = _model([ReconTask(), FourierTask()])
+    model = tiny_model([ReconTask(), FourierTask()])
     classifier = primary_classifier(model)
     names = {layer.name for layer in classifier.layers}
     assert not any(n.startswith(("recon", "fourier")) for n in names)
@@ -142,7 +123,7 @@ def test_build_validates_its_arguments():
 
 def _one_epoch(strategy, weights, x, y):
     with strategy.scope():
-        model = _model([ReconTask(0.5), FourierTask(0.1)], norm=batch_norm(synchronized=True))
+        model = tiny_model([ReconTask(0.5), FourierTask(0.1)], norm=batch_norm(synchronized=True))
         model.set_weights(weights)
         model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
@@ -152,7 +133,7 @@ def _one_epoch(strategy, weights, x, y):
 
 def test_two_replicas_give_the_same_loss_and_weights_as_one():
     x, y = random_images(24, (16, 16, 1), seed=1), np.arange(24) % 4
-    weights = _model([ReconTask(0.5), FourierTask(0.1)]).get_weights()
+    weights = tiny_model([ReconTask(0.5), FourierTask(0.1)]).get_weights()
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert mirrored.num_replicas_in_sync == 2
     one, w_one = _one_epoch(tf.distribute.get_strategy(), weights, x, y)
