@@ -1,20 +1,47 @@
-"""Compiled wrappers over cleverhans' TF2 attacks, always on the primary logits.
+"""One interface over cleverhans' TF2 attacks, compiled, always on the primary logits.
 
-Every attack here is a *single-task* attack: it maximizes the cross-entropy of the `logits`
-output only, with the true labels (model predictions as labels would let "label leaking" inflate
-robust accuracy), BatchNorm in inference mode, and pixels clipped to [0, 1].
+Every attack here is a *single-task* attack: it maximizes the loss of the `logits` output only,
+with the true labels (model predictions as labels would let "label leaking" inflate robust
+accuracy), BatchNorm in inference mode, and pixels clipped to [0, 1].
+
+    attacker = Attacker(model)
+    x_adv = attacker(AttackSpec("pgd", eps=0.1, steps=20, restarts=2), x, y, seed=0)
+
+Each attack is traced once per model and reused: ε, step size and step count are tensors, so an
+accuracy-vs-ε sweep or PGD-k for several k does not retrace. Where cleverhans is slow or broken
+under Keras 3, the fix is a thin wrapper here (never a fork):
+- PGD: cleverhans' `projected_gradient_descent` is a Python loop, unrolled k times in a graph
+  and retraced per ε; ours loops in `tf.while_loop` over cleverhans' own FGM step and `clip_eta`,
+  adds stateless random starts (reproducible with a seed) and restarts keeping the worst case.
+- C&W-L2: cleverhans calls `optimizer.variables()` (a list in Keras 3) and makes the attack
+  *targeted* whenever labels are given; we give it a Keras-3 Adam and no labels (untargeted on the
+  prediction, which is the true label wherever the clean prediction is right).
+- SPSA: cleverhans' optimizer passes `lr=` to Keras 3's Adam, which rejects it; ours sets the same
+  hyperparameters without that constructor.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
+from cleverhans.tf2.attacks.basic_iterative_method import basic_iterative_method
+from cleverhans.tf2.attacks.carlini_wagner_l2 import CarliniWagnerL2
 from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
+from cleverhans.tf2.attacks.momentum_iterative_method import momentum_iterative_method
+from cleverhans.tf2.attacks.spsa import SPSAAdam, margin_logit_loss, projected_optimization
+from cleverhans.tf2.utils import clip_eta
+
+from tfaux.names import unknown_name
 
 CLIP_MIN, CLIP_MAX = 0.0, 1.0
+NORMS = {"linf": np.inf, "l2": 2}
+ATTACKS = ("fgsm", "pgd", "bim", "mim", "cw_l2", "spsa")
+_DEFAULT_STEPS = {"fgsm": 1, "pgd": 20, "bim": 10, "mim": 10, "cw_l2": 100, "spsa": 20}
 
 
 def logits_fn(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
@@ -27,30 +54,343 @@ def logits_fn(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
     return fn
 
 
-def check_eps(eps: float) -> float:
+def check_eps(eps: float, norm: str = "linf") -> float:
     """Validates an attack budget ε in pixel units of [0, 1] images."""
-    if not 0.0 <= eps <= 1.0:
+    if norm == "linf" and not 0.0 <= eps <= 1.0:
         raise ValueError(f"Expected 0 <= eps <= 1 (pixels are in [0, 1]). Received: eps={eps}")
+    if not eps >= 0.0:
+        raise ValueError(f"Expected eps >= 0. Received: eps={eps}")
     return float(eps)
 
 
-def fgsm(model: keras.Model) -> Callable[[tf.Tensor, tf.Tensor, float], tf.Tensor]:
-    """Returns a compiled L∞ FGSM attack `attack(x, y, eps) -> x_adv` on `model`'s logits.
+@dataclass(frozen=True)
+class AttackSpec:
+    """What to attack with: name, budget and strength. Defaults follow each attack's paper.
 
-    ε is a tensor argument, so one trace serves every budget of an accuracy-vs-ε sweep.
+    Args:
+        name: one of `ATTACKS`.
+        eps: the budget ε in pixel units (L∞ or L2 by `norm`; for C&W-L2 the L2 radius within
+            which a found adversarial example counts).
+        norm: "linf" or "l2" (PGD and FGSM); BIM, MIM and SPSA are L∞, C&W is L2.
+        steps: iterations (PGD 20, BIM/MIM 10, C&W 100, SPSA 20 by default).
+        step_size: α per step; default 2.5·ε/steps for PGD (Madry et al.), ε/steps for BIM/MIM.
+        restarts: PGD runs from independent random starts; the worst case per example is kept.
+        random_start: PGD starts uniformly inside the ε-ball (Madry et al.); BIM never does.
+        decay: MIM's momentum decay μ.
+        search_steps: C&W binary-search steps over its constant c.
+        samples: SPSA's perturbation samples per step.
+    """
+
+    name: str
+    eps: float
+    norm: str = "linf"
+    steps: int | None = None
+    step_size: float | None = None
+    restarts: int = 1
+    random_start: bool = True
+    decay: float = 1.0
+    search_steps: int = 4
+    samples: int = 128
+
+    def __post_init__(self):
+        if self.name not in ATTACKS:
+            raise unknown_name("attack", self.name, ATTACKS)
+        if self.norm not in NORMS:
+            raise unknown_name("norm", self.norm, NORMS)
+        if self.norm == "l2" and self.name not in ("fgsm", "pgd", "cw_l2"):
+            raise ValueError(f"Expected norm='linf' for {self.name}. Received: norm='l2'")
+        check_eps(self.eps, "l2" if self.name == "cw_l2" else self.norm)
+        if self.steps is None:
+            object.__setattr__(self, "steps", _DEFAULT_STEPS[self.name])
+        for key in ("steps", "restarts", "search_steps", "samples"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"Expected {key} >= 1. Received: {key}={getattr(self, key)}")
+        if self.step_size is not None and not self.step_size > 0:
+            raise ValueError(f"Expected step_size > 0. Received: step_size={self.step_size}")
+        if self.name == "bim" and self.step_size is not None and self.step_size > self.eps:
+            raise ValueError(
+                f"Expected step_size <= eps for BIM. Received: step_size={self.step_size}, "
+                f"eps={self.eps}"
+            )
+        if self.name == "spsa" and self.samples % 2:
+            raise ValueError(f"Expected an even number of SPSA samples. Received: {self.samples}")
+
+    @property
+    def alpha(self) -> float:
+        """The step size actually used."""
+        if self.step_size is not None:
+            return self.step_size
+        if self.name == "pgd":
+            return 2.5 * self.eps / self.steps
+        if self.name == "fgsm":
+            return self.eps
+        return self.eps / self.steps
+
+    @property
+    def label(self) -> str:
+        """Short name for tables: "PGD-20 L∞ ε=0.1 ×2", "FGSM ε=0.3"."""
+        name = {"cw_l2": "CW-L2", "spsa": "SPSA"}.get(self.name, self.name.upper())
+        if self.name in ("pgd", "bim", "mim", "spsa"):
+            name += f"-{self.steps}"
+        if self.norm == "l2" and self.name != "cw_l2":
+            name += " L2"
+        name += f" ε={self.eps:g}"
+        return name + (f" ×{self.restarts}" if self.restarts > 1 else "")
+
+    def replace(self, **changes) -> AttackSpec:
+        return dataclasses.replace(self, **changes)
+
+
+class Attacker:
+    """Compiled attacks on one model's primary logits; each attack kind is traced once.
+
+    Args:
+        model: a dict-output model (uses "logits") or a plain classifier.
+
+    Example:
+        attacker = Attacker(model)
+        x_adv = attacker(AttackSpec("pgd", eps=0.1, steps=20), x, y, seed=3)
+    """
+
+    def __init__(self, model: keras.Model):
+        self.model_fn = logits_fn(model)
+        self._compiled: dict = {}
+
+    def __call__(self, spec: AttackSpec, x, y, seed: int = 0) -> tf.Tensor:
+        """Adversarial images for `x` with true labels `y`; same `seed`, same images."""
+        x = tf.convert_to_tensor(x, tf.float32)
+        y = tf.convert_to_tensor(y)
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(
+                f"Expected as many labels as images. Received: x {x.shape}, y {y.shape}"
+            )
+        if spec.name == "cw_l2":
+            return self._cw_l2(spec, x, y)
+        if spec.name == "spsa":
+            return self._spsa(spec, x, y, seed)
+        fn = self._function(spec)
+        return fn(x, y, *_tensors(spec.eps, spec.alpha, spec.steps), _seed(seed))
+
+    def predict(self, x) -> tf.Tensor:
+        """Logits in inference mode, compiled."""
+        if "predict" not in self._compiled:
+            self._compiled["predict"] = tf.function(self.model_fn, reduce_retracing=True)
+        return self._compiled["predict"](tf.convert_to_tensor(x, tf.float32))
+
+    # === Gradient attacks (compiled) ===
+    def _function(self, spec: AttackSpec):
+        key = (spec.name, spec.norm, spec.random_start, spec.restarts, spec.decay)
+        if spec.name == "bim":  # cleverhans asserts α <= ε in Python: numbers, not tensors
+            key += (spec.steps, spec.eps, spec.alpha)
+        if spec.name == "mim":  # cleverhans' Python loop: unrolled, traced per step count
+            key += (spec.steps,)
+        if key not in self._compiled:
+            self._compiled[key] = tf.function(self._graph(spec), reduce_retracing=True)
+        return self._compiled[key]
+
+    def _graph(self, spec: AttackSpec):
+        model_fn, norm = self.model_fn, NORMS[spec.norm]
+        if spec.name == "fgsm":
+            return lambda x, y, eps, alpha, steps, seed: fast_gradient_method(
+                model_fn, x, eps, norm, clip_min=CLIP_MIN, clip_max=CLIP_MAX, y=y
+            )
+        if spec.name == "bim":
+            return lambda x, y, eps, alpha, steps, seed: basic_iterative_method(
+                model_fn, x, spec.eps, spec.alpha, spec.steps, norm, CLIP_MIN, CLIP_MAX, y=y,
+                sanity_checks=False,  # numpy asserts on symbolic tensors fail in graph mode
+            )  # fmt: skip
+        if spec.name == "mim":
+            return lambda x, y, eps, alpha, steps, seed: momentum_iterative_method(
+                model_fn, x, eps, alpha, spec.steps, norm, CLIP_MIN, CLIP_MAX, y=y,
+                decay_factor=spec.decay, sanity_checks=False,
+            )  # fmt: skip
+
+        def pgd_with_restarts(x, y, eps, alpha, steps, seed):
+            def attempt(restart):
+                return pgd(
+                    model_fn, x, y, eps=eps, step_size=alpha, steps=steps, norm=spec.norm,
+                    random_start=spec.random_start, seed=tf.stack([seed, restart]),
+                )  # fmt: skip
+
+            return worst_case(model_fn, x, y, attempt, spec.restarts)
+
+        return pgd_with_restarts
+
+    # === C&W-L2 and SPSA (cleverhans' own loops, Keras 3 fixes) ===
+    def _cw_l2(self, spec: AttackSpec, x, y):
+        attack = CarliniWagnerL2(
+            self.model_fn,
+            batch_size=int(x.shape[0]),
+            clip_min=CLIP_MIN,
+            clip_max=CLIP_MAX,
+            binary_search_steps=spec.search_steps,
+            max_iterations=spec.steps,
+            learning_rate=spec.step_size or 1e-2,
+        )
+        attack.optimizer = _Keras2Adam(attack.learning_rate)
+        x_adv = tf.convert_to_tensor(attack.attack(x.numpy()))
+        # A minimal-distortion attack: it counts only within the L2 radius ε.
+        distance = tf.norm(tf.reshape(x_adv - x, [x.shape[0], -1]), axis=1)
+        inside = tf.reshape(distance <= spec.eps + 1e-6, [-1, 1, 1, 1])
+        return tf.where(inside, x_adv, x)
+
+    def _spsa(self, spec: AttackSpec, x, y, seed: int):
+        key = ("spsa", spec.samples, spec.steps)  # cleverhans mixes float and int step counts
+        if key not in self._compiled:
+            self._compiled[key] = tf.function(self._spsa_graph(spec.samples, spec.steps))
+        fn = self._compiled[key]
+        tf.random.set_seed(seed)  # cleverhans' SPSA draws with stateful ops
+        eps, alpha = _tensors(spec.eps, spec.step_size or 0.01)
+        # cleverhans' SPSA takes one image at a time; each step evaluates `samples` copies.
+        return tf.concat([fn(x[i : i + 1], y[i : i + 1], eps, alpha) for i in range(len(x))], 0)
+
+    def _spsa_graph(self, samples: int, steps: int):
+        model_fn = self.model_fn
+
+        def loss_fn(x, label):  # untargeted: push the true logit below the best other one
+            logits = model_fn(x)
+            return -margin_logit_loss(logits, label, nb_classes=logits.shape[-1])
+
+        def run(x, y, eps, alpha):
+            optimizer = _SPSAAdam(alpha, delta=0.01, num_samples=samples)
+            return projected_optimization(
+                loss_fn, x, y, eps, steps, optimizer, CLIP_MIN, CLIP_MAX,
+                early_stop_loss_threshold=0.0,
+            )  # fmt: skip
+
+        return run
+
+
+def pgd(
+    model_fn: Callable[[tf.Tensor], tf.Tensor],
+    x: tf.Tensor,
+    y: tf.Tensor,
+    *,
+    eps,
+    step_size,
+    steps,
+    norm: str = "linf",
+    random_start: bool = True,
+    seed=None,
+) -> tf.Tensor:
+    """Projected gradient descent (Madry et al. 2018) as a graph loop over cleverhans' FGM step.
+
+    Each step is cleverhans' `fast_gradient_method` followed by its `clip_eta` projection and
+    clipping to [0, 1]. FGSM is `steps=1, random_start=False, step_size=eps`; FGSM with a random
+    start (Wong et al. 2020) is `steps=1, step_size=1.25·eps`. Usable inside a train step.
+
+    Args:
+        model_fn: x → logits.
+        x, y: clean images in [0, 1] and their true labels.
+        eps, step_size, steps: budget, α and k (Python numbers or scalar tensors).
+        norm: "linf" or "l2".
+        random_start: start uniformly inside the ε-ball.
+        seed: shape-[2] integer seed of the stateless random start.
 
     Reference:
-        Goodfellow et al., "Explaining and harnessing adversarial examples", 2015.
+        Madry et al., "Towards deep learning models resistant to adversarial attacks", 2018.
     """
-    model_fn = logits_fn(model)
+    order = NORMS[norm]
+    eps = tf.cast(eps, x.dtype)
+    if random_start:
+        seed = tf.zeros([2], tf.int32) if seed is None else seed
+        x_adv = _clip(x + random_in_ball(tf.shape(x), norm, eps, seed))
+    else:
+        x_adv = x
 
-    @tf.function(reduce_retracing=True)
-    def attack(x, y, eps):
-        return fast_gradient_method(
-            model_fn, x, eps, np.inf, clip_min=CLIP_MIN, clip_max=CLIP_MAX, y=y
+    def step(i, x_adv):
+        x_adv = fast_gradient_method(
+            model_fn, x_adv, step_size, order, clip_min=CLIP_MIN, clip_max=CLIP_MAX, y=y
         )
+        return i + 1, _clip(x + clip_eta(x_adv - x, order, eps))
 
-    def run(x, y, eps):
-        return attack(x, y, tf.constant(check_eps(eps), tf.float32))
+    _, x_adv = tf.while_loop(lambda i, _: i < steps, step, (tf.constant(0), x_adv))
+    return tf.stop_gradient(x_adv)
 
-    return run
+
+def worst_case(model_fn, x, y, attempt: Callable[[tf.Tensor], tf.Tensor], restarts: int):
+    """Runs `attempt(restart)` `restarts` times and keeps, per example, the most damaging result.
+
+    Damage: misclassified beats correctly classified; then the higher cross-entropy wins.
+    """
+
+    def damage(x_adv):
+        logits = model_fn(x_adv)
+        fooled = tf.cast(tf.argmax(logits, -1, output_type=y.dtype) != y, tf.float32)
+        return fooled * 1e6 + tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)
+
+    best = attempt(tf.constant(0))
+    if restarts == 1:
+        return best
+    best_damage = damage(best)
+    for restart in range(1, restarts):
+        candidate = attempt(tf.constant(restart))
+        candidate_damage = damage(candidate)
+        better = candidate_damage > best_damage
+        best = tf.where(tf.reshape(better, [-1, 1, 1, 1]), candidate, best)
+        best_damage = tf.maximum(candidate_damage, best_damage)
+    return best
+
+
+def random_in_ball(shape, norm: str, eps, seed) -> tf.Tensor:
+    """A stateless uniform sample from the L∞ cube or the L2 ball of radius ε, per example."""
+    if norm == "linf":
+        return tf.random.stateless_uniform(shape, seed, -1.0, 1.0) * eps
+    direction = tf.random.stateless_normal(shape, seed)
+    axes = tf.range(1, tf.rank(direction))
+    norms = tf.sqrt(tf.reduce_sum(tf.square(direction), axis=axes, keepdims=True))
+    direction /= tf.maximum(norms, 1e-12)
+    dims = tf.cast(tf.reduce_prod(shape[1:]), tf.float32)
+    radius = tf.random.stateless_uniform(
+        tf.concat([shape[:1], tf.ones_like(shape[1:])], 0), seed + 1
+    ) ** (1.0 / dims)
+    return direction * radius * eps
+
+
+def fgsm(model: keras.Model) -> Callable[[tf.Tensor, tf.Tensor, float], tf.Tensor]:
+    """A compiled L∞ FGSM `attack(x, y, eps) -> x_adv` (Goodfellow et al. 2015) on the logits."""
+    attacker = Attacker(model)
+    return lambda x, y, eps: attacker(AttackSpec("fgsm", eps=eps), x, y)
+
+
+def _clip(x):
+    return tf.clip_by_value(x, CLIP_MIN, CLIP_MAX)
+
+
+def _tensors(*values):
+    return [tf.constant(v, tf.int32 if isinstance(v, int) else tf.float32) for v in values]
+
+
+def _seed(seed: int) -> tf.Tensor:
+    return tf.constant(seed, tf.int32)
+
+
+class _Keras2Adam:
+    """The two Keras 2 optimizer calls cleverhans' C&W makes, on a Keras 3 Adam."""
+
+    def __init__(self, learning_rate: float):
+        self._adam = keras.optimizers.Adam(learning_rate)
+
+    def variables(self):
+        return self._adam.variables
+
+    def apply_gradients(self, grads_and_vars):
+        self._adam.apply_gradients(grads_and_vars)
+
+
+class _SPSAAdam:
+    """cleverhans' SPSA optimizer without its Keras 2 base class (`Adam(lr=...)` fails in Keras 3).
+
+    `projected_optimization` keeps the Adam state explicitly, so cleverhans' own methods need only
+    the hyperparameters; they are borrowed unchanged.
+    """
+
+    init_state = SPSAAdam.init_state
+    minimize = SPSAAdam.minimize
+    _get_delta = SPSAAdam._get_delta
+    _compute_gradients = SPSAAdam._compute_gradients
+    _apply_gradients = SPSAAdam._apply_gradients
+
+    def __init__(self, lr, delta=0.01, num_samples=128, num_iters=1):
+        self.lr, self.beta_1, self.beta_2, self.epsilon = lr, 0.9, 0.999, 1e-7
+        self._delta, self._num_samples, self._num_iters = delta, num_samples // 2, num_iters

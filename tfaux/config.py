@@ -12,7 +12,12 @@ import types
 import typing
 from dataclasses import dataclass, field
 
+from tfaux.names import unknown_name
+
 STRATEGIES = ("default", "mirrored")
+# Training loops a variant selects with "@loop" (see `AdversarialConfig`).
+LOOPS = ("standard", "fgsm", "fgsm_rs", "pgd", "free", "free_scheduled", "free_ema", "free_gamma")
+GUARD_ACTIONS = ("off", "log", "stop", "rollback")
 
 
 def _require(condition: bool, expected: str, **received) -> None:
@@ -86,14 +91,96 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
-class EvalConfig:
-    """Attacks of the final evaluation, on the primary logits with the true labels."""
+class AdversarialConfig:
+    """Settings of the robust-training loops a variant selects with "@<loop>".
 
-    fgsm_eps: tuple[float, ...] = (0.1, 0.3)
+    Loops: `standard` (natural training), `fgsm` (Goodfellow et al.), `fgsm_rs` (FGSM with a random
+    start, α = 1.25ε; Wong et al.), `pgd` (Madry et al., `pgd_steps` steps, α = 2.5ε/steps),
+    `free` (Shafahi et al., m = `replays`, epochs ÷ m), and seed 004's variants of it:
+    `free_scheduled` (m and ε grow over `ramp_epochs`), `free_ema` (δ averaged with β = `ema`),
+    `free_gamma` (a fraction `gamma` of the replays uses δ). Single-step loops (FGSM, Free) run
+    the catastrophic-overfitting guard on `guard_examples` training images (`guard` action).
+    """
+
+    eps: float = 0.1
+    pgd_steps: int = 7
+    clean_fraction: float = 0.0
+    replays: int = 4
+    ramp_epochs: int = 2
+    gamma: float = 0.5
+    ema: float = 0.9
+    guard: str = "log"
+    guard_examples: int = 256
 
     def __post_init__(self):
-        for eps in self.fgsm_eps:
+        _require(0 <= self.eps <= 1, "0 <= eps <= 1 (pixels are in [0, 1])", eps=self.eps)
+        for key in ("pgd_steps", "replays", "ramp_epochs", "guard_examples"):
+            _require(getattr(self, key) > 0, f"{key} > 0", **{key: getattr(self, key)})
+        _require(
+            0 <= self.clean_fraction < 1,
+            "0 <= clean_fraction < 1",
+            clean_fraction=self.clean_fraction,
+        )
+        _require(0 < self.gamma <= 1, "0 < gamma <= 1", gamma=self.gamma)
+        _require(0 <= self.ema < 1, "0 <= ema < 1", ema=self.ema)
+        _require(self.guard in GUARD_ACTIONS, f"guard in {GUARD_ACTIONS}", guard=self.guard)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """The robustness report: attacks on the primary logits with the true labels, ε curves and
+    the sanity checks against gradient masking (see `tfaux.evaluate.robustness`).
+
+    `eps` is the main L∞ budget (0.1 is the Fashion-MNIST convention); FGSM also runs at every
+    `fgsm_eps`; PGD-k for each k in `pgd_steps` (the last is the one the checks use). Expensive
+    parts run on a prefix of the test set: the ε curves on `curve_examples`, the sanity attacks on
+    `sanity_examples`, SPSA and C&W-L2 on `blackbox_examples`. A step count or `l2_eps` of 0
+    skips that attack.
+    """
+
+    eps: float = 0.1
+    fgsm_eps: tuple[float, ...] = (0.1, 0.3)
+    pgd_steps: tuple[int, ...] = (20,)
+    restarts: int = 1
+    bim_steps: int = 10
+    mim_steps: int = 10
+    l2_eps: float = 1.5
+    curve_eps: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+    curve_examples: int = 500
+    sanity: bool = True
+    sanity_examples: int = 200
+    blackbox_examples: int = 32
+    spsa_steps: int = 20
+    spsa_samples: int = 128
+    cw_steps: int = 50
+    tolerance: float = 0.02
+
+    def __post_init__(self):
+        for eps in (self.eps, *self.fgsm_eps, *self.curve_eps):
             _require(0 <= eps <= 1, "0 <= eps <= 1 (pixels are in [0, 1])", eps=eps)
+        _require(self.l2_eps >= 0, "l2_eps >= 0", l2_eps=self.l2_eps)
+        _require(
+            bool(self.pgd_steps) and min(self.pgd_steps) > 0,
+            "at least one PGD step count, each > 0",
+            pgd_steps=self.pgd_steps,
+        )
+        for key in ("bim_steps", "mim_steps"):
+            _require(getattr(self, key) >= 0, f"{key} >= 0", **{key: getattr(self, key)})
+        for key in (
+            "restarts",
+            "curve_examples",
+            "sanity_examples",
+            "blackbox_examples",
+            "spsa_steps",
+            "cw_steps",
+        ):
+            _require(getattr(self, key) > 0, f"{key} > 0", **{key: getattr(self, key)})
+        _require(
+            self.spsa_samples > 0 and self.spsa_samples % 2 == 0,
+            "an even spsa_samples > 0",
+            spsa_samples=self.spsa_samples,
+        )
+        _require(0 <= self.tolerance < 1, "0 <= tolerance < 1", tolerance=self.tolerance)
 
 
 @dataclass(frozen=True)
@@ -101,7 +188,9 @@ class Recipe:
     """One experiment: data, model, training, and the variants compared side by side.
 
     A variant is "none" (no auxiliary task) or aux-task names joined by "+", e.g. "recon",
-    "fourier", "recon+fourier"; every task gets the weight λ = `aux_weight`.
+    "fourier", "recon+fourier", optionally followed by "@<loop>" to train it with a robust loop
+    ("fourier@fgsm", "none@free_scheduled"; see `AdversarialConfig`). Every task gets the
+    weight λ = `aux_weight`.
     """
 
     name: str
@@ -111,6 +200,7 @@ class Recipe:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     export: bool = True
 
@@ -122,14 +212,25 @@ class Recipe:
             variants=self.variants,
         )
         _require(self.aux_weight >= 0, "aux_weight (λ) >= 0", aux_weight=self.aux_weight)
+        for variant in self.variants:
+            variant_loop(variant)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
 def variant_tasks(variant: str) -> tuple[str, ...]:
-    """Aux-task names of a variant: "none" → (), "recon+fourier" → ("recon", "fourier")."""
-    return () if variant == "none" else tuple(variant.split("+"))
+    """Aux-task names of a variant: "none" → (), "recon+fourier@pgd" → ("recon", "fourier")."""
+    tasks = variant.partition("@")[0]
+    return () if tasks == "none" else tuple(tasks.split("+"))
+
+
+def variant_loop(variant: str) -> str:
+    """Training loop of a variant: "fourier" → "standard", "fourier@fgsm" → "fgsm"."""
+    loop = variant.partition("@")[2] or "standard"
+    if loop not in LOOPS:
+        raise unknown_name("training loop", loop, LOOPS)
+    return loop
 
 
 def apply_overrides(recipe: Recipe, assignments: list[str]) -> Recipe:

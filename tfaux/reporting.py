@@ -12,14 +12,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def markdown_table(results: dict) -> str:
-    """One row per variant: accuracies in percent, training time and parameters."""
+    """One row per variant: accuracies in percent, sanity checks, training time and parameters."""
     variants = results["variants"]
-    eps_keys = list(next(iter(variants.values()))["fgsm_accuracy"])
+    first = next(iter(variants.values()))
+    eps_keys = list(first["fgsm_accuracy"])
     header = [
         "variant",
         "val acc",
         "clean test acc",
         *(f"FGSM ε={e}" for e in eps_keys),
+        first["pgd_attack"],
+        "sanity checks",
         "train s",
         "params",
     ]
@@ -30,6 +33,8 @@ def markdown_table(results: dict) -> str:
             f"{100 * r['val_accuracy']:.2f}",
             f"{100 * r['test_accuracy']:.2f}",
             *(f"{100 * r['fgsm_accuracy'][e]:.2f}" for e in eps_keys),
+            f"{100 * r['pgd_accuracy']:.2f}",
+            _checks_cell(r["robustness"]["sanity"]),
             f"{r['train_seconds']:.0f}",
             f"{r['parameters']:,}",
         ]
@@ -37,14 +42,63 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _checks_cell(checks: list[dict]) -> str:
+    ran = [c for c in checks if c["passed"] is not None]
+    failed = [c["name"] for c in ran if not c["passed"]]
+    if not ran:
+        return "not run"
+    return f"{len(ran)}/{len(ran)} pass" if not failed else "**FAIL**: " + "; ".join(failed)
+
+
+def robustness_details(results: dict) -> str:
+    """Every attack and every sanity check of every variant, as Markdown."""
+    lines = []
+    for name, r in results["variants"].items():
+        report = r["robustness"]
+        lines += [f"## {name}", "", "| attack | accuracy | examples |", "|---|---|---|"]
+        lines.append(f"| clean | {100 * report['clean']:.2f} | {report['num_examples']} |")
+        for label, accuracy in report["attacks"].items():
+            lines.append(f"| {label} | {100 * accuracy:.2f} | {report['examples'][label]} |")
+        lines += ["", "| sanity check | result | detail |", "|---|---|---|"]
+        for c in report["sanity"]:
+            verdict = {True: "pass", False: "**FAIL**", None: "skipped"}[c["passed"]]
+            lines.append(f"| {c['name']} | {verdict} | {c['detail']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def curves_plot(results: dict, path: Path) -> Path:
+    """Accuracy vs ε for FGSM and PGD, one line per variant, with the chance level."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+    pgd_name = next(iter(results["variants"].values()))["pgd_attack"].split(" ")[0]
+    for ax, attack in zip(axes, ("fgsm", "pgd"), strict=True):
+        for name, r in results["variants"].items():
+            curve = r["robustness"]["curves"][attack]
+            eps = sorted(curve, key=float)
+            ax.plot([float(e) for e in eps], [100 * curve[e] for e in eps], marker="o", label=name)
+        ax.axhline(100 / results["dataset"]["num_classes"], color="gray", ls="--", lw=1)
+        ax.set_xlabel("ε (L∞, pixels in [0, 1])")
+        ax.set_title("FGSM" if attack == "fgsm" else pgd_name)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[0].set_ylim(0, 100)
+    axes[1].legend(fontsize=7)
+    fig.suptitle(f"{results['recipe']}: accuracy vs ε", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def accuracy_plot(results: dict, path: Path) -> Path:
-    """Grouped bars: clean and FGSM test accuracy of each variant."""
+    """Grouped bars: clean, FGSM and PGD test accuracy of each variant."""
     variants = results["variants"]
     names = list(variants)
     eps_keys = list(variants[names[0]]["fgsm_accuracy"])
     series = {"clean": [100 * variants[n]["test_accuracy"] for n in names]}
     for eps in eps_keys:
         series[f"FGSM ε={eps}"] = [100 * variants[n]["fgsm_accuracy"][eps] for n in names]
+    series[variants[names[0]]["pgd_attack"]] = [100 * variants[n]["pgd_accuracy"] for n in names]
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(names), 3.6))
     bar = 0.8 / len(series)
     for i, (label, values) in enumerate(series.items()):
@@ -73,7 +127,11 @@ def write_report(run_dir: Path, results: dict) -> None:
     """Writes results.md and accuracy.png, then results.json last (it marks the run finished)."""
     results["table"] = "results.md"
     results["plot"] = accuracy_plot(results, run_dir / "accuracy.png").name
+    results["curves_plot"] = curves_plot(results, run_dir / "robustness_curves.png").name
     (run_dir / "results.md").write_text(
-        f"# {results['recipe']} ({results['run']})\n\n" + markdown_table(results)
+        f"# {results['recipe']} ({results['run']})\n\n"
+        + markdown_table(results)
+        + "\n"
+        + robustness_details(results)
     )
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +20,15 @@ import tensorflow as tf
 from tqdm.keras import TqdmCallback
 
 from tfaux import data, reporting
+from tfaux.attacks import AttackSpec
 from tfaux.aux import create_task
-from tfaux.config import Recipe, variant_tasks
+from tfaux.config import Recipe, variant_loop, variant_tasks
 from tfaux.evaluate import robustness
 from tfaux.export import saved_model
 from tfaux.models import batch_norm, build
 from tfaux.training import seed000_callbacks, seed000_optimizer
+from tfaux.training.aux_model import labels_of
+from tfaux.training.loops import loop_callbacks, loop_epochs, with_loop
 
 log = logging.getLogger("tfaux")
 
@@ -83,9 +87,14 @@ def run(
         info.std,
     )
 
+    for variant in recipe.variants:  # an unknown task fails now, not after hours of training
+        [create_task(name) for name in variant_tasks(variant)]
+    for variant in recipe.variants:
+        _train_variant(recipe, variant, splits, run_dir, progress)
+    surrogate = _surrogate(recipe, splits.info, run_dir)
     variants = {}
     for variant in recipe.variants:
-        variants[variant] = _run_variant(recipe, variant, splits, run_dir, progress)
+        variants[variant] = _evaluate_variant(recipe, variant, splits, run_dir, surrogate, progress)
         log.info("%s: %s", variant, json.dumps(variants[variant]))
 
     best = max(variants, key=lambda v: variants[v]["val_accuracy"])
@@ -106,62 +115,107 @@ def run(
     return RunResult(run_dir, results, export_dir)
 
 
-def _run_variant(recipe: Recipe, variant: str, splits, run_dir: Path, progress: bool) -> dict:
+def _train_variant(recipe: Recipe, variant: str, splits, run_dir: Path, progress: bool) -> None:
+    """Trains `variant` unless its weights exist; writes weights and `<variant>.train.json`."""
+    weights_file = run_dir / "variants" / f"{variant}.weights.h5"
+    if weights_file.exists():
+        return
+    weights_file.parent.mkdir(parents=True, exist_ok=True)
+    loop = variant_loop(variant)
+    model, strategy = _build_model(recipe, variant, splits.info)
+    epochs = loop_epochs(loop, recipe.training.epochs, recipe.adversarial)
+    callbacks = [
+        *loop_callbacks(loop, recipe.adversarial, _guard_batch(splits, recipe)),
+        *_callbacks(recipe, variant, epochs, splits.info, run_dir, progress),
+    ]
+    start = time.perf_counter()
+    with strategy.scope():
+        history = model.fit(
+            splits.train,
+            validation_data=splits.val,
+            epochs=epochs,
+            callbacks=callbacks,
+            shuffle=False,  # the tf.data pipeline shuffles, with the run's seed
+            verbose=0,
+        )
+    train = {
+        "loop": loop,
+        "train_seconds": round(time.perf_counter() - start, 1),
+        "epochs_run": len(history.epoch),
+        "history": history.history,
+    }
+    (run_dir / "variants" / f"{variant}.train.json").write_text(json.dumps(train, default=float))
+    model.save_weights(weights_file)  # last: its presence means "trained"
+    log.info("%s history: %s", variant, json.dumps(history.history, default=float))
+
+
+def _evaluate_variant(recipe, variant, splits, run_dir: Path, surrogate, progress: bool) -> dict:
+    """Validation accuracy and the robustness report of a trained variant (cached on disk)."""
     result_file = run_dir / "variants" / f"{variant}.json"
     if result_file.exists():
-        log.info("%s: already finished, reusing %s", variant, result_file)
+        log.info("%s: already evaluated, reusing %s", variant, result_file)
         return json.loads(result_file.read_text())
-    result_file.parent.mkdir(parents=True, exist_ok=True)
-    weights_file = run_dir / "variants" / f"{variant}.weights.h5"
-
-    model, strategy = _build_model(recipe, variant, splits.info)
-    train_file = run_dir / "variants" / f"{variant}.train.json"
-    if weights_file.exists():  # trained before a crash during evaluation
-        model.optimizer.build(model.trainable_variables)  # the file holds its state too
-        model.load_weights(weights_file)
-    else:
-        start = time.perf_counter()
-        with strategy.scope():
-            history = model.fit(
-                splits.train,
-                validation_data=splits.val,
-                epochs=recipe.training.epochs,
-                callbacks=_callbacks(recipe, variant, splits.info, run_dir, progress),
-                shuffle=False,  # the tf.data pipeline shuffles, with the run's seed
-                verbose=0,
-            )
-        train = {
-            "train_seconds": round(time.perf_counter() - start, 1),
-            "epochs_run": len(history.epoch),
-            "history": history.history,
-        }
-        train_file.write_text(json.dumps(train, default=float))
-        model.save_weights(weights_file)  # last: its presence means "trained"
-        log.info("%s history: %s", variant, json.dumps(history.history, default=float))
-    train = json.loads(train_file.read_text())
-
+    model = _trained_model(recipe, variant, splits.info, run_dir)
+    train = json.loads((run_dir / "variants" / f"{variant}.train.json").read_text())
     val = model.evaluate(splits.val, verbose=0, return_dict=True)
-    test = robustness(
+    report = robustness(
         model,
         splits.test,
-        fgsm_eps=recipe.evaluation.fgsm_eps,
+        recipe.evaluation,
+        surrogate=surrogate,
         progress=progress,
         desc=f"{variant}: test",
+        context=variant,
     )
+    for check in report["sanity"]:
+        if check["passed"] is False:
+            log.warning("%s: robustness claim not trustworthy: %s", variant, check)
+    pgd_label = AttackSpec(
+        "pgd", eps=recipe.evaluation.eps, steps=recipe.evaluation.pgd_steps[-1],
+        restarts=recipe.evaluation.restarts,
+    ).label  # fmt: skip
     result = {
         "tasks": list(variant_tasks(variant)),
+        "loop": train["loop"],
         "aux_weight": recipe.aux_weight,
         "val_accuracy": float(val["accuracy"]),
-        "test_accuracy": test["clean"],
-        "fgsm_accuracy": test["fgsm"],
-        "test_examples": test["num_examples"],
+        "test_accuracy": report["clean"],
+        "fgsm_accuracy": report["fgsm"],
+        "pgd_accuracy": report["attacks"][pgd_label],
+        "pgd_attack": pgd_label,
+        "trustworthy": report["trustworthy"],
+        "robustness": report,
+        "test_examples": report["num_examples"],
         "train_seconds": train["train_seconds"],
         "epochs_run": train["epochs_run"],
         "parameters": int(model.count_params()),
-        "weights": weights_file.name,
+        "weights": f"{variant}.weights.h5",
     }
     result_file.write_text(json.dumps(result, indent=2))
     return result
+
+
+def _trained_model(recipe: Recipe, variant: str, info, run_dir: Path) -> keras.Model:
+    """The variant's trained model, rebuilt and loaded from its weights file."""
+    model, _ = _build_model(recipe, variant, info)
+    model.load_weights(run_dir / "variants" / f"{variant}.weights.h5")
+    return model
+
+
+def _surrogate(recipe: Recipe, info, run_dir: Path) -> keras.Model | None:
+    """A standard-trained variant for the transfer check: "none" if present, else None."""
+    standard = [v for v in recipe.variants if variant_loop(v) == "standard"]
+    if not standard:
+        log.info("no standard-trained variant: the transfer sanity check is skipped")
+        return None
+    return _trained_model(recipe, "none" if "none" in standard else standard[0], info, run_dir)
+
+
+def _guard_batch(splits, recipe: Recipe):
+    """A fixed batch of training images for the catastrophic-overfitting guard."""
+    n = recipe.adversarial.guard_examples
+    x, y = next(iter(splits.train.unbatch().take(n).batch(n)))
+    return x.numpy(), labels_of(y).numpy()
 
 
 def _build_model(recipe: Recipe, variant: str, info, compile: bool = True):
@@ -173,6 +227,7 @@ def _build_model(recipe: Recipe, variant: str, info, compile: bool = True):
         else tf.distribute.get_strategy()
     )
     tasks = [create_task(name, weight=recipe.aux_weight) for name in variant_tasks(variant)]
+    loop = variant_loop(variant)
     with strategy.scope():
         model = build(
             recipe.model.backbone,
@@ -187,8 +242,9 @@ def _build_model(recipe: Recipe, variant: str, info, compile: bool = True):
             norm=batch_norm(
                 recipe.model.bn_momentum, synchronized=strategy.num_replicas_in_sync > 1
             ),
-            name=variant.replace("+", "_"),
+            name=re.sub(r"\W", "_", variant),
         )
+        model = with_loop(model, loop, recipe.adversarial, recipe.data.batch_size)
         t = recipe.training
         if not compile:
             return model, strategy
@@ -199,7 +255,7 @@ def _build_model(recipe: Recipe, variant: str, info, compile: bool = True):
     return model, strategy
 
 
-def _callbacks(recipe: Recipe, variant: str, info, run_dir: Path, progress: bool) -> list:
+def _callbacks(recipe: Recipe, variant: str, epochs: int, info, run_dir, progress: bool) -> list:
     t = recipe.training
     callbacks = [
         *seed000_callbacks(t.plateau_patience, t.stop_patience),
@@ -211,7 +267,7 @@ def _callbacks(recipe: Recipe, variant: str, info, run_dir: Path, progress: bool
     if progress:
         callbacks.append(
             TqdmCallback(
-                epochs=t.epochs,
+                epochs=epochs,
                 data_size=info.num_train,
                 batch_size=recipe.data.batch_size,
                 desc=variant,
@@ -221,8 +277,7 @@ def _callbacks(recipe: Recipe, variant: str, info, run_dir: Path, progress: bool
 
 
 def _export(recipe: Recipe, variant: str, result: dict, splits, run_dir: Path, parent: Path):
-    model, _ = _build_model(recipe, variant, splits.info, compile=False)
-    model.load_weights(run_dir / "variants" / result["weights"])
+    model = _trained_model(recipe, variant, splits.info, run_dir)
     info = splits.info
     return saved_model(
         model,
@@ -233,7 +288,10 @@ def _export(recipe: Recipe, variant: str, result: dict, splits, run_dir: Path, p
             "variant": variant,
             "dataset": info.name,
             "classes": list(info.class_names),
-            "metrics": {k: result[k] for k in ("val_accuracy", "test_accuracy", "fgsm_accuracy")},
+            "metrics": {
+                k: result[k]
+                for k in ("val_accuracy", "test_accuracy", "fgsm_accuracy", "pgd_accuracy")
+            },
         },
     )
 

@@ -46,6 +46,9 @@ class AuxModel(keras.Model):
         model.fit(splits.train, validation_data=splits.val, epochs=2)
     """
 
+    # Constructor arguments of a training loop, saved in the config (subclasses extend it).
+    LOOP_PARAMS: tuple[str, ...] = ()
+
     def __init__(self, *args, tasks: Sequence[AuxTask] = (), **kwargs):
         super().__init__(*args, **kwargs)
         if not isinstance(self.output, dict) or PRIMARY not in self.output:
@@ -131,12 +134,14 @@ class AuxModel(keras.Model):
     def get_config(self):
         config = super().get_config()
         config["tasks"] = [keras.saving.serialize_keras_object(t) for t in self.tasks]
+        config.update({key: getattr(self, key) for key in self.LOOP_PARAMS})
         return config
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         tasks = [keras.saving.deserialize_keras_object(t) for t in config.pop("tasks", [])]
+        loop = {key: config.pop(key) for key in cls.LOOP_PARAMS if key in config}
         # Revive the plain functional graph, then wrap it so __init__ sees the tasks.
         graph = keras.Model.from_config(config, custom_objects=custom_objects)
-        return cls(inputs=graph.input, outputs=graph.output, tasks=tasks, name=graph.name)
+        return cls(inputs=graph.input, outputs=graph.output, tasks=tasks, name=graph.name, **loop)

@@ -1,0 +1,92 @@
+"""`AdversarialModel`: FGSM and PGD adversarial training (Goodfellow; Madry; Wong et al.).
+
+Only `perturb` differs from `AuxModel`: the weights are trained on a single-task attack of the
+primary logits (true labels, BatchNorm in inference mode while attacking, so crafting does not
+move the moving statistics), optionally keeping a fraction of each batch clean. Aux targets are
+still computed from the clean images, so "FT + adversarial training" (seed 000) is one recipe.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tfaux.attacks import check_eps, logits_fn, pgd
+from tfaux.training.aux_model import AuxModel, labels_of
+
+ATTACKS = ("fgsm", "pgd")
+
+
+@keras.saving.register_keras_serializable(package="tfaux")
+class AdversarialModel(AuxModel):
+    """An `AuxModel` trained on adversarial examples of its own primary classifier.
+
+    Args:
+        *args, **kwargs: `AuxModel` arguments (inputs, outputs, tasks, name).
+        attack: "fgsm" (one step) or "pgd" (Madry et al.).
+        eps: L∞ training budget in pixel units.
+        steps: PGD steps (FGSM: 1).
+        step_size: α; default ε for FGSM, 1.25·ε for FGSM with a random start ("fast is better
+            than free"), 2.5·ε/steps for PGD.
+        random_start: start uniformly inside the ε-ball (PGD default, FGSM-RS).
+        clean_fraction: fraction of every batch left clean (Kurakin et al.'s mixed batches).
+    """
+
+    LOOP_PARAMS = ("attack", "eps", "steps", "step_size", "random_start", "clean_fraction")
+
+    def __init__(
+        self,
+        *args,
+        attack: str = "pgd",
+        eps: float = 0.1,
+        steps: int = 7,
+        step_size: float | None = None,
+        random_start: bool = True,
+        clean_fraction: float = 0.0,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        if attack not in ATTACKS:
+            raise ValueError(f"Expected attack in {ATTACKS}. Received: attack={attack!r}")
+        check_eps(eps)
+        steps = 1 if attack == "fgsm" else steps
+        if steps < 1:
+            raise ValueError(f"Expected steps >= 1. Received: steps={steps}")
+        if not 0.0 <= clean_fraction < 1.0:
+            raise ValueError(
+                f"Expected 0 <= clean_fraction < 1. Received: clean_fraction={clean_fraction}"
+            )
+        if step_size is None:
+            step_size = (
+                (1.25 * eps if random_start else eps) if attack == "fgsm" else 2.5 * eps / steps
+            )
+        self.attack, self.eps, self.steps = attack, float(eps), int(steps)
+        self.step_size, self.random_start = float(step_size), bool(random_start)
+        self.clean_fraction = float(clean_fraction)
+
+    def perturb(self, x, y):
+        seed = tf.stack(
+            [tf.cast(self.optimizer.iterations, tf.int32), _replica_id()]
+        )  # fresh random start every step and replica, reproducible
+        x_adv = pgd(
+            logits_fn(self),
+            x,
+            labels_of(y),
+            eps=self.eps,
+            step_size=self.step_size,
+            steps=self.steps,
+            random_start=self.random_start,
+            seed=seed,
+        )
+        if self.clean_fraction:
+            clean = tf.cast(
+                tf.round(self.clean_fraction * tf.cast(tf.shape(x)[0], tf.float32)), tf.int32
+            )
+            keep = tf.reshape(tf.range(tf.shape(x)[0]) < clean, [-1, 1, 1, 1])
+            x_adv = tf.where(keep, x, x_adv)
+        return x_adv
+
+
+def _replica_id() -> tf.Tensor:
+    context = tf.distribute.get_replica_context()
+    return tf.cast(context.replica_id_in_sync_group, tf.int32) if context else tf.constant(0)

@@ -1,0 +1,174 @@
+"""`FreeATModel`: free adversarial training (Shafahi et al. 2019) with seed 004's variants.
+
+Each minibatch is replayed m times inside one compiled step. The perturbation δ persists across
+replays *and* batches; one backward pass gives both the weight gradient and ∇δ, so the attack is
+"free". δ ← clip(δ + ε·sign(∇δ)) to the ε-ball and the valid pixel range. Training for epochs/m
+keeps the number of gradient steps of natural training.
+
+Seed 004's variants: a fraction γ of the replays train on δ (the rest on clean images), an
+exponential moving average of δ (their losing variant, kept for the comparison), and schedules
+that grow m and ε over training (their winning variant, `FreeSchedule`).
+
+Under `tf.distribute`, δ is an ON_READ variable (one copy per replica, never aggregated) sized for
+the per-replica batch and sliced to a short last batch; it is not in `model.weights`. The replays
+are an unrolled Python loop: `optimizer.apply` inside a `tf.while_loop` fails under
+MirroredStrategy ("merge_call called while defining a new graph").
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+
+from tfaux.attacks import CLIP_MAX, CLIP_MIN, check_eps
+from tfaux.training.aux_model import AuxModel
+
+
+@keras.saving.register_keras_serializable(package="tfaux")
+class FreeATModel(AuxModel):
+    """An `AuxModel` trained with free adversarial training.
+
+    Args:
+        *args, **kwargs: `AuxModel` arguments (inputs, outputs, tasks, name).
+        eps: L∞ budget ε (also the δ step size, as in Shafahi et al.).
+        replays: m, the replays of each minibatch.
+        batch_size: the global batch size (δ is sized for it).
+        delta_fraction: γ, the fraction of replays that train on x + δ (evenly spread).
+        delta_ema: β of an exponential moving average δ ← β·δ + (1−β)·δ_new; 0 disables it.
+
+    Reference:
+        Shafahi et al., "Adversarial training for free!", NeurIPS 2019.
+    """
+
+    LOOP_PARAMS = ("eps", "replays", "batch_size", "delta_fraction", "delta_ema")
+
+    def __init__(
+        self,
+        *args,
+        eps: float = 0.1,
+        replays: int = 4,
+        batch_size: int = 128,
+        delta_fraction: float = 1.0,
+        delta_ema: float = 0.0,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        check_eps(eps)
+        if replays < 1 or batch_size < 1:
+            raise ValueError(
+                f"Expected replays >= 1 and batch_size >= 1. Received: replays={replays}, "
+                f"batch_size={batch_size}"
+            )
+        if not 0.0 < delta_fraction <= 1.0 or not 0.0 <= delta_ema < 1.0:
+            raise ValueError(
+                "Expected 0 < delta_fraction <= 1 and 0 <= delta_ema < 1. Received: "
+                f"delta_fraction={delta_fraction}, delta_ema={delta_ema}"
+            )
+        self.eps, self.replays, self.batch_size = float(eps), int(replays), int(batch_size)
+        self.delta_fraction, self.delta_ema = float(delta_fraction), float(delta_ema)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        self._delta = tf.Variable(
+            tf.zeros((math.ceil(batch_size / replicas), *self.input_shape[1:])),
+            trainable=False,
+            synchronization=tf.VariableSynchronization.ON_READ,
+            aggregation=tf.VariableAggregation.NONE,
+            name="free_delta",
+        )
+        self._current_eps = tf.Variable(self.eps, trainable=False, name="free_eps")
+
+    # === Schedule ===
+    @property
+    def current_eps(self) -> float:
+        return float(self._current_eps.numpy())
+
+    def set_schedule(self, eps: float, replays: int) -> None:
+        """Sets this epoch's ε and m; a new m retraces the step (the replays are unrolled)."""
+        self._current_eps.assign(check_eps(eps))
+        if int(replays) != self.replays:
+            self.replays = max(1, int(replays))
+            self.make_train_function(force=True)
+
+    def delta(self) -> tf.Tensor:
+        """δ of this replica (the first replica's outside a replica context)."""
+        return tf.convert_to_tensor(self._delta)
+
+    # === Step ===
+    def train_step(self, data):
+        x, y = data
+        n = tf.shape(x)[0]
+        eps = self._current_eps
+        logs = {}
+        for replay in range(self.replays):
+            uses_delta = self._uses_delta(replay)
+            delta = self._delta[:n] if uses_delta else None
+            # Forward pass (on x + δ: δ is the input of the tape, so one backward pass serves both)
+            with tf.GradientTape() as tape:
+                x_train = _clip(x + delta) if uses_delta else x
+                tape.watch(x_train)
+                outputs = self(x_train, training=True)
+                loss, terms = self.loss_terms(x, y, outputs)
+                loss = self.optimizer.scale_loss(loss)
+            # Gradients for the weights and for δ, and the updates
+            *gradients, input_gradient = tape.gradient(loss, [*self.trainable_weights, x_train])
+            self.optimizer.apply(gradients, self.trainable_weights)
+            if uses_delta:
+                self._update_delta(x, delta, input_gradient, eps, n)
+            # Metrics
+            logs = self._update_metrics(y, outputs, terms)
+        return logs
+
+    def _uses_delta(self, replay: int) -> bool:
+        """γ·m replays use δ, spread evenly (γ = 1: all; γ = 0.5: every second)."""
+        return math.floor((replay + 1) * self.delta_fraction) > math.floor(
+            replay * self.delta_fraction
+        )
+
+    def _update_delta(self, x, delta, gradient, eps, n):
+        new = tf.clip_by_value(delta + eps * tf.sign(gradient), -eps, eps)
+        if self.delta_ema:
+            new = self.delta_ema * delta + (1.0 - self.delta_ema) * new
+        new = _clip(x + new) - x  # keep x + δ a valid image
+        self._delta.assign(tf.concat([new, self._delta[n:]], axis=0))
+
+
+class FreeSchedule(keras.callbacks.Callback):
+    """Seed 004's winning variant: m and ε grow linearly over the first `ramp_epochs` epochs.
+
+    Epoch e (0-based) trains with t = min(1, (e+1)/ramp_epochs), ε = t·ε_max and
+    m = round(1 + t·(m_max − 1)), so early epochs see nearly natural data. Logs `free_eps` and
+    `free_replays`.
+    """
+
+    def __init__(self, eps: float, replays: int, ramp_epochs: int):
+        super().__init__()
+        if ramp_epochs < 1:
+            raise ValueError(f"Expected ramp_epochs >= 1. Received: ramp_epochs={ramp_epochs}")
+        self.eps, self.replays, self.ramp_epochs = check_eps(eps), int(replays), int(ramp_epochs)
+
+    def at(self, epoch: int) -> tuple[float, int]:
+        t = min(1.0, (epoch + 1) / self.ramp_epochs)
+        return t * self.eps, int(round(1 + t * (self.replays - 1)))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.set_schedule(*self.at(epoch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["free_eps"], logs["free_replays"] = self.model.current_eps, self.model.replays
+
+
+def free_epochs(epochs: int, replays: int, schedule: FreeSchedule | None = None) -> int:
+    """Epochs of Free-AT with as many gradient steps as `epochs` of natural training (≥ 1)."""
+    if schedule is None:
+        return max(1, math.ceil(epochs / replays))
+    done, e = 0, 0
+    while done < epochs:
+        done += schedule.at(e)[1]
+        e += 1
+    return e
+
+
+def _clip(x):
+    return tf.clip_by_value(x, CLIP_MIN, CLIP_MAX)
