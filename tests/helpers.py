@@ -43,3 +43,33 @@ def numpy_fourier(images: np.ndarray) -> np.ndarray:
         gray = images[..., 0]
     spectrum = np.fft.fftshift(np.fft.fft2(gray.astype(np.float64)), axes=(-2, -1))
     return np.stack([np.log1p(np.abs(spectrum)), np.angle(spectrum) / np.pi], axis=-1)
+
+
+# A robustness report small enough for unit tests: every attack and check runs, on few examples.
+QUICK_EVAL_SETTINGS = {
+    "pgd_steps": (3,),
+    "bim_steps": 2,
+    "mim_steps": 2,
+    "curve_eps": (0.1, 0.5),
+    "curve_examples": 32,
+    "sanity_examples": 32,
+    "blackbox_examples": 2,
+    "spsa_steps": 3,
+    "spsa_samples": 8,
+    "cw_steps": 5,
+}
+
+
+def quick_eval(**overrides):
+    from tfaux.config import EvalConfig
+
+    return EvalConfig(**{**QUICK_EVAL_SETTINGS, **overrides})
+
+
+def quick_eval_cli() -> list[str]:
+    """`--set evaluation.<key>=<value>` for every quick setting."""
+    args = []
+    for key, value in QUICK_EVAL_SETTINGS.items():
+        text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        args += ["--set", f"evaluation.{key}={text}"]
+    return args

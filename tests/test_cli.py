@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
+from tests.helpers import quick_eval_cli
 from tfaux.cli import DEFAULT_RECIPE, main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,6 +23,7 @@ QUICK = [
     "--set",
     "model.width=0.5",
     "--no-progress",
+    *quick_eval_cli(),
 ]
 
 
@@ -105,15 +107,21 @@ def test_default_recipe_quick_mode_end_to_end(tmp_path):
         timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "| variant | val acc | clean test acc | FGSM ε=0.1 | FGSM ε=0.3 |" in result.stdout
+    assert (
+        "| variant | val acc | clean test acc | FGSM ε=0.1 | FGSM ε=0.3 | PGD-3 ε=0.1 |"
+        in result.stdout
+    )
     (run_dir,) = (tmp_path / "runs").iterdir()
-    for name in ("config.json", "log.txt", "results.json", "results.md", "accuracy.png"):
+    files = ("config.json", "log.txt", "results.json", "results.md", "accuracy.png")
+    for name in (*files, "robustness_curves.png"):
         assert (run_dir / name).is_file(), name
     assert list((run_dir / "tensorboard" / "fourier").rglob("events.out.tfevents.*"))
     results = json.loads((run_dir / "results.json").read_text())
     assert list(results["variants"]) == ["none", "recon", "fourier"]
     for variant in results["variants"].values():
         assert 0.0 <= variant["fgsm_accuracy"]["0.3"] <= variant["test_accuracy"] <= 1.0
+        assert variant["pgd_accuracy"] <= variant["fgsm_accuracy"]["0.1"] + 0.02
+        assert {c["name"] for c in variant["robustness"]["sanity"]} >= {"input gradients"}
         assert variant["test_examples"] == 256
     assert json.loads((run_dir / "config.json").read_text())["training"]["epochs"] == 1
     export = tmp_path / "sm" / run_dir.name

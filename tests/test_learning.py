@@ -6,9 +6,11 @@ import keras
 import pytest
 
 from tfaux import FourierTask, build, data, runner
-from tfaux.config import DataConfig, EvalConfig, ModelConfig, Recipe, TrainingConfig
+from tfaux.config import DataConfig, ModelConfig, Recipe, TrainingConfig
 from tfaux.evaluate import robustness
 from tfaux.training import seed000_optimizer
+
+from tests.helpers import quick_eval
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,7 @@ def test_digits_test_accuracy_above_85_percent(digits, tasks):
     )
     model.compile(optimizer=seed000_optimizer(learning_rate=0.05), jit_compile=False)
     model.fit(digits.train, validation_data=digits.val, epochs=8, verbose=0)
-    result = robustness(model, digits.test, fgsm_eps=(0.3,), progress=False)
+    result = robustness(model, digits.test, quick_eval(fgsm_eps=(0.3,)), progress=False)
     assert result["num_examples"] == 360
     assert result["clean"] > 0.85
     assert result["fgsm"]["0.3"] < result["clean"]  # an undefended model is not robust
@@ -43,7 +45,7 @@ def _recipe():
         data=DataConfig(dataset="digits", batch_size=64),
         model=ModelConfig(backbone="small_cnn", width=0.5),
         training=TrainingConfig(epochs=2, learning_rate=0.05),
-        evaluation=EvalConfig(fgsm_eps=(0.1,)),
+        evaluation=quick_eval(fgsm_eps=(0.1,)),
         export=False,
     )
 
@@ -57,7 +59,7 @@ def test_an_unfinished_run_resumes_in_its_own_directory(tmp_path):
     assert second.run_dir == first.run_dir
     assert second.results["variants"] == first.results["variants"]
     log = (first.run_dir / "log.txt").read_text()
-    assert "none: already finished" in log
+    assert "none: already evaluated" in log
     assert json.loads((first.run_dir / "results.json").read_text())["best_by"] == "val_accuracy"
     # A finished run is never reused; --fresh would not reuse an unfinished one either.
     third = runner.run(_recipe(), runs_dir=tmp_path, progress=False, fresh=True)

@@ -1,0 +1,164 @@
+"""Is Free-AT really free? Wall time of natural training, Free-AT (m replays, epochs ÷ m) and
+PGD-k adversarial training on Fashion-MNIST from the same seed, with the clean and PGD-20 test
+accuracy of each, measured in one run and printed as ratios (absolute numbers depend on the
+machine; ratios much less).
+
+Shafahi et al. (2019) claim Free-AT costs about as much as natural training (same number of
+gradient steps: each batch is replayed m times for epochs/m epochs) and far less than PGD-7
+training, at comparable robustness. Targets here: Free / natural <= 1.10, Free / PGD-7 <= 0.20.
+
+Every run builds the same backbone with the same seed, gets the same batches (`tfaux.data.load`
+with seed 0), is compiled like `tfaux.runner` compiles it (seed-000 SGD, jit_compile=False) and is
+fit with shuffle=False, verbose=0 and no callbacks (no catastrophic-overfitting guard, no
+validation), so `fit` wall time is training alone. The first step of a run holds the tracing of
+its train step (Free-AT's m replays are unrolled, so it traces longer); the table also gives the
+time after that first step. Runs are sequential, not round-robin: each is one long fit.
+
+    python benchmarks/free_at.py [--quick] [--backbone resnet8] [--width 1.0] [--epochs 4]
+        [--train-size 10000] [--test-size 1000] [--replays 4] [--pgd-steps 7]
+
+`--quick` (tiny sizes, under ~2 minutes on 2 cores) only checks that the script works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from tfaux import build, data  # noqa: E402
+from tfaux.attacks import Attacker, AttackSpec  # noqa: E402
+from tfaux.config import AdversarialConfig  # noqa: E402
+from tfaux.training import seed000_optimizer  # noqa: E402
+from tfaux.training.aux_model import labels_of  # noqa: E402
+from tfaux.training.free import free_epochs  # noqa: E402
+from tfaux.training.loops import with_loop  # noqa: E402
+
+# --quick changes the defaults only: options given explicitly still win.
+QUICK = {"train_size": 1000, "test_size": 256}
+
+
+class _FirstStep(keras.callbacks.Callback):
+    """Seconds from the start of `fit` to the end of its first training step (tracing)."""
+
+    def on_train_begin(self, logs=None):
+        self.start, self.seconds = time.perf_counter(), None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.seconds is None:
+            self.seconds = time.perf_counter() - self.start
+
+
+def train(args, loop: str, config: AdversarialConfig, epochs: int) -> dict:
+    """Builds, compiles and fits one run; returns its timings and test accuracies."""
+    splits = data.load(
+        "fashion_mnist",
+        batch_size=args.batch,
+        seed=0,
+        train_size=args.train_size,
+        test_size=args.test_size,
+    )
+    info = splits.info
+    keras.utils.set_random_seed(0)
+    model = build(
+        args.backbone,
+        input_shape=info.image_shape,
+        num_classes=info.num_classes,
+        mean=info.mean,
+        std=info.std,
+        width=args.width,
+    )
+    model = with_loop(model, loop, config, args.batch)
+    model.compile(optimizer=seed000_optimizer(), jit_compile=False)
+    first = _FirstStep()
+    start = time.perf_counter()
+    model.fit(splits.train, epochs=epochs, shuffle=False, verbose=0, callbacks=[first])
+    seconds = time.perf_counter() - start
+    steps = epochs * int(splits.train.cardinality())
+    clean, robust = evaluate(model, splits.test, args.eps)
+    return {
+        "epochs": epochs,
+        "gradient_steps": steps * (config.replays if loop == "free" else 1),
+        "seconds": seconds,
+        "after_first": seconds - first.seconds,
+        "clean": clean,
+        "pgd20": robust,
+    }
+
+
+def evaluate(model, test, eps: float) -> tuple[float, float]:
+    """Clean and PGD-20 (L∞ ε, one random start, true labels) accuracy on the test split."""
+    attacker = Attacker(model)
+    spec = AttackSpec("pgd", eps=eps, steps=20)
+    clean = robust = n = 0
+    for i, (x, y) in enumerate(test):
+        y = labels_of(y).numpy()
+        clean += int(np.sum(np.argmax(attacker.predict(x).numpy(), -1) == y))
+        x_adv = attacker(spec, x, y, seed=i)
+        robust += int(np.sum(np.argmax(attacker.predict(x_adv).numpy(), -1) == y))
+        n += len(y)
+    return clean / n, robust / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke check")
+    parser.add_argument("--backbone", default="resnet8")
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--epochs", type=int, default=4, help="E: natural and PGD epochs")
+    parser.add_argument("--train-size", type=int, default=10000)
+    parser.add_argument("--test-size", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--eps", type=float, default=0.1)
+    parser.add_argument("--replays", type=int, default=4, help="Free-AT's m")
+    parser.add_argument("--pgd-steps", type=int, default=7)
+    if parser.parse_known_args()[0].quick:
+        parser.set_defaults(**QUICK)
+    args = parser.parse_args()
+
+    e, m, k = args.epochs, args.replays, args.pgd_steps
+    runs = {
+        "natural": ("standard", AdversarialConfig(eps=args.eps), e),
+        f"Free-AT m={m}": ("free", AdversarialConfig(eps=args.eps, replays=m), free_epochs(e, m)),
+        f"PGD-{k} AT": ("pgd", AdversarialConfig(eps=args.eps, pgd_steps=k), e),
+    }
+    results = {name: train(args, *run) for name, run in runs.items()}
+
+    print(
+        f"{args.backbone} (width {args.width:g}) on {args.train_size} Fashion-MNIST training "
+        f"images, batch {args.batch}, seed 0; ε={args.eps:g}; test: first {args.test_size} images"
+    )
+    print(
+        "| run | epochs | gradient steps | fit wall s | s after 1st step | clean acc "
+        f"| PGD-20 ε={args.eps:g} acc |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        print(
+            f"| {name} | {r['epochs']} | {r['gradient_steps']} | {r['seconds']:.1f} "
+            f"| {r['after_first']:.1f} | {100 * r['clean']:.1f} | {100 * r['pgd20']:.1f} |"
+        )
+
+    natural, free, pgd_at = (results[name] for name in runs)
+    print(
+        "\n| ratio | fit wall time | after 1st step | target | PGD-20 acc, Free-AT vs the other |"
+    )
+    print("|---|---|---|---|---|")
+    for label, other, target in [
+        ("Free-AT / natural", natural, "<= 1.10"),
+        (f"Free-AT / PGD-{k} AT", pgd_at, "<= 0.20"),
+    ]:
+        print(
+            f"| {label} | {free['seconds'] / other['seconds']:.2f} "
+            f"| {free['after_first'] / other['after_first']:.2f} | {target} "
+            f"| {100 * free['pgd20']:.1f} vs {100 * other['pgd20']:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

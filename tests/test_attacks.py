@@ -1,0 +1,142 @@
+"""Attack invariants: budget, pixel range, stronger than clean, reproducible, exact on a linear model."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
+
+from tests.helpers import random_images, tiny_model
+from tfaux.attacks import Attacker, AttackSpec, logits_fn
+
+EPS = 0.1
+SPECS = [
+    AttackSpec("fgsm", eps=EPS),
+    AttackSpec("pgd", eps=EPS, steps=5),
+    AttackSpec("pgd", eps=EPS, steps=5, restarts=2),
+    AttackSpec("pgd", eps=1.0, norm="l2", steps=5),
+    AttackSpec("bim", eps=EPS, steps=4),
+    AttackSpec("mim", eps=EPS, steps=4),
+    AttackSpec("spsa", eps=EPS, steps=3, samples=16),
+    AttackSpec("cw_l2", eps=1.0, steps=10, search_steps=2),
+]
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model = tiny_model()
+    x, y = random_images(8, (16, 16, 1), seed=3), np.arange(8) % 4
+    return Attacker(model), x, y
+
+
+def _loss(attacker, x, y):
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(y, attacker.predict(x)).numpy()
+
+
+def _accuracy(attacker, x, y):
+    return np.mean(np.argmax(attacker.predict(x).numpy(), -1) == y)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[s.label for s in SPECS])
+def test_attack_stays_in_budget_and_pixel_range(setup, spec):
+    attacker, x, y = setup
+    x_adv = attacker(spec, x, y, seed=1).numpy()
+    assert x_adv.shape == x.shape
+    assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
+    delta = (x_adv - x).reshape(len(x), -1)
+    if spec.norm == "l2" or spec.name == "cw_l2":
+        assert np.linalg.norm(delta, axis=1).max() <= spec.eps + 1e-4
+    else:
+        assert np.abs(delta).max() <= spec.eps + 1e-6
+    assert _accuracy(attacker, x_adv, y) <= _accuracy(attacker, x, y)
+    if spec.name in ("fgsm", "pgd", "bim", "mim"):  # gradient attacks raise the loss
+        assert _loss(attacker, x_adv, y).mean() > _loss(attacker, x, y).mean()
+
+
+def test_same_seed_same_images_other_seed_other_start(setup):
+    attacker, x, y = setup
+    spec = AttackSpec("pgd", eps=EPS, steps=1, step_size=1e-4)  # mostly the random start
+    a, b = attacker(spec, x, y, seed=5).numpy(), attacker(spec, x, y, seed=5).numpy()
+    c = attacker(spec, x, y, seed=6).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 0.01
+
+
+def test_restarts_never_do_worse_per_example(setup):
+    attacker, x, y = setup
+    one = attacker(AttackSpec("pgd", eps=EPS, steps=2), x, y, seed=2)
+    many = attacker(AttackSpec("pgd", eps=EPS, steps=2, restarts=4), x, y, seed=2)
+    fooled = lambda x_adv: np.argmax(attacker.predict(x_adv).numpy(), -1) != y  # noqa: E731
+    assert np.all(fooled(many) >= fooled(one))
+    same = fooled(many) == fooled(one)
+    assert np.all(_loss(attacker, many, y)[same] >= _loss(attacker, one, y)[same] - 1e-5)
+
+
+def test_pgd_without_random_start_equals_cleverhans_projected_gradient_descent(setup):
+    attacker, x, y = setup
+    ours = attacker(AttackSpec("pgd", eps=EPS, steps=4, random_start=False), x, y).numpy()
+    reference = projected_gradient_descent(
+        attacker.model_fn, tf.constant(x), EPS, 2.5 * EPS / 4, 4, np.inf,
+        clip_min=0.0, clip_max=1.0, y=tf.constant(y), rand_init=False, sanity_checks=False,
+    ).numpy()  # fmt: skip
+    np.testing.assert_allclose(ours, reference, atol=1e-6)
+
+
+def _linear_model(w: np.ndarray) -> keras.Model:
+    """logits = [0, w·x]: class 1 iff w·x > 0, with an exactly known L∞ distance to the boundary."""
+    images = keras.Input((4, 4, 1))
+    score = keras.layers.Dense(1, use_bias=False)(keras.layers.Flatten()(images))
+    logits = keras.layers.Concatenate()([keras.ops.zeros_like(score), score])
+    model = keras.Model(images, {"logits": logits})
+    model.layers[2].set_weights([w.reshape(16, 1)])
+    return model
+
+
+@pytest.mark.parametrize("name", ["fgsm", "pgd", "bim", "mim"])
+def test_attacks_find_the_guaranteed_adversarial_example_of_a_linear_model(name):
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=16).astype("float32")
+    w -= w.mean()  # so that images around mid-gray fall on both sides of the boundary
+    x = np.clip(0.5 + rng.normal(scale=0.15, size=(64, 4, 4, 1)), 0.1, 0.9).astype("float32")
+    score = x.reshape(64, 16) @ w
+    y = (score > 0).astype("int32")
+    # The closest L∞ adversarial example is at distance |w·x| / ‖w‖₁ (no clipping: x ± ε ∈ [0,1]).
+    distance = np.abs(score) / np.abs(w).sum()
+    eps = 0.05
+    attacker = Attacker(_linear_model(w))
+    x_adv = attacker(AttackSpec(name, eps=eps, steps=10), x, y)
+    wrong = np.argmax(attacker.predict(x_adv).numpy(), -1) != y
+    assert np.all(wrong[distance < eps * 0.99]), "an attack missed a guaranteed adversarial example"
+    assert not np.any(wrong[distance > eps * 1.01]), "no attack can cross the boundary there"
+    assert (distance < eps).sum() > 10 and (distance > eps).sum() > 10  # both cases are tested
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"name": "pgd", "eps": -0.1}, "Received: eps=-0.1"),
+        ({"name": "pgd", "eps": 1.5}, "Received: eps=1.5"),
+        ({"name": "pgdd", "eps": 0.1}, "Did you mean 'pgd'"),
+        ({"name": "bim", "eps": 0.1, "norm": "l2"}, "Expected norm='linf' for bim"),
+        ({"name": "pgd", "eps": 0.1, "steps": 0}, "Received: steps=0"),
+        ({"name": "bim", "eps": 0.1, "step_size": 0.2}, "step_size <= eps"),
+        ({"name": "spsa", "eps": 0.1, "samples": 3}, "even number"),
+    ],
+)
+def test_attack_spec_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AttackSpec(**kwargs)
+
+
+def test_attacker_rejects_mismatched_labels(setup):
+    attacker, x, y = setup
+    with pytest.raises(ValueError, match="as many labels as images"):
+        attacker(AttackSpec("fgsm", eps=EPS), x, y[:3])
+
+
+def test_attacks_use_the_primary_logits_in_inference_mode():
+    model = tiny_model()
+    x = random_images(4, (16, 16, 1))
+    np.testing.assert_allclose(
+        logits_fn(model)(x), model(x, training=False)["logits"], rtol=1e-6, atol=1e-6
+    )
