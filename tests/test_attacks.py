@@ -1,4 +1,4 @@
-"""Attack invariants: budget, pixel range, stronger than clean, reproducible, exact on a linear model."""
+"""Attack invariants: budget, pixel range, reproducibility, exact results on a linear model."""
 
 import keras
 import numpy as np

@@ -5,12 +5,11 @@ import json
 import keras
 import pytest
 
+from tests.helpers import quick_eval
 from tfaux import FourierTask, build, data, runner
 from tfaux.config import DataConfig, ModelConfig, Recipe, TrainingConfig
 from tfaux.evaluate import robustness
 from tfaux.training import seed000_optimizer
-
-from tests.helpers import quick_eval
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import tensorflow as tf
 
 from tests.helpers import random_images, tiny_model
 from tfaux import data
-from tfaux.aux import FourierTask
 from tfaux.attacks import Attacker, AttackSpec
+from tfaux.aux import FourierTask
 from tfaux.config import AdversarialConfig
 from tfaux.models import batch_norm, build
 from tfaux.training import seed000_optimizer
@@ -21,7 +21,10 @@ from tfaux.training.loops import loop_epochs, with_loop
 X, Y = random_images(16, (16, 16, 1), seed=1), np.arange(16) % 4
 
 
-def _wrapped(loop, config=AdversarialConfig(eps=0.1, pgd_steps=2, replays=2), tasks=(), **kw):
+SMALL = AdversarialConfig(eps=0.1, pgd_steps=2, replays=2)
+
+
+def _wrapped(loop, config=SMALL, tasks=(), **kw):
     model = tiny_model(tasks, **kw)
     return with_loop(model, loop, config, batch_size=8)
 
