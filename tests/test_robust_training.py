@@ -46,13 +46,12 @@ def test_adversarial_inputs_are_in_budget_and_harder(loop):
     model.compile(optimizer="sgd", jit_compile=False)
     x_adv = model.perturb(tf.constant(X), tf.constant(Y)).numpy()
     assert np.abs(x_adv - X).max() <= 0.1 + 1e-6 and 0 <= x_adv.min() and x_adv.max() <= 1
-    loss = lambda x: (
-        keras.losses.sparse_categorical_crossentropy(  # noqa: E731
-            Y, model(x, training=False)["logits"], from_logits=True
-        )
-        .numpy()
-        .mean()
-    )
+
+    def loss(x):
+        logits = model(x, training=False)["logits"]
+        ce = keras.losses.sparse_categorical_crossentropy(Y, logits, from_logits=True)
+        return ce.numpy().mean()
+
     assert loss(x_adv) > loss(X)
 
 
