@@ -36,7 +36,7 @@ def _cli(*args, tmp_path=None):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["seed000_fft"], "Unknown recipe 'seed000_fft'. Did you mean 'seed000_ft'?"),
+        (["seed000_fft"], "Unknown recipe 'seed000_fft'. Did you mean 'seed000_ft'"),
         (["--set", "training.epoch=2"], "Did you mean training.epochs?"),
         (["--set", "model.backbone=resnet-18"], "Did you mean 'resnet18'"),
         (["--set", "data.dataset=fashion-mnist"], "Did you mean 'fashion_mnist'"),
