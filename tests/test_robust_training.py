@@ -183,9 +183,8 @@ def _first_steps(loop, strategy, weights):
 
 
 @pytest.mark.parametrize("loop", ["fgsm", "pgd", "free"])
-def test_two_replicas_train_like_one(loop):
+def test_two_replicas_train_like_one(loop, mirrored):
     weights = tiny_model().get_weights()
-    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     one, w_one = _first_steps(loop, tf.distribute.get_strategy(), weights)
     two, w_two = _first_steps(loop, mirrored, weights)
     for key in one:

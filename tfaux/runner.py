@@ -8,6 +8,7 @@ after a crash resumes the unfinished run instead of starting over.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import re
@@ -221,11 +222,7 @@ def _guard_batch(splits, recipe: Recipe):
 def _build_model(recipe: Recipe, variant: str, info, compile: bool = True):
     """The variant's model and its distribution strategy; same seed → same backbone init."""
     keras.utils.set_random_seed(recipe.training.seed)
-    strategy = (
-        tf.distribute.MirroredStrategy()
-        if recipe.training.strategy == "mirrored"
-        else tf.distribute.get_strategy()
-    )
+    strategy = _strategy(recipe.training.strategy)
     tasks = [create_task(name, weight=recipe.aux_weight) for name in variant_tasks(variant)]
     loop = variant_loop(variant)
     with strategy.scope():
@@ -253,6 +250,13 @@ def _build_model(recipe: Recipe, variant: str, info, compile: bool = True):
             jit_compile=False,  # XLA is 1.5–10× slower on these CPUs and breaks MirroredStrategy
         )
     return model, strategy
+
+
+@functools.cache
+def _strategy(name: str) -> tf.distribute.Strategy:
+    """One strategy per process: a second MirroredStrategy can reuse collective instance keys
+    and abort synchronized BatchNorm ("Shape mismatch in the collective instance")."""
+    return tf.distribute.MirroredStrategy() if name == "mirrored" else tf.distribute.get_strategy()
 
 
 def _callbacks(recipe: Recipe, variant: str, epochs: int, info, run_dir, progress: bool) -> list:
