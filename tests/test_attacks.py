@@ -140,3 +140,21 @@ def test_attacks_use_the_primary_logits_in_inference_mode():
     np.testing.assert_allclose(
         logits_fn(model)(x), model(x, training=False)["logits"], rtol=1e-6, atol=1e-6
     )
+
+
+@pytest.mark.parametrize("name", ["cw_l2", "spsa"])
+def test_optimization_attacks_find_the_linear_models_adversarial_examples(name):
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=16).astype("float32")
+    w -= w.mean()
+    x = np.clip(0.5 + rng.normal(scale=0.15, size=(16, 4, 4, 1)), 0.1, 0.9).astype("float32")
+    score = x.reshape(16, 16) @ w
+    y = (score > 0).astype("int32")
+    norm = 2 if name == "cw_l2" else 1  # L2 distance |w·x|/‖w‖₂, L∞ distance |w·x|/‖w‖₁
+    distance = np.abs(score) / np.linalg.norm(w, ord=norm)
+    eps = float(np.median(distance))
+    spec = AttackSpec(name, eps=eps, steps=200 if name == "cw_l2" else 30, samples=32)
+    attacker = Attacker(_linear_model(w))
+    wrong = np.argmax(attacker.predict(attacker(spec, x, y)).numpy(), -1) != y
+    assert np.all(wrong[distance < 0.7 * eps]), "missed an easy adversarial example"
+    assert not np.any(wrong[distance > eps * 1.01]), "crossed the boundary beyond the budget"

@@ -41,7 +41,7 @@ from tfaux.names import unknown_name
 CLIP_MIN, CLIP_MAX = 0.0, 1.0
 NORMS = {"linf": np.inf, "l2": 2}
 ATTACKS = ("fgsm", "pgd", "bim", "mim", "cw_l2", "spsa")
-_DEFAULT_STEPS = {"fgsm": 1, "pgd": 20, "bim": 10, "mim": 10, "cw_l2": 100, "spsa": 20}
+_DEFAULT_STEPS = {"fgsm": 1, "pgd": 20, "bim": 10, "mim": 10, "cw_l2": 200, "spsa": 20}
 
 
 def logits_fn(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
@@ -72,7 +72,7 @@ class AttackSpec:
         eps: the budget ε in pixel units (L∞ or L2 by `norm`; for C&W-L2 the L2 radius within
             which a found adversarial example counts).
         norm: "linf" or "l2" (PGD and FGSM); BIM, MIM and SPSA are L∞, C&W is L2.
-        steps: iterations (PGD 20, BIM/MIM 10, C&W 100, SPSA 20 by default).
+        steps: iterations (PGD 20, BIM/MIM 10, C&W 200 per binary-search step, SPSA 20).
         step_size: α per step; default 2.5·ε/steps for PGD (Madry et al.), ε/steps for BIM/MIM.
         restarts: PGD runs from independent random starts; the worst case per example is kept.
         random_start: PGD starts uniformly inside the ε-ball (Madry et al.); BIM never does.
@@ -378,7 +378,9 @@ class _Keras2Adam:
         self._adam = keras.optimizers.Adam(learning_rate)
 
     def variables(self):
-        return self._adam.variables
+        # cleverhans zeroes these before each binary-search step to reset Adam; in Keras 3 the
+        # list also holds the learning rate, which must survive the reset.
+        return [v for v in self._adam.variables if v is not self._adam._learning_rate]
 
     def apply_gradients(self, grads_and_vars):
         self._adam.apply_gradients(grads_and_vars)

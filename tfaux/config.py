@@ -152,7 +152,7 @@ class EvalConfig:
     blackbox_examples: int = 32
     spsa_steps: int = 20
     spsa_samples: int = 128
-    cw_steps: int = 50
+    cw_steps: int = 200
     tolerance: float = 0.02
 
     def __post_init__(self):
