@@ -13,9 +13,10 @@ under Keras 3, the fix is a thin wrapper here (never a fork):
 - PGD: cleverhans' `projected_gradient_descent` is a Python loop, unrolled k times in a graph
   and retraced per ε; ours loops in `tf.while_loop` over cleverhans' own FGM step and `clip_eta`,
   adds stateless random starts (reproducible with a seed) and restarts keeping the worst case.
-- C&W-L2: cleverhans calls `optimizer.variables()` (a list in Keras 3) and makes the attack
-  *targeted* whenever labels are given; we give it a Keras-3 Adam and no labels (untargeted on the
-  prediction, which is the true label wherever the clean prediction is right).
+- C&W-L2: cleverhans calls `optimizer.variables()` and zeroes them to reset Adam (in Keras 3 that
+  list holds the learning rate too) and makes the attack *targeted* whenever labels are given; we
+  give it an Adam whose reset spares the learning rate, and no labels (untargeted on the
+  prediction; its result is kept only where the prediction is the true label).
 - SPSA: cleverhans' optimizer passes `lr=` to Keras 3's Adam, which rejects it; ours sets the same
   hyperparameters without that constructor.
 """
@@ -229,10 +230,13 @@ class Attacker:
         )
         attack.optimizer = _Keras2Adam(attack.learning_rate)
         x_adv = tf.convert_to_tensor(attack.attack(x.numpy()))
-        # A minimal-distortion attack: it counts only within the L2 radius ε.
+        # A minimal-distortion attack: it counts only within the L2 radius ε. It attacks the
+        # predicted label, so on a misclassified image it may move *to* the true label; there
+        # the clean image is kept (found by the robust <= clean check on the first real run).
         distance = tf.norm(tf.reshape(x_adv - x, [x.shape[0], -1]), axis=1)
-        inside = tf.reshape(distance <= spec.eps + 1e-6, [-1, 1, 1, 1])
-        return tf.where(inside, x_adv, x)
+        right = tf.argmax(self.predict(x), -1, output_type=y.dtype) == y
+        keep = tf.reshape((distance <= spec.eps + 1e-6) & right, [-1, 1, 1, 1])
+        return tf.where(keep, x_adv, x)
 
     def _spsa(self, spec: AttackSpec, x, y, seed: int):
         key = ("spsa", spec.samples, spec.steps)  # cleverhans mixes float and int step counts
