@@ -126,7 +126,7 @@ def _train_variant(recipe: Recipe, variant: str, splits, run_dir: Path, progress
     model, strategy = _build_model(recipe, variant, splits.info)
     epochs = loop_epochs(loop, recipe.training.epochs, recipe.adversarial)
     callbacks = [
-        *loop_callbacks(loop, recipe.adversarial, _guard_batch(splits, recipe)),
+        *loop_callbacks(loop, recipe.adversarial, lambda: _guard_batch(splits, recipe)),
         *_callbacks(recipe, variant, epochs, splits.info, run_dir, progress),
     ]
     start = time.perf_counter()
@@ -198,7 +198,9 @@ def _evaluate_variant(recipe, variant, splits, run_dir: Path, surrogate, progres
 
 def _trained_model(recipe: Recipe, variant: str, info, run_dir: Path) -> keras.Model:
     """The variant's trained model, rebuilt and loaded from its weights file."""
-    model, _ = _build_model(recipe, variant, info)
+    model, strategy = _build_model(recipe, variant, info)
+    with strategy.scope():
+        model.optimizer.build(model.trainable_variables)  # the file holds its state too
     model.load_weights(run_dir / "variants" / f"{variant}.weights.h5")
     return model
 

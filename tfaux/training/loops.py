@@ -6,6 +6,8 @@ whose `train_step` implements it, so every backbone and aux head works with ever
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from tfaux.config import AdversarialConfig
 from tfaux.training.adversarial import AdversarialModel
 from tfaux.training.aux_model import AuxModel
@@ -47,14 +49,18 @@ def loop_epochs(loop: str, epochs: int, config: AdversarialConfig) -> int:
     return free_epochs(epochs, config.replays, _schedule(loop, config))
 
 
-def loop_callbacks(loop: str, config: AdversarialConfig, guard_batch) -> list:
-    """The ε/m schedule of `free_scheduled`, the overfitting guard of single-step loops."""
+def loop_callbacks(loop: str, config: AdversarialConfig, guard_batch: Callable) -> list:
+    """The ε/m schedule of `free_scheduled`, the overfitting guard of single-step loops.
+
+    `guard_batch()` returns the guard's fixed training batch; it is called only when a guard is
+    used, because reading the training pipeline advances its shuffling and augmentation seeds.
+    """
     callbacks = []
     schedule = _schedule(loop, config)
     if schedule is not None:
         callbacks.append(schedule)
     if loop in SINGLE_STEP and config.guard != "off":
-        x, y = guard_batch
+        x, y = guard_batch()
         callbacks.append(CatastrophicOverfittingGuard(x, y, eps=config.eps, action=config.guard))
     return callbacks
 
