@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from tfaux import build
+from tfaux.config import EvalConfig
 
 
 def random_images(n: int, shape=(28, 28, 1), seed: int = 0) -> np.ndarray:
@@ -61,8 +62,6 @@ QUICK_EVAL_SETTINGS = {
 
 
 def quick_eval(**overrides):
-    from tfaux.config import EvalConfig
-
     return EvalConfig(**{**QUICK_EVAL_SETTINGS, **overrides})
 
 

@@ -351,12 +351,6 @@ def random_in_ball(shape, norm: str, eps, seed) -> tf.Tensor:
     return direction * radius * eps
 
 
-def fgsm(model: keras.Model) -> Callable[[tf.Tensor, tf.Tensor, float], tf.Tensor]:
-    """A compiled L∞ FGSM `attack(x, y, eps) -> x_adv` (Goodfellow et al. 2015) on the logits."""
-    attacker = Attacker(model)
-    return lambda x, y, eps: attacker(AttackSpec("fgsm", eps=eps), x, y)
-
-
 def _with_gradient_path(model_fn):
     """A model whose logits do not depend differentiably on x (stop_gradient, rounding) gets a zero
     gradient instead of None: cleverhans would crash on None, and the sanity checks must see it."""

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from tfaux.config import Recipe, apply_overrides, field_paths, variant_tasks
+from tfaux.config import Recipe, apply_overrides, field_paths
 from tfaux.names import unknown_name
 
 DEFAULT_RECIPE = "seed000_ft"
@@ -38,21 +38,10 @@ def resolve(name: str, assignments: list[str], recipes: dict) -> Recipe:
     if name not in recipes:
         raise unknown_name("recipe", name, recipes, cutoff=0.4)
     recipe = apply_overrides(recipes[name][0], assignments)
-    _check_names(recipe)
+    from tfaux.runner import check_names  # imports TensorFlow: only once a recipe is chosen
+
+    check_names(recipe)
     return recipe
-
-
-def _check_names(recipe: Recipe) -> None:
-    # Fail before any data is loaded or model built, with the registries' own suggestions.
-    from tfaux.aux import create_task
-    from tfaux.data.sources import check_name
-    from tfaux.models.registry import get_backbone_builder
-
-    get_backbone_builder(recipe.model.backbone)
-    check_name(recipe.data.dataset)
-    for variant in recipe.variants:
-        for task in variant_tasks(variant):
-            create_task(task, recipe.aux_weight)
 
 
 def _parser() -> argparse.ArgumentParser:

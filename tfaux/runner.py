@@ -21,12 +21,13 @@ import tensorflow as tf
 from tqdm.keras import TqdmCallback
 
 from tfaux import data, reporting
-from tfaux.attacks import AttackSpec
 from tfaux.aux import create_task
 from tfaux.config import Recipe, variant_loop, variant_tasks
+from tfaux.data.sources import check_name
 from tfaux.evaluate import robustness
 from tfaux.export import saved_model
 from tfaux.models import batch_norm, build
+from tfaux.models.registry import get_backbone_builder
 from tfaux.training import seed000_callbacks, seed000_optimizer
 from tfaux.training.aux_model import labels_of
 from tfaux.training.loops import loop_callbacks, loop_epochs, with_loop
@@ -61,6 +62,7 @@ def run(
     Returns:
         The run directory, the results dict (also in results.json) and the export location.
     """
+    check_names(recipe)  # a typo fails now, not after hours of training
     run_dir = _run_directory(Path(runs_dir), recipe, fresh)
     _log_to(run_dir / "log.txt")
     log.info("run %s: %s", run_dir, json.dumps(recipe.to_dict()))
@@ -88,8 +90,6 @@ def run(
         info.std,
     )
 
-    for variant in recipe.variants:  # an unknown task fails now, not after hours of training
-        [create_task(name) for name in variant_tasks(variant)]
     for variant in recipe.variants:
         _train_variant(recipe, variant, splits, run_dir, progress)
     surrogate = _surrogate(recipe, splits.info, run_dir)
@@ -114,6 +114,16 @@ def run(
     reporting.write_report(run_dir, results)
     log.info("results in %s", run_dir)
     return RunResult(run_dir, results, export_dir)
+
+
+def check_names(recipe: Recipe) -> None:
+    """Checks the recipe's backbone, dataset and aux tasks against their registries (each error
+    suggests the closest name), before any data is loaded or model built."""
+    get_backbone_builder(recipe.model.backbone)
+    check_name(recipe.data.dataset)
+    for variant in recipe.variants:
+        for task in variant_tasks(variant):
+            create_task(task, recipe.aux_weight)
 
 
 def _train_variant(recipe: Recipe, variant: str, splits, run_dir: Path, progress: bool) -> None:
@@ -171,10 +181,7 @@ def _evaluate_variant(recipe, variant, splits, run_dir: Path, surrogate, progres
     for check in report["sanity"]:
         if check["passed"] is False:
             log.warning("%s: robustness claim not trustworthy: %s", variant, check)
-    pgd_label = AttackSpec(
-        "pgd", eps=recipe.evaluation.eps, steps=recipe.evaluation.pgd_steps[-1],
-        restarts=recipe.evaluation.restarts,
-    ).label  # fmt: skip
+    pgd_label = report["pgd_attack"]
     result = {
         "tasks": list(variant_tasks(variant)),
         "loop": train["loop"],

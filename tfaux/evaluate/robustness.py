@@ -172,6 +172,7 @@ def _summary(config, correct, roles, gradients, num_classes, context) -> dict:
         "clean": clean,
         "fgsm": {f"{e:g}": accuracy[AttackSpec("fgsm", eps=e).label] for e in config.fgsm_eps},
         "attacks": {k: v for k, v in accuracy.items() if k not in curve_only},
+        "pgd_attack": roles["pgd"],  # the PGD-k the checks use: the headline robust number
         "curves": curves,
         "examples": examples,
         "gradients": gradients,
