@@ -16,7 +16,51 @@ from tfaux.names import unknown_name
 
 STRATEGIES = ("default", "mirrored")
 # Training loops a variant selects with "@loop" (see `AdversarialConfig`).
-LOOPS = ("standard", "fgsm", "fgsm_rs", "pgd", "free", "free_scheduled", "free_ema", "free_gamma")
+ADVERSARIAL_LOOPS = (
+    "standard",
+    "fgsm",
+    "fgsm_rs",
+    "pgd",
+    "free",
+    "free_scheduled",
+    "free_ema",
+    "free_gamma",
+)
+# Auxiliary Training (seed 001, see `AuxTrainingConfig`): the full method, its Table 9 ablations,
+# its Table 8 variant (PGD-trained primary) and Table 6's plain-augmentation baseline.
+AUXILIARY_LOOPS = (
+    "auxiliary",
+    "auxiliary_no_sbn",
+    "auxiliary_no_distill",
+    "auxiliary_no_attention",
+    "auxiliary_no_merge",
+    "auxiliary_pgd",
+    "corruption_augment",
+)
+LOOPS = ADVERSARIAL_LOOPS + AUXILIARY_LOOPS
+# The -C benchmark's corruptions (imagecorruptions' names; the last four are its validation set).
+C_CORRUPTIONS = (
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "frost",
+    "fog",
+    "brightness",
+    "contrast",
+    "elastic_transform",
+    "pixelate",
+    "jpeg_compression",
+    "speckle_noise",
+    "gaussian_blur",
+    "spatter",
+    "saturate",
+)
+TRAIN_CORRUPTIONS = ("gaussian_noise", "gaussian_blur", "rotation", "contrast_brightness")
 GUARD_ACTIONS = ("off", "log", "stop", "rollback")
 
 
@@ -127,6 +171,93 @@ class AdversarialConfig:
 
 
 @dataclass(frozen=True)
+class AuxTrainingConfig:
+    """Auxiliary Training (Zhang et al., CVPR 2020), the loops "@auxiliary…" and
+    "@corruption_augment".
+
+    Eq. (7): CE(primary) + Σ_j α_j·CE(aux_j) + λ·Σ_j [KL(primary ‖ aux_j) + γ·‖θ_0 − θ_j‖²]
+    with α_j = `alpha`, λ = `penalty`, γ = 0 before epoch `merge_epoch` and 1 from it on (None:
+    the last third of training). One auxiliary classifier per train-time corruption in
+    `corruptions`; `auxiliary_pgd` trains the primary on PGD-`pgd_steps` examples at
+    `adversarial.eps`. Loops: `auxiliary` (all of it), `auxiliary_no_sbn`, `auxiliary_no_distill`,
+    `auxiliary_no_attention`, `auxiliary_no_merge` (Table 9), `auxiliary_pgd` (Table 8),
+    `corruption_augment` (the same corruptions as plain augmentation; Table 6).
+    """
+
+    corruptions: tuple[str, ...] = TRAIN_CORRUPTIONS
+    alpha: float = 0.05
+    penalty: float = 0.05
+    merge_epoch: int | None = None
+
+    def __post_init__(self):
+        _require(bool(self.corruptions), "at least one corruption", corruptions=self.corruptions)
+        for name in self.corruptions:
+            if name not in TRAIN_CORRUPTIONS:
+                raise unknown_name("train-time corruption", name, TRAIN_CORRUPTIONS)
+        _require(
+            len(set(self.corruptions)) == len(self.corruptions),
+            "distinct corruptions",
+            corruptions=self.corruptions,
+        )
+        _require(self.alpha >= 0, "alpha >= 0", alpha=self.alpha)
+        _require(self.penalty >= 0, "penalty (λ) >= 0", penalty=self.penalty)
+        _require(
+            self.merge_epoch is None or self.merge_epoch >= 0,
+            "merge_epoch >= 0 or None",
+            merge_epoch=self.merge_epoch,
+        )
+
+    def stage_two_epoch(self, epochs: int) -> int:
+        """The first epoch of stage 2 (γ = 1)."""
+        return epochs - max(1, epochs // 3) if self.merge_epoch is None else self.merge_epoch
+
+
+@dataclass(frozen=True)
+class CorruptionConfig:
+    """The corruption benchmark (Hendrycks & Dietterich; seed 001 eq. 8) and the Fourier heat map.
+
+    With `enabled`, the first `examples` test images get a "-C" version (`corruptions` ×
+    `severities`, generated once with imagecorruptions and cached under `cache_dir`), every
+    variant's error is measured on it, and CE = Σ_s E / Σ_s E_reference per corruption is taken
+    against a `reference` backbone (AlexNet, as in the paper) trained by the same recipe with the
+    standard loop; mCE averages the 15 common corruptions. `heatmap_examples` > 0 adds a Fourier
+    heat map (Yin et al.) per variant on that many test images, with L2 norm `heatmap_eps` per
+    basis image (None: Yin et al.'s CIFAR setting scaled to the image size).
+    """
+
+    enabled: bool = False
+    examples: int = 1000
+    corruptions: tuple[str, ...] = C_CORRUPTIONS
+    severities: tuple[int, ...] = (1, 2, 3, 4, 5)
+    reference: str = "alexnet"
+    cache_dir: str = "~/.cache/tfaux/corruptions"
+    heatmap_examples: int = 0
+    heatmap_eps: float | None = None
+
+    def __post_init__(self):
+        _require(self.examples > 0, "examples > 0", examples=self.examples)
+        for name in self.corruptions:
+            if name not in C_CORRUPTIONS:
+                raise unknown_name("-C corruption", name, C_CORRUPTIONS)
+        _require(bool(self.corruptions), "at least one corruption", corruptions=self.corruptions)
+        _require(
+            bool(self.severities) and set(self.severities) <= {1, 2, 3, 4, 5},
+            "severities within 1..5",
+            severities=self.severities,
+        )
+        _require(
+            self.heatmap_examples >= 0,
+            "heatmap_examples >= 0",
+            heatmap_examples=self.heatmap_examples,
+        )
+        _require(
+            self.heatmap_eps is None or self.heatmap_eps >= 0,
+            "heatmap_eps >= 0 or None",
+            heatmap_eps=self.heatmap_eps,
+        )
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """The robustness report: attacks on the primary logits with the true labels, ε curves and
     the sanity checks against gradient masking (see `tfaux.evaluate.robustness`).
@@ -182,6 +313,25 @@ class EvalConfig:
         )
         _require(0 <= self.tolerance < 1, "0 <= tolerance < 1", tolerance=self.tolerance)
 
+    @classmethod
+    def brief(cls, **overrides) -> EvalConfig:
+        """A short report for recipes whose subject is not adversarial robustness: FGSM and
+        PGD-10 at ε = 0.1, short curves, every sanity check (about a minute per ResNet-8)."""
+        settings = {
+            "fgsm_eps": (0.1,),
+            "pgd_steps": (10,),
+            "bim_steps": 0,
+            "mim_steps": 0,
+            "l2_eps": 0.0,
+            "curve_eps": (0.05, 0.1, 0.3),
+            "curve_examples": 200,
+            "sanity_examples": 200,
+            "blackbox_examples": 16,
+            "spsa_steps": 10,
+            "spsa_samples": 64,
+        }
+        return cls(**{**settings, **overrides})
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -201,7 +351,9 @@ class Recipe:
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+    auxiliary: AuxTrainingConfig = field(default_factory=AuxTrainingConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
+    corruption: CorruptionConfig = field(default_factory=CorruptionConfig)
     export: bool = True
 
     def __post_init__(self):

@@ -6,13 +6,18 @@ import json
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only; no display on servers or in CI
 import matplotlib.pyplot as plt  # noqa: E402
 
+from tfaux.evaluate.corruption import corruption_plot  # noqa: E402
+from tfaux.evaluate.fourier_heatmap import heatmap_plot  # noqa: E402
+
 
 def markdown_table(results: dict) -> str:
-    """One row per variant: accuracies in percent, sanity checks, training time and parameters."""
+    """One row per variant: accuracies in percent, sanity checks, training time, and parameters
+    while training (with every head) and deployed (the primary classifier only)."""
     variants = results["variants"]
     first = next(iter(variants.values()))
     eps_keys = list(first["fgsm_accuracy"])
@@ -24,7 +29,8 @@ def markdown_table(results: dict) -> str:
         first["pgd_attack"],
         "sanity checks",
         "train s",
-        "params",
+        "params (training)",
+        "params (deployed)",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, r in variants.items():
@@ -37,6 +43,7 @@ def markdown_table(results: dict) -> str:
             _checks_cell(r["robustness"]["sanity"]),
             f"{r['train_seconds']:.0f}",
             f"{r['parameters']:,}",
+            f"{r.get('deployed_parameters', r['parameters']):,}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -123,15 +130,48 @@ def accuracy_plot(results: dict, path: Path) -> Path:
     return path
 
 
+def corruption_table(results: dict) -> str:
+    """The -C benchmark: clean error, mCE, relative mCE and CE per corruption of every variant."""
+    summary = results["corruption"]
+    variants = {name: r["corruption"] for name, r in results["variants"].items()}
+    corruptions = list(next(iter(variants.values()))["ce"])
+    header = ["variant", "clean err", "mCE", "rel. mCE", "mean err", *corruptions]
+    lines = [
+        f"## Corruption benchmark: CE relative to {summary['reference']} (%, less is better)",
+        "",
+        f"{summary['examples']} test images × corruptions × severities; {summary['definition']}.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for name, c in variants.items():
+        cells = [name, f"{c['clean_error']:.1f}", f"{c['mCE']:.1f}", f"{c['relative_mCE']:.1f}"]
+        cells += [f"{c['mean_error']:.1f}", *(f"{c['ce'][k]:.0f}" for k in corruptions)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_report(run_dir: Path, results: dict) -> None:
-    """Writes results.md and accuracy.png, then results.json last (it marks the run finished)."""
+    """Writes results.md and the PNGs, then results.json last (it marks the run finished)."""
     results["table"] = "results.md"
     results["plot"] = accuracy_plot(results, run_dir / "accuracy.png").name
     results["curves_plot"] = curves_plot(results, run_dir / "robustness_curves.png").name
+    sections = [markdown_table(results)]
+    if "corruption" in results:
+        per_model = {name: r["corruption"] for name, r in results["variants"].items()}
+        path = corruption_plot(per_model, run_dir / "corruption_ce.png")
+        results["corruption_plot"] = path.name
+        sections.append(corruption_table(results))
+    maps = {
+        name: np.load(run_dir / "variants" / r["heatmap"]["file"])
+        for name, r in results["variants"].items()
+        if "heatmap" in r
+    }
+    if maps:
+        path = heatmap_plot(maps, run_dir / "fourier_heatmap.png", title=results["recipe"])
+        results["heatmap_plot"] = path.name
+    sections.append(robustness_details(results))
     (run_dir / "results.md").write_text(
-        f"# {results['recipe']} ({results['run']})\n\n"
-        + markdown_table(results)
-        + "\n"
-        + robustness_details(results)
+        f"# {results['recipe']} ({results['run']})\n\n" + "\n".join(sections)
     )
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))

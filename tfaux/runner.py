@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 from tqdm.keras import TqdmCallback
 
@@ -25,12 +26,14 @@ from tfaux.aux import create_task
 from tfaux.config import Recipe, variant_loop, variant_tasks
 from tfaux.data.sources import check_name
 from tfaux.evaluate import robustness
+from tfaux.evaluate.corruption import corrupted_set, corruption_error, corruption_errors
+from tfaux.evaluate.fourier_heatmap import fourier_heatmap, save_heatmap
 from tfaux.export import saved_model
-from tfaux.models import batch_norm, build
+from tfaux.models import build, primary_classifier
 from tfaux.models.registry import get_backbone_builder
 from tfaux.training import seed000_callbacks, seed000_optimizer
 from tfaux.training.aux_model import labels_of
-from tfaux.training.loops import loop_callbacks, loop_epochs, with_loop
+from tfaux.training.loops import loop_callbacks, loop_epochs, loop_norm, loop_tasks, with_loop
 
 log = logging.getLogger("tfaux")
 
@@ -92,10 +95,14 @@ def run(
 
     for variant in recipe.variants:
         _train_variant(recipe, variant, splits, run_dir, progress)
+    cset = _corrupted_test_set(recipe, splits, progress)
+    reference = _reference_errors(recipe, splits, run_dir, cset, progress)
     surrogate = _surrogate(recipe, splits.info, run_dir)
     variants = {}
     for variant in recipe.variants:
-        variants[variant] = _evaluate_variant(recipe, variant, splits, run_dir, surrogate, progress)
+        variants[variant] = _evaluate_variant(
+            recipe, variant, splits, run_dir, surrogate, progress, cset
+        )
         log.info("%s: %s", variant, json.dumps(variants[variant]))
 
     best = max(variants, key=lambda v: variants[v]["val_accuracy"])
@@ -107,6 +114,8 @@ def run(
         "best_variant": best,
         "best_by": "val_accuracy",
     }
+    if reference is not None:
+        results["corruption"] = _corruption_summary(recipe, variants, reference)
     export_dir = None
     if recipe.export:
         export_dir = _export(recipe, best, variants[best], splits, run_dir, Path(savedmodels_dir))
@@ -126,9 +135,15 @@ def check_names(recipe: Recipe) -> None:
             create_task(task, recipe.aux_weight)
 
 
-def _train_variant(recipe: Recipe, variant: str, splits, run_dir: Path, progress: bool) -> None:
-    """Trains `variant` unless its weights exist; writes weights and `<variant>.train.json`."""
-    weights_file = run_dir / "variants" / f"{variant}.weights.h5"
+def _train_variant(
+    recipe: Recipe, variant: str, splits, run_dir: Path, progress: bool, key: str | None = None
+) -> None:
+    """Trains `variant` unless its weights exist; writes weights and `<key>.train.json`.
+
+    `key` (default: the variant) names its files, so the CE reference can live beside it.
+    """
+    key = key or variant
+    weights_file = run_dir / "variants" / f"{key}.weights.h5"
     if weights_file.exists():
         return
     weights_file.parent.mkdir(parents=True, exist_ok=True)
@@ -136,8 +151,14 @@ def _train_variant(recipe: Recipe, variant: str, splits, run_dir: Path, progress
     model, strategy = _build_model(recipe, variant, splits.info)
     epochs = loop_epochs(loop, recipe.training.epochs, recipe.adversarial)
     callbacks = [
-        *loop_callbacks(loop, recipe.adversarial, lambda: _guard_batch(splits, recipe)),
-        *_callbacks(recipe, variant, epochs, splits.info, run_dir, progress),
+        *loop_callbacks(
+            loop,
+            recipe.adversarial,
+            lambda: _guard_batch(splits, recipe),
+            recipe.auxiliary,
+            epochs,
+        ),
+        *_callbacks(recipe, key, epochs, splits.info, run_dir, progress),
     ]
     start = time.perf_counter()
     with strategy.scope():
@@ -155,12 +176,14 @@ def _train_variant(recipe: Recipe, variant: str, splits, run_dir: Path, progress
         "epochs_run": len(history.epoch),
         "history": history.history,
     }
-    (run_dir / "variants" / f"{variant}.train.json").write_text(json.dumps(train, default=float))
+    (run_dir / "variants" / f"{key}.train.json").write_text(json.dumps(train, default=float))
     model.save_weights(weights_file)  # last: its presence means "trained"
-    log.info("%s history: %s", variant, json.dumps(history.history, default=float))
+    log.info("%s history: %s", key, json.dumps(history.history, default=float))
 
 
-def _evaluate_variant(recipe, variant, splits, run_dir: Path, surrogate, progress: bool) -> dict:
+def _evaluate_variant(
+    recipe, variant, splits, run_dir: Path, surrogate, progress: bool, cset=None
+) -> dict:
     """Validation accuracy and the robustness report of a trained variant (cached on disk)."""
     result_file = run_dir / "variants" / f"{variant}.json"
     if result_file.exists():
@@ -170,7 +193,7 @@ def _evaluate_variant(recipe, variant, splits, run_dir: Path, surrogate, progres
     train = json.loads((run_dir / "variants" / f"{variant}.train.json").read_text())
     val = model.evaluate(splits.val, verbose=0, return_dict=True)
     report = robustness(
-        model,
+        primary_classifier(model),  # attacks need the logits only: heads and decoders idle
         splits.test,
         recipe.evaluation,
         surrogate=surrogate,
@@ -197,19 +220,101 @@ def _evaluate_variant(recipe, variant, splits, run_dir: Path, surrogate, progres
         "train_seconds": train["train_seconds"],
         "epochs_run": train["epochs_run"],
         "parameters": int(model.count_params()),
+        "deployed_parameters": int(primary_classifier(model).count_params()),
         "weights": f"{variant}.weights.h5",
     }
+    if cset is not None:
+        result["corruption"] = corruption_errors(_predictor(model), cset, progress=progress)
+    if recipe.corruption.heatmap_examples:
+        result["heatmap"] = _heatmap(
+            recipe, model, splits, run_dir / "variants" / variant, progress
+        )
     result_file.write_text(json.dumps(result, indent=2))
     return result
 
 
-def _trained_model(recipe: Recipe, variant: str, info, run_dir: Path) -> keras.Model:
+def _trained_model(
+    recipe: Recipe, variant: str, info, run_dir: Path, key: str | None = None
+) -> keras.Model:
     """The variant's trained model, rebuilt and loaded from its weights file."""
     model, strategy = _build_model(recipe, variant, info)
     with strategy.scope():
         model.optimizer.build(model.trainable_variables)  # the file holds its state too
-    model.load_weights(run_dir / "variants" / f"{variant}.weights.h5")
+    model.load_weights(run_dir / "variants" / f"{key or variant}.weights.h5")
     return model
+
+
+# === Corruption benchmark and Fourier heat map (seed 001) ===
+def _test_prefix(splits, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `n` test images and labels, as arrays (the test split is not shuffled)."""
+    x, y = next(iter(splits.test.unbatch().take(n).batch(n)))
+    return x.numpy(), labels_of(y).numpy()
+
+
+def _corrupted_test_set(recipe: Recipe, splits, progress: bool):
+    """The cached "-C" version of the first `corruption.examples` test images, or None."""
+    config = recipe.corruption
+    if not config.enabled:
+        return None
+    x, y = _test_prefix(splits, config.examples)
+    cache = Path(config.cache_dir).expanduser() / f"{splits.info.name}-{len(x)}"
+    return corrupted_set(
+        x,
+        y,
+        cache,
+        corruptions=config.corruptions,
+        severities=config.severities,
+        seed=recipe.training.seed,
+        progress=progress,
+    )
+
+
+def _reference_errors(recipe: Recipe, splits, run_dir: Path, cset, progress: bool):
+    """Errors of the CE reference: the `corruption.reference` backbone (AlexNet, as seed 001
+    eq. 8), trained by this recipe with the standard loop and evaluated on the same -C set."""
+    if cset is None:
+        return None
+    key = f"reference_{recipe.corruption.reference}"
+    cached = run_dir / "variants" / f"{key}.corruption.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
+    reference = dataclasses.replace(
+        recipe, model=dataclasses.replace(recipe.model, backbone=recipe.corruption.reference)
+    )
+    _train_variant(reference, "none", splits, run_dir, progress, key=key)
+    model = _trained_model(reference, "none", splits.info, run_dir, key=key)
+    errors = {"name": key, **corruption_errors(_predictor(model), cset, progress=progress)}
+    cached.write_text(json.dumps(errors, indent=2))
+    return errors
+
+
+def _corruption_summary(recipe: Recipe, variants: dict, reference: dict) -> dict:
+    """CE and mCE of every variant against the reference (adds "ce", "mCE"… to each)."""
+    for result in variants.values():
+        result["corruption"].update(corruption_error(result["corruption"], reference))
+    return {
+        "reference": reference["name"],
+        "reference_errors": reference,
+        "examples": recipe.corruption.examples,
+        "definition": "CE_c = sum_s E(c,s) / sum_s E_ref(c,s) in %; mCE = mean over the 15 "
+        "common corruptions",
+    }
+
+
+def _predictor(model: keras.Model):
+    """Compiled primary logits in inference mode (the auxiliary heads are not computed)."""
+    classifier = primary_classifier(model)
+    return tf.function(lambda x: classifier(x, training=False), reduce_retracing=True)
+
+
+def _heatmap(recipe: Recipe, model, splits, stem: Path, progress: bool) -> dict:
+    config = recipe.corruption
+    x, y = _test_prefix(splits, config.heatmap_examples)
+    heatmap = fourier_heatmap(
+        primary_classifier(model), x, y, eps=config.heatmap_eps, progress=progress
+    )
+    path = save_heatmap(heatmap, stem.parent / f"{stem.name}.heatmap.npy")
+    return {"file": path.name, "mean_accuracy": float(heatmap.mean()), "examples": len(x)}
 
 
 def _surrogate(recipe: Recipe, info, run_dir: Path) -> keras.Model | None:
@@ -218,7 +323,8 @@ def _surrogate(recipe: Recipe, info, run_dir: Path) -> keras.Model | None:
     if not standard:
         log.info("no standard-trained variant: the transfer sanity check is skipped")
         return None
-    return _trained_model(recipe, "none" if "none" in standard else standard[0], info, run_dir)
+    model = _trained_model(recipe, "none" if "none" in standard else standard[0], info, run_dir)
+    return primary_classifier(model)
 
 
 def _guard_batch(splits, recipe: Recipe):
@@ -232,8 +338,9 @@ def _build_model(recipe: Recipe, variant: str, info, compile: bool = True):
     """The variant's model and its distribution strategy; same seed → same backbone init."""
     keras.utils.set_random_seed(recipe.training.seed)
     strategy = _strategy(recipe.training.strategy)
-    tasks = [create_task(name, weight=recipe.aux_weight) for name in variant_tasks(variant)]
     loop = variant_loop(variant)
+    tasks = [create_task(name, weight=recipe.aux_weight) for name in variant_tasks(variant)]
+    tasks += loop_tasks(loop, recipe.auxiliary, info.num_classes)
     with strategy.scope():
         model = build(
             recipe.model.backbone,
@@ -245,12 +352,15 @@ def _build_model(recipe: Recipe, variant: str, info, compile: bool = True):
             width=recipe.model.width,
             dropout=recipe.model.dropout,
             # Synchronized statistics make a multi-replica step equal a single-device step.
-            norm=batch_norm(
-                recipe.model.bn_momentum, synchronized=strategy.num_replicas_in_sync > 1
+            norm=loop_norm(
+                loop,
+                recipe.auxiliary,
+                recipe.model.bn_momentum,
+                synchronized=strategy.num_replicas_in_sync > 1,
             ),
             name=re.sub(r"\W", "_", variant),
         )
-        model = with_loop(model, loop, recipe.adversarial, recipe.data.batch_size)
+        model = with_loop(model, loop, recipe.adversarial, recipe.data.batch_size, recipe.auxiliary)
         t = recipe.training
         if not compile:
             return model, strategy

@@ -65,28 +65,52 @@ class AdversarialModel(AuxModel):
         self.clean_fraction = float(clean_fraction)
 
     def perturb(self, x, y):
-        seed = tf.stack(
-            [tf.cast(self.optimizer.iterations, tf.int32), _replica_id()]
-        )  # fresh random start every step and replica, reproducible
-        x_adv = pgd(
-            logits_fn(self),
+        return adversarial_examples(
+            self,
             x,
             labels_of(y),
             eps=self.eps,
             step_size=self.step_size,
             steps=self.steps,
             random_start=self.random_start,
-            seed=seed,
+            clean_fraction=self.clean_fraction,
         )
-        if self.clean_fraction:
-            clean = tf.cast(
-                tf.round(self.clean_fraction * tf.cast(tf.shape(x)[0], tf.float32)), tf.int32
-            )
-            keep = tf.reshape(tf.range(tf.shape(x)[0]) < clean, [-1, 1, 1, 1])
-            x_adv = tf.where(keep, x, x_adv)
-        return x_adv
 
 
-def _replica_id() -> tf.Tensor:
+def adversarial_examples(
+    model: keras.Model,
+    x: tf.Tensor,
+    labels: tf.Tensor,
+    *,
+    eps: float,
+    step_size: float,
+    steps: int,
+    random_start: bool = True,
+    clean_fraction: float = 0.0,
+) -> tf.Tensor:
+    """PGD (FGSM for one step) on `model`'s primary logits, inside a train step.
+
+    The random start is fresh every step and replica, and reproducible; the first
+    `clean_fraction` of the batch stays clean.
+    """
+    seed = tf.stack([tf.cast(model.optimizer.iterations, tf.int32), replica_id()])
+    x_adv = pgd(
+        logits_fn(model),
+        x,
+        labels,
+        eps=eps,
+        step_size=step_size,
+        steps=steps,
+        random_start=random_start,
+        seed=seed,
+    )
+    if clean_fraction:
+        clean = tf.cast(tf.round(clean_fraction * tf.cast(tf.shape(x)[0], tf.float32)), tf.int32)
+        keep = tf.reshape(tf.range(tf.shape(x)[0]) < clean, [-1, 1, 1, 1])
+        x_adv = tf.where(keep, x, x_adv)
+    return x_adv
+
+
+def replica_id() -> tf.Tensor:
     context = tf.distribute.get_replica_context()
     return tf.cast(context.replica_id_in_sync_group, tf.int32) if context else tf.constant(0)

@@ -8,21 +8,77 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tfaux.config import AdversarialConfig
+from tfaux.aux.corruption_heads import CorruptionClassifier
+from tfaux.config import AdversarialConfig, AuxTrainingConfig
+from tfaux.models.layers import NormFactory, batch_norm, selective_batch_norm
 from tfaux.training.adversarial import AdversarialModel
 from tfaux.training.aux_model import AuxModel
+from tfaux.training.auxiliary_training import (
+    AuxiliaryTrainingModel,
+    CorruptionAugmentModel,
+    MergeStage,
+)
 from tfaux.training.callbacks import CatastrophicOverfittingGuard
 from tfaux.training.free import FreeATModel, FreeSchedule, free_epochs
 
 SINGLE_STEP = ("fgsm", "fgsm_rs", "free", "free_scheduled", "free_ema", "free_gamma")
 
 
-def with_loop(model: AuxModel, loop: str, config: AdversarialConfig, batch_size: int) -> AuxModel:
-    """`model`'s graph in the class that trains it with `loop` (call inside the strategy scope)."""
+def loop_tasks(loop: str, config: AuxTrainingConfig, num_classes: int) -> list:
+    """The heads a loop adds to the model: Auxiliary Training's one classifier per corruption."""
+    if not loop.startswith("auxiliary"):
+        return []
+    chunks = len(config.corruptions) + 1
+    return [
+        CorruptionClassifier(
+            config.alpha,
+            corruption=corruption,
+            index=index,
+            chunks=chunks,
+            num_classes=num_classes,
+            attention=loop != "auxiliary_no_attention",
+        )
+        for index, corruption in enumerate(config.corruptions, start=1)
+    ]
+
+
+def loop_norm(
+    loop: str, config: AuxTrainingConfig, momentum: float, synchronized: bool
+) -> NormFactory:
+    """Selective BatchNorm for Auxiliary Training (not its "w/o SBN" ablation), else BatchNorm."""
+    if loop.startswith("auxiliary") and loop != "auxiliary_no_sbn":
+        chunks = len(config.corruptions) + 1
+        return selective_batch_norm(chunks, momentum, synchronized=synchronized)
+    return batch_norm(momentum, synchronized=synchronized)
+
+
+def with_loop(
+    model: AuxModel,
+    loop: str,
+    config: AdversarialConfig,
+    batch_size: int,
+    auxiliary: AuxTrainingConfig | None = None,
+) -> AuxModel:
+    """`model`'s graph in the class that trains it with `loop` (call inside the strategy scope).
+
+    Auxiliary loops expect a model built with `loop_tasks` (and `loop_norm`).
+    """
     graph = {"inputs": model.input, "outputs": model.output, "tasks": model.tasks}
     graph["name"] = model.name
+    auxiliary = auxiliary or AuxTrainingConfig()
     if loop == "standard":
         return model
+    if loop == "corruption_augment":
+        return CorruptionAugmentModel(**graph, corruptions=auxiliary.corruptions)
+    if loop.startswith("auxiliary"):
+        return AuxiliaryTrainingModel(
+            **graph,
+            penalty=auxiliary.penalty,
+            distill=loop != "auxiliary_no_distill",
+            merge=loop != "auxiliary_no_merge",
+            adversarial_eps=config.eps if loop == "auxiliary_pgd" else None,
+            adversarial_steps=config.pgd_steps,
+        )
     if loop in ("fgsm", "fgsm_rs", "pgd"):
         return AdversarialModel(
             **graph,
@@ -49,13 +105,22 @@ def loop_epochs(loop: str, epochs: int, config: AdversarialConfig) -> int:
     return free_epochs(epochs, config.replays, _schedule(loop, config))
 
 
-def loop_callbacks(loop: str, config: AdversarialConfig, guard_batch: Callable) -> list:
-    """The ε/m schedule of `free_scheduled`, the overfitting guard of single-step loops.
+def loop_callbacks(
+    loop: str,
+    config: AdversarialConfig,
+    guard_batch: Callable,
+    auxiliary: AuxTrainingConfig | None = None,
+    epochs: int = 1,
+) -> list:
+    """The ε/m schedule of `free_scheduled`, the overfitting guard of single-step loops, the
+    stage switch of Auxiliary Training (γ: 0 → 1 at `auxiliary.stage_two_epoch(epochs)`).
 
     `guard_batch()` returns the guard's fixed training batch; it is called only when a guard is
     used, because reading the training pipeline advances its shuffling and augmentation seeds.
     """
     callbacks = []
+    if loop.startswith("auxiliary"):
+        callbacks.append(MergeStage((auxiliary or AuxTrainingConfig()).stage_two_epoch(epochs)))
     schedule = _schedule(loop, config)
     if schedule is not None:
         callbacks.append(schedule)

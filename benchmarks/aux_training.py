@@ -1,0 +1,122 @@
+"""What does Auxiliary Training (seed 001) cost? Training step time of standard training vs
+plain corruption augmentation vs Auxiliary Training with t = 1, 2, 4 corruptions (expected about
+t + 1 backbone passes), and the latency and size of the exported models (the auxiliary
+classifiers are dropped, so the target is a ratio ≤ 1.02 to a standard model) — side by side in
+one run, printed as ratios.
+
+    python benchmarks/aux_training.py [--backbone resnet8] [--steps 20] [--batch 128] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from aux_overhead import inference_latency, step_times  # noqa: E402
+
+from tfaux import build  # noqa: E402
+from tfaux.config import TRAIN_CORRUPTIONS, AdversarialConfig, AuxTrainingConfig  # noqa: E402
+from tfaux.export import saved_model  # noqa: E402
+from tfaux.training.loops import loop_norm, loop_tasks, with_loop  # noqa: E402
+
+# name → (loop, corruptions)
+VARIANTS = {
+    "standard": ("standard", TRAIN_CORRUPTIONS),
+    "augment t=4 (no heads)": ("corruption_augment", TRAIN_CORRUPTIONS),
+    "auxiliary t=1": ("auxiliary", TRAIN_CORRUPTIONS[:1]),
+    "auxiliary t=2": ("auxiliary", TRAIN_CORRUPTIONS[:2]),
+    "auxiliary t=4": ("auxiliary", TRAIN_CORRUPTIONS),
+}
+
+
+def compiled_model(backbone: str, loop: str, corruptions, x, y, batch: int, steps: int):
+    config = AuxTrainingConfig(corruptions=corruptions)
+    keras.utils.set_random_seed(0)
+    model = build(
+        backbone,
+        input_shape=x.shape[1:],
+        num_classes=10,
+        tasks=loop_tasks(loop, config, 10),
+        norm=loop_norm(loop, config, 0.9, synchronized=False),
+    )
+    model = with_loop(model, loop, AdversarialConfig(), batch, config)
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=False)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).take(steps).cache()
+    model.fit(data, epochs=1, verbose=0, shuffle=False)  # trace and warm up
+    return model, data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="resnet8")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 3 steps, 1 repeat")
+    args = parser.parse_args()
+    if args.quick:
+        args.steps, args.repeats = 3, 1
+
+    rng = np.random.default_rng(0)
+    x = rng.random((args.steps * args.batch, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, len(x))
+    models = {
+        name: compiled_model(args.backbone, loop, corruptions, x, y, args.batch, args.steps)
+        for name, (loop, corruptions) in VARIANTS.items()
+    }
+    # Round robin, so a slow phase of the machine hits every variant alike.
+    times = {name: [] for name in VARIANTS}
+    for _ in range(args.repeats):
+        for name, (model, data) in models.items():
+            times[name] += step_times(model, data).steps
+    median = {name: statistics.median(t) for name, t in times.items()}
+    print(
+        f"training step time, {args.backbone} on 28x28x1, batch {args.batch} clean images, "
+        f"median of {args.repeats} x {args.steps} steps"
+    )
+    print("| variant | images per step | ms/step | ratio to standard | expected (t+1) |")
+    print("|---|---|---|---|---|")
+    for name, (loop, corruptions) in VARIANTS.items():
+        t = 0 if loop == "standard" else len(corruptions)
+        print(
+            f"| {name} | {(t + 1) * args.batch} | {1000 * median[name]:.0f} "
+            f"| {median[name] / median['standard']:.2f} | {t + 1} |"
+        )
+
+    standard, auxiliary = models["standard"][0], models["auxiliary t=4"][0]
+    with tempfile.TemporaryDirectory() as tmp:
+        loaded = {
+            name: tf.saved_model.load(str(saved_model(model, f"{tmp}/{i}")))
+            for i, (name, model) in enumerate([("standard", standard), ("auxiliary", auxiliary)])
+        }
+        print("\nexported SavedModels (primary classifier only), latency median of 100 calls")
+        print("| model | variables | parameters | ms, batch 1 | ms, batch 128 |")
+        print("|---|---|---|---|---|")
+        latency = {}
+        for name, module in loaded.items():
+            serve = module.signatures["serving_default"]
+            fn = lambda images, serve=serve: serve(images=images)["logits"]  # noqa: E731
+            latency[name] = [
+                inference_latency(fn, tf.constant(x[:n]), 100) for n in (1, args.batch)
+            ]
+            size = sum(int(np.prod(v.shape)) for v in module.variables)
+            print(
+                f"| {name} | {len(module.variables)} | {size:,} "
+                f"| {1000 * latency[name][0]:.2f} | {1000 * latency[name][1]:.1f} |"
+            )
+        ratios = [a / s for a, s in zip(latency["auxiliary"], latency["standard"], strict=True)]
+        print(
+            f"\nexported latency auxiliary / standard: batch 1 {ratios[0]:.3f}, "
+            f"batch {args.batch} {ratios[1]:.3f} (target <= 1.02)"
+        )
+
+
+if __name__ == "__main__":
+    main()

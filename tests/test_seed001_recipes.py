@@ -1,0 +1,86 @@
+"""The seed 001 recipes end to end in quick mode: train, -C benchmark, CE/mCE, heat maps, export."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.test_cli import QUICK, RECIPES, ROOT, _cli
+
+
+def _quick_corruption(tmp_path, heatmap: int = 0) -> list[str]:
+    settings = {
+        "data.train_size": 256,
+        "data.test_size": 128,
+        "corruption.examples": 16,
+        "corruption.corruptions": "gaussian_noise,contrast,glass_blur",
+        "corruption.severities": "1,5",
+        "corruption.cache_dir": tmp_path / "corruptions",
+        "corruption.heatmap_examples": heatmap,
+    }
+    return [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
+
+
+@pytest.mark.slow
+def test_seed001_aux_quick_mode_end_to_end(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(RECIPES / "run.py"),
+            "seed001_aux",
+            *QUICK,
+            *_quick_corruption(tmp_path, heatmap=8),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--savedmodels-dir",
+            str(tmp_path / "sm"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=1200,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Corruption benchmark: CE relative to reference_alexnet" in result.stdout
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    for name in ("corruption_ce.png", "fourier_heatmap.png", "accuracy.png", "results.md"):
+        assert (run_dir / name).stat().st_size > 1000, name
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["corruption"]["reference"] == "reference_alexnet"
+    for variant in ("none", "none@auxiliary"):
+        r = results["variants"][variant]
+        assert set(r["corruption"]["ce"]) == {"gaussian_noise", "contrast", "glass_blur"}
+        assert r["corruption"]["mCE"] > 0 and 0 <= r["heatmap"]["mean_accuracy"] <= 1
+    # The auxiliary classifiers are trained, then dropped: same deployed size as standard.
+    aux, standard = results["variants"]["none@auxiliary"], results["variants"]["none"]
+    assert aux["parameters"] > standard["parameters"]
+    assert aux["deployed_parameters"] == standard["deployed_parameters"]
+    reference = json.loads((run_dir / "variants" / "reference_alexnet.corruption.json").read_text())
+    assert 0 <= reference["clean_error"] <= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("recipe", "variants"),
+    [
+        ("seed001_ablation", "none@auxiliary_no_sbn,none@auxiliary_no_merge"),
+        ("seed001_compare", "none@corruption_augment,none@auxiliary_pgd"),
+    ],
+)
+def test_seed001_recipes_run_in_quick_mode(recipe, variants, tmp_path):
+    code = _cli(
+        recipe,
+        *QUICK,
+        *_quick_corruption(tmp_path),
+        "--set",
+        f"variants={variants}",
+        "--set",
+        "adversarial.pgd_steps=2",
+        tmp_path=tmp_path,
+    )
+    assert code == 0
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    results = json.loads((run_dir / "results.json").read_text())
+    assert list(results["variants"]) == variants.split(",")
+    assert all("mCE" in r["corruption"] for r in results["variants"].values())

@@ -1,0 +1,227 @@
+"""Auxiliary Training (Zhang et al., CVPR 2020) and its plain-augmentation baseline.
+
+Every training batch becomes [clean, T_1(clean), …, T_t(clean)] and takes one backbone pass
+(with Selective BatchNorm when the model was built with it). The clean chunk feeds the primary
+classifier, chunk j the auxiliary classifier j (`CorruptionClassifier`). Loss, eq. (7):
+
+    CE(primary) + Σ_j α_j·CE(aux_j) + λ·Σ_j [KL(p_primary ‖ p_aux_j) + γ·‖θ_0 − θ_j‖²]
+
+with the primary's distribution as the teacher (no gradient through it) and γ = 0 in stage 1,
+γ = 1 in stage 2 (Algorithm 1; `MergeStage` switches it at an epoch). At export only the
+primary classifier is kept (`tfaux.models.primary_classifier`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import tensorflow as tf
+
+from tfaux.aux.corruption_heads import CorruptionClassifier
+from tfaux.data.corruptions import random_corruption
+from tfaux.training.adversarial import adversarial_examples, replica_id
+from tfaux.training.aux_model import PRIMARY, AuxModel, labels_of
+
+VALIDATION_SEED = 20200614  # fixed corruptions for validation, so epochs compare
+
+
+def corrupted_batch(x: tf.Tensor, corruptions: Sequence[str], seed: tf.Tensor) -> tf.Tensor:
+    """[x, T_1(x), …, T_t(x)] along the batch axis; severities drawn per example from `seed`."""
+    chunks = [x]
+    for index, name in enumerate(corruptions, start=1):
+        chunks.append(random_corruption(x, name, seed=seed + tf.constant([0, 7919]) * index))
+    return tf.concat(chunks, axis=0)
+
+
+def _step_seed(model: keras.Model) -> tf.Tensor:
+    # Fresh corruptions every step and replica, reproducible from the step counter.
+    return tf.stack([tf.cast(model.optimizer.iterations, tf.int32), replica_id() * 1_000_003])
+
+
+def _chunk(tensor: tf.Tensor, index: int, chunks: int) -> tf.Tensor:
+    n = tf.shape(tensor)[0] // chunks
+    return tensor[index * n : (index + 1) * n]
+
+
+@keras.saving.register_keras_serializable(package="tfaux")
+class AuxiliaryTrainingModel(AuxModel):
+    """An `AuxModel` whose tasks include one `CorruptionClassifier` per train-time corruption.
+
+    Args:
+        *args, **kwargs: `AuxModel` arguments (inputs, outputs, tasks, name).
+        penalty: λ of eq. (7), the weight of the distillation and merging terms (paper: 0.05).
+        distill: include KL(primary ‖ aux_j) (off in the ablation "w/o self distillation").
+        merge: switch the merging penalty on in stage 2 (off in "w/o weight merging").
+        adversarial_eps: train the primary chunk on PGD examples with this L∞ ε (Table 8);
+            None trains it on clean images.
+        adversarial_steps: PGD steps for `adversarial_eps` (α = 2.5ε/steps, random start).
+
+    Reference:
+        Zhang et al., "Auxiliary Training: Towards Accurate and Robust Models", CVPR 2020.
+    """
+
+    LOOP_PARAMS = ("penalty", "distill", "merge", "adversarial_eps", "adversarial_steps")
+
+    def __init__(
+        self,
+        *args,
+        penalty: float = 0.05,
+        distill: bool = True,
+        merge: bool = True,
+        adversarial_eps: float | None = None,
+        adversarial_steps: int = 7,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        self.branches = tuple(t for t in self.tasks if isinstance(t, CorruptionClassifier))
+        if not self.branches:
+            raise ValueError(
+                "Expected at least one CorruptionClassifier task (an auxiliary classifier). "
+                f"Received: tasks={list(self.tasks)}"
+            )
+        self.chunks = self.branches[0].chunks
+        indices = sorted(t.index for t in self.branches)
+        if indices != list(range(1, self.chunks)):
+            raise ValueError(
+                f"Expected one auxiliary classifier per chunk 1..{self.chunks - 1}. "
+                f"Received: chunk indices {indices}"
+            )
+        if not penalty >= 0:
+            raise ValueError(f"Expected penalty λ >= 0. Received: penalty={penalty}")
+        if adversarial_eps is not None and not 0 < adversarial_eps <= 1:
+            raise ValueError(
+                f"Expected 0 < adversarial_eps <= 1 or None. Received: {adversarial_eps=}"
+            )
+        self.penalty, self.distill, self.merge = float(penalty), bool(distill), bool(merge)
+        self.adversarial_eps = None if adversarial_eps is None else float(adversarial_eps)
+        self.adversarial_steps = int(adversarial_steps)
+        self.corruptions = tuple(t.corruption for t in sorted(self.branches, key=lambda t: t.index))
+        self._gamma = tf.Variable(0.0, trainable=False, name="merge_gamma")
+        self._kl = keras.losses.KLDivergence()
+        for name in ("distill_loss", "merge_loss"):
+            self._trackers[name] = keras.metrics.Mean(name=name)
+
+    # === Stage (Algorithm 1) ===
+    @property
+    def gamma(self) -> float:
+        return float(self._gamma.numpy())
+
+    def set_stage(self, stage: int) -> None:
+        """Stage 1: γ = 0 (no merging); stage 2: γ = 1 (when merging is on)."""
+        self._gamma.assign(1.0 if stage == 2 and self.merge else 0.0)
+
+    # === Steps ===
+    def perturb(self, x, y):
+        if self.adversarial_eps is None:
+            return x
+        return adversarial_examples(
+            self,
+            x,
+            labels_of(y),
+            eps=self.adversarial_eps,
+            step_size=2.5 * self.adversarial_eps / self.adversarial_steps,
+            steps=self.adversarial_steps,
+        )
+
+    def train_step(self, data):
+        x, y = data
+        primary = self.perturb(x, y)  # outside the tape, like every loop
+        corrupted = corrupted_batch(x, self.corruptions, _step_seed(self))
+        batch = tf.concat([primary, corrupted[tf.shape(x)[0] :]], axis=0)
+        with tf.GradientTape() as tape:
+            outputs = self(batch, training=True)
+            loss, terms = self.loss_terms(x, y, outputs)
+            loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(loss, self.trainable_weights)
+        self.optimizer.apply(gradients, self.trainable_weights)
+        return self._update_metrics(y, self._clean_outputs(outputs), terms)
+
+    def test_step(self, data):
+        # The same objective on validation data, with fixed corruptions.
+        x, y = data
+        seed = tf.constant([VALIDATION_SEED, 0])
+        outputs = self(corrupted_batch(x, self.corruptions, seed), training=False)
+        _, terms = self.loss_terms(x, y, outputs)
+        return self._update_metrics(y, self._clean_outputs(outputs), terms)
+
+    # === Loss ===
+    def loss_terms(self, x, y, outputs):
+        """Eq. (7). `outputs` come from the chunked batch: every output but the auxiliary
+        classifiers' covers all chunks and is cut to the first (clean or adversarial) one."""
+        outputs = self._clean_outputs(outputs)
+        total, terms = super().loss_terms(x, y, outputs)
+        teacher = tf.stop_gradient(tf.nn.softmax(outputs[PRIMARY]))
+        distill = tf.add_n(
+            [self._kl(teacher, tf.nn.softmax(outputs[t.name])) for t in self.branches]
+        )
+        merge = tf.add_n([self._weight_distance(t.name) for t in self.branches])
+        merge /= tf.distribute.get_strategy().num_replicas_in_sync  # summed over replicas
+        if self.distill:
+            total += self.penalty * distill
+        total += self.penalty * self._gamma * merge
+        terms.update(distill=distill, merge=merge, loss=total)
+        return total, terms
+
+    def _clean_outputs(self, outputs: dict) -> dict:
+        branches = {t.name for t in self.branches}
+        return {
+            key: value if key in branches else _chunk(value, 0, self.chunks)
+            for key, value in outputs.items()
+        }
+
+    def _weight_distance(self, name: str) -> tf.Tensor:
+        """‖θ_0 − θ_j‖² over the kernel and bias of the primary and auxiliary dense layers."""
+        primary, branch = self.get_layer(PRIMARY), self.get_layer(name)
+        return tf.add_n(
+            [
+                tf.reduce_sum(tf.square(a - b))
+                for a, b in zip(primary.trainable_weights, branch.trainable_weights, strict=True)
+            ]
+        )
+
+
+@keras.saving.register_keras_serializable(package="tfaux")
+class CorruptionAugmentModel(AuxModel):
+    """Plain data augmentation with the same corruptions (eq. 1; seed 001 Table 6's baseline).
+
+    Each batch becomes [clean, T_1(clean), …, T_t(clean)] with the labels repeated, all through
+    the primary classifier with ordinary BatchNorm: the same images and cost per step as
+    Auxiliary Training, without its heads, Selective BatchNorm, distillation or merging.
+    """
+
+    LOOP_PARAMS = ("corruptions",)
+
+    def __init__(self, *args, corruptions: Sequence[str] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        if not corruptions:
+            raise ValueError("Expected at least one corruption. Received: corruptions=()")
+        self.corruptions = tuple(corruptions)
+
+    def train_step(self, data):
+        x, y = data
+        batch = corrupted_batch(x, self.corruptions, _step_seed(self))
+        labels = tf.nest.map_structure(
+            lambda t: tf.tile(t, [len(self.corruptions) + 1] + [1] * (len(t.shape) - 1)), y
+        )
+        return super().train_step((batch, labels))
+
+
+class MergeStage(keras.callbacks.Callback):
+    """Algorithm 1's switch: stage 1 (γ = 0) before `epoch`, stage 2 (γ = 1) from it on.
+
+    Set at every epoch start from the epoch number, so a resumed run lands in the right stage.
+    """
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        if epoch < 0:
+            raise ValueError(f"Expected a stage-2 epoch >= 0. Received: epoch={epoch}")
+        self.epoch = int(epoch)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.set_stage(2 if epoch >= self.epoch else 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["merge_gamma"] = self.model.gamma
