@@ -27,6 +27,18 @@ QUICK = [
 ]
 
 
+def run_recipe_process(*args, tmp_path, timeout: int = 1200) -> subprocess.CompletedProcess:
+    """`python recipes/run.py ARGS` in a fresh process, writing under `tmp_path`."""
+    return subprocess.run(
+        [sys.executable, str(RECIPES / "run.py"), *args]
+        + ["--runs-dir", str(tmp_path / "runs"), "--savedmodels-dir", str(tmp_path / "sm")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+    )
+
+
 def _cli(*args, tmp_path=None):
     if tmp_path is not None:
         args = (*args, "--runs-dir", str(tmp_path / "runs"), "--savedmodels-dir", str(tmp_path))
@@ -91,21 +103,7 @@ def test_the_real_command_exits_2_without_traceback():
 
 @pytest.mark.slow
 def test_default_recipe_quick_mode_end_to_end(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(RECIPES / "run.py"),
-            *QUICK,
-            "--runs-dir",
-            str(tmp_path / "runs"),
-            "--savedmodels-dir",
-            str(tmp_path / "sm"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=900,
-    )
+    result = run_recipe_process(*QUICK, tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (
         "| variant | val acc | clean test acc | FGSM ε=0.1 | FGSM ε=0.3 | PGD-3 ε=0.1 |"

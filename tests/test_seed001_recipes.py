@@ -1,12 +1,10 @@
 """The seed 001 recipes end to end in quick mode: train, -C benchmark, CE/mCE, heat maps, export."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from tests.test_cli import QUICK, RECIPES, ROOT, _cli
+from tests.test_cli import QUICK, _cli, run_recipe_process
 
 
 def _quick_corruption(tmp_path, heatmap: int = 0) -> list[str]:
@@ -24,22 +22,8 @@ def _quick_corruption(tmp_path, heatmap: int = 0) -> list[str]:
 
 @pytest.mark.slow
 def test_seed001_aux_quick_mode_end_to_end(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(RECIPES / "run.py"),
-            "seed001_aux",
-            *QUICK,
-            *_quick_corruption(tmp_path, heatmap=8),
-            "--runs-dir",
-            str(tmp_path / "runs"),
-            "--savedmodels-dir",
-            str(tmp_path / "sm"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=1200,
+    result = run_recipe_process(
+        "seed001_aux", *QUICK, *_quick_corruption(tmp_path, heatmap=8), tmp_path=tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Corruption benchmark: CE relative to reference_alexnet" in result.stdout

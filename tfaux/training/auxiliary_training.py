@@ -26,9 +26,12 @@ from tfaux.training.aux_model import PRIMARY, AuxModel, labels_of
 VALIDATION_SEED = 20200614  # fixed corruptions for validation, so epochs compare
 
 
-def corrupted_batch(x: tf.Tensor, corruptions: Sequence[str], seed: tf.Tensor) -> tf.Tensor:
-    """[x, T_1(x), …, T_t(x)] along the batch axis; severities drawn per example from `seed`."""
-    chunks = [x]
+def corrupted_batch(
+    x: tf.Tensor, corruptions: Sequence[str], seed: tf.Tensor, first: tf.Tensor | None = None
+) -> tf.Tensor:
+    """[first, T_1(x), …, T_t(x)] along the batch axis (`first` defaults to x); severities are
+    drawn per example from `seed`."""
+    chunks = [x if first is None else first]
     for index, name in enumerate(corruptions, start=1):
         chunks.append(random_corruption(x, name, seed=seed + tf.constant([0, 7919]) * index))
     return tf.concat(chunks, axis=0)
@@ -113,29 +116,18 @@ class AuxiliaryTrainingModel(AuxModel):
 
     # === Steps ===
     def perturb(self, x, y):
-        if self.adversarial_eps is None:
-            return x
-        return adversarial_examples(
-            self,
-            x,
-            labels_of(y),
-            eps=self.adversarial_eps,
-            step_size=2.5 * self.adversarial_eps / self.adversarial_steps,
-            steps=self.adversarial_steps,
-        )
-
-    def train_step(self, data):
-        x, y = data
-        primary = self.perturb(x, y)  # outside the tape, like every loop
-        corrupted = corrupted_batch(x, self.corruptions, _step_seed(self))
-        batch = tf.concat([primary, corrupted[tf.shape(x)[0] :]], axis=0)
-        with tf.GradientTape() as tape:
-            outputs = self(batch, training=True)
-            loss, terms = self.loss_terms(x, y, outputs)
-            loss = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
-        return self._update_metrics(y, self._clean_outputs(outputs), terms)
+        """The chunked batch [x or PGD(x), T_1(x), …, T_t(x)] that `AuxModel.train_step` fits."""
+        primary = x
+        if self.adversarial_eps is not None:
+            primary = adversarial_examples(
+                self,
+                x,
+                labels_of(y),
+                eps=self.adversarial_eps,
+                step_size=2.5 * self.adversarial_eps / self.adversarial_steps,
+                steps=self.adversarial_steps,
+            )
+        return corrupted_batch(x, self.corruptions, _step_seed(self), first=primary)
 
     def test_step(self, data):
         # The same objective on validation data, with fixed corruptions.
@@ -143,7 +135,7 @@ class AuxiliaryTrainingModel(AuxModel):
         seed = tf.constant([VALIDATION_SEED, 0])
         outputs = self(corrupted_batch(x, self.corruptions, seed), training=False)
         _, terms = self.loss_terms(x, y, outputs)
-        return self._update_metrics(y, self._clean_outputs(outputs), terms)
+        return self._update_metrics(y, outputs, terms)
 
     # === Loss ===
     def loss_terms(self, x, y, outputs):
@@ -162,6 +154,9 @@ class AuxiliaryTrainingModel(AuxModel):
         total += self.penalty * self._gamma * merge
         terms.update(distill=distill, merge=merge, loss=total)
         return total, terms
+
+    def _update_metrics(self, y, outputs, terms):
+        return super()._update_metrics(y, self._clean_outputs(outputs), terms)
 
     def _clean_outputs(self, outputs: dict) -> dict:
         branches = {t.name for t in self.branches}
