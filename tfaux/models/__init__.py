@@ -1,7 +1,7 @@
 """Models: a backbone registry, heads, and the multi-output builder."""
 
 from tfaux.models.build import build, primary_classifier
-from tfaux.models.layers import batch_norm
+from tfaux.models.layers import SelectiveBatchNorm, batch_norm, selective_batch_norm
 from tfaux.models.registry import (
     create_backbone,
     feature_stride,
@@ -10,6 +10,7 @@ from tfaux.models.registry import (
 )
 
 __all__ = [
+    "SelectiveBatchNorm",
     "batch_norm",
     "build",
     "create_backbone",
@@ -17,4 +18,5 @@ __all__ = [
     "list_backbones",
     "primary_classifier",
     "register_backbone",
+    "selective_batch_norm",
 ]
