@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfaux.models.layers import batch_norm
+from tfaux.models.layers import batch_norm, selective_batch_norm
 from tfaux.models.registry import create_backbone, feature_stride, list_backbones
 
 BACKBONES = list_backbones()
@@ -148,3 +148,26 @@ def test_families_are_registered():
         "wrn_28_10",
     }
     assert expected <= set(BACKBONES)
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_selective_batch_norm_plugs_into_every_backbone(name):
+    """Through the norm factory, SBN on [clean, corrupted] leaves every moving statistic exactly
+    where plain BatchNorm on the clean images alone would (seed 001's Selective BatchNorm)."""
+    clean = np.random.default_rng(0).random((2, *CIFAR_SHAPE), dtype=np.float32)
+    corrupted = 4 * clean + 1  # a chunk with very different statistics
+    keras.utils.set_random_seed(0)
+    selective = create_backbone(
+        name, input_shape=CIFAR_SHAPE, width=WIDTH, norm=selective_batch_norm(2)
+    )
+    keras.utils.set_random_seed(0)
+    plain = create_backbone(name, input_shape=CIFAR_SHAPE, width=WIDTH, norm=batch_norm())
+    plain.set_weights(selective.get_weights())
+    keras.utils.set_random_seed(1)
+    selective(np.concatenate([clean, corrupted]), training=True)
+    keras.utils.set_random_seed(1)
+    plain(clean, training=True)
+    moving = [w for w in selective.weights if "moving" in w.path]
+    assert moving
+    for a, b in zip(moving, [w for w in plain.weights if "moving" in w.path], strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5, err_msg=a.path)
