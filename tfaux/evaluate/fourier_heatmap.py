@@ -188,7 +188,7 @@ def _correct_counter(model: keras.Model):
     """Compiled (x, y, bases, signs, eps) -> correct predictions per basis, for one model."""
     model_fn = logits_fn(model)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)  # no Python control flow to convert
     def count(x, y, bases, signs, eps):
         # (F, 1, H, W, 1) · (F, N, 1, 1, C) + (1, N, H, W, C): every frequency on every image.
         delta = eps * bases[:, None, :, :, None] * signs[:, :, None, None, :]
