@@ -34,8 +34,9 @@ def test_seed001_aux_quick_mode_end_to_end(tmp_path):
     assert results["corruption"]["reference"] == "reference_alexnet"
     for variant in ("none", "none@auxiliary"):
         r = results["variants"][variant]
-        assert set(r["corruption"]["ce"]) == {"gaussian_noise", "contrast", "glass_blur"}
-        assert r["corruption"]["mCE"] > 0 and 0 <= r["heatmap"]["mean_accuracy"] <= 1
+        assert set(r["corruption_error"]["ce"]) == {"gaussian_noise", "contrast", "glass_blur"}
+        assert r["corruption_error"]["mCE"] > 0 and 0 <= r["heatmap"]["mean_accuracy"] <= 1
+        assert 0 <= r["corruption"]["clean_error"] <= 1  # fractions; CE tables in percent
     # The auxiliary classifiers are trained, then dropped: same deployed size as standard.
     aux, standard = results["variants"]["none@auxiliary"], results["variants"]["none"]
     assert aux["parameters"] > standard["parameters"]
@@ -67,4 +68,4 @@ def test_seed001_recipes_run_in_quick_mode(recipe, variants, tmp_path):
     (run_dir,) = (tmp_path / "runs").iterdir()
     results = json.loads((run_dir / "results.json").read_text())
     assert list(results["variants"]) == variants.split(",")
-    assert all("mCE" in r["corruption"] for r in results["variants"].values())
+    assert all("mCE" in r["corruption_error"] for r in results["variants"].values())

@@ -133,7 +133,7 @@ def accuracy_plot(results: dict, path: Path) -> Path:
 def corruption_table(results: dict) -> str:
     """The -C benchmark: clean error, mCE, relative mCE and CE per corruption of every variant."""
     summary = results["corruption"]
-    variants = {name: r["corruption"] for name, r in results["variants"].items()}
+    variants = {name: r["corruption_error"] for name, r in results["variants"].items()}
     corruptions = list(next(iter(variants.values()))["ce"])
     header = ["variant", "clean err", "mCE", "rel. mCE", "mean err", *corruptions]
     lines = [
@@ -158,7 +158,7 @@ def write_report(run_dir: Path, results: dict) -> None:
     results["curves_plot"] = curves_plot(results, run_dir / "robustness_curves.png").name
     sections = [markdown_table(results)]
     if "corruption" in results:
-        per_model = {name: r["corruption"] for name, r in results["variants"].items()}
+        per_model = {name: r["corruption_error"] for name, r in results["variants"].items()}
         path = corruption_plot(per_model, run_dir / "corruption_ce.png")
         results["corruption_plot"] = path.name
         sections.append(corruption_table(results))

@@ -289,9 +289,9 @@ def _reference_errors(recipe: Recipe, splits, run_dir: Path, cset, progress: boo
 
 
 def _corruption_summary(recipe: Recipe, variants: dict, reference: dict) -> dict:
-    """CE and mCE of every variant against the reference (adds "ce", "mCE"… to each)."""
+    """CE and mCE (%) of every variant against the reference, as its "corruption_error"."""
     for result in variants.values():
-        result["corruption"].update(corruption_error(result["corruption"], reference))
+        result["corruption_error"] = corruption_error(result["corruption"], reference)
     return {
         "reference": reference["name"],
         "reference_errors": reference,
