@@ -160,14 +160,19 @@ def test_optimization_attacks_find_the_linear_models_adversarial_examples(name):
     assert not np.any(wrong[distance > eps * 1.01]), "crossed the boundary beyond the budget"
 
 
-def test_cw_never_turns_a_misclassified_image_into_a_correct_one():
-    # C&W attacks the *predicted* label; on a misclassified image that could move it to the true
-    # label and inflate accuracy above clean. Those images must come back unchanged.
+@pytest.mark.parametrize(
+    "spec",
+    [AttackSpec("cw_l2", eps=10.0, steps=50), AttackSpec("spsa", eps=0.3, steps=3, samples=8)],
+)
+def test_optimizing_attacks_never_turn_a_misclassified_image_into_a_correct_one(spec):
+    # C&W attacks the *predicted* label and SPSA starts at a random point and stops early; on a
+    # misclassified image either could land on the true label and inflate accuracy above clean.
+    # Those images must come back unchanged.
     rng = np.random.default_rng(2)
     w = rng.normal(size=16).astype("float32")
     w -= w.mean()
     x = np.clip(0.5 + rng.normal(scale=0.15, size=(8, 4, 4, 1)), 0.1, 0.9).astype("float32")
     wrong_labels = (x.reshape(8, 16) @ w <= 0).astype("int32")  # every label is the wrong class
     attacker = Attacker(_linear_model(w))
-    x_adv = attacker(AttackSpec("cw_l2", eps=10.0, steps=50), x, wrong_labels).numpy()
+    x_adv = attacker(spec, x, wrong_labels).numpy()
     np.testing.assert_array_equal(x_adv, x)

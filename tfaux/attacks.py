@@ -246,7 +246,11 @@ class Attacker:
         tf.random.set_seed(seed)  # cleverhans' SPSA draws with stateful ops
         eps, alpha = _tensors(spec.eps, spec.step_size or 0.01)
         # cleverhans' SPSA takes one image at a time; each step evaluates `samples` copies.
-        return tf.concat([fn(x[i : i + 1], y[i : i + 1], eps, alpha) for i in range(len(x))], 0)
+        x_adv = tf.concat([fn(x[i : i + 1], y[i : i + 1], eps, alpha) for i in range(len(x))], 0)
+        # Its random start can land a misclassified image on the true class, and its early stop
+        # keeps it there; keep those images clean (found by the robust <= clean check, issue 4).
+        right = tf.argmax(self.predict(x), -1, output_type=y.dtype) == y
+        return tf.where(tf.reshape(right, [-1, 1, 1, 1]), x_adv, x)
 
     def _spsa_graph(self, samples: int, steps: int):
         model_fn = self.model_fn
