@@ -3,6 +3,7 @@
 import json
 
 import keras
+import numpy as np
 import pytest
 
 from tests.helpers import quick_eval
@@ -63,3 +64,13 @@ def test_an_unfinished_run_resumes_in_its_own_directory(tmp_path):
     # A finished run is never reused; --fresh would not reuse an unfinished one either.
     third = runner.run(_recipe(), runs_dir=tmp_path, progress=False, fresh=True)
     assert third.run_dir != first.run_dir
+
+
+def test_every_variant_trains_on_the_same_batches():
+    # Iterating one tf.data pipeline again continues its shuffle: a shared pipeline gave the
+    # second variant of a recipe other batches than the first. The runner builds one per variant.
+    recipe = Recipe(name="t", data=DataConfig(dataset="digits", batch_size=16, train_size=64))
+    first = [next(iter(runner._load_splits(recipe).train))[1].numpy() for _ in range(2)]
+    np.testing.assert_array_equal(first[0], first[1])
+    shared = runner._load_splits(recipe).train
+    assert not np.array_equal(next(iter(shared))[1].numpy(), next(iter(shared))[1].numpy())

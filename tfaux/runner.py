@@ -70,18 +70,7 @@ def run(
     _log_to(run_dir / "log.txt")
     log.info("run %s: %s", run_dir, json.dumps(recipe.to_dict()))
 
-    splits = data.load(
-        recipe.data.dataset,
-        batch_size=recipe.data.batch_size,
-        val_fraction=recipe.data.val_fraction,
-        seed=recipe.training.seed,
-        augment=recipe.data.augment,
-        train_size=recipe.data.train_size,
-        test_size=recipe.data.test_size,
-        image_size=recipe.data.image_size,
-        data_dir=recipe.data.data_dir,
-        download=recipe.data.download,
-    )
+    splits = _load_splits(recipe)
     info = splits.info
     log.info(
         "data %s: %d train / %d val / %d test, mean %s std %s",
@@ -94,7 +83,7 @@ def run(
     )
 
     for variant in recipe.variants:
-        _train_variant(recipe, variant, splits, run_dir, progress)
+        _train_variant(recipe, variant, run_dir, progress)
     cset = _corrupted_test_set(recipe, splits, progress)
     reference = _reference_errors(recipe, splits, run_dir, cset, progress)
     surrogate = _surrogate(recipe, splits.info, run_dir)
@@ -135,17 +124,36 @@ def check_names(recipe: Recipe) -> None:
             create_task(task, recipe.aux_weight)
 
 
+def _load_splits(recipe: Recipe):
+    d = recipe.data
+    return data.load(
+        d.dataset,
+        batch_size=d.batch_size,
+        val_fraction=d.val_fraction,
+        seed=recipe.training.seed,
+        augment=d.augment,
+        train_size=d.train_size,
+        test_size=d.test_size,
+        image_size=d.image_size,
+        data_dir=d.data_dir,
+        download=d.download,
+    )
+
+
 def _train_variant(
-    recipe: Recipe, variant: str, splits, run_dir: Path, progress: bool, key: str | None = None
+    recipe: Recipe, variant: str, run_dir: Path, progress: bool, key: str | None = None
 ) -> None:
     """Trains `variant` unless its weights exist; writes weights and `<key>.train.json`.
 
     `key` (default: the variant) names its files, so the CE reference can live beside it.
+    Each variant gets freshly built pipelines: iterating one tf.data pipeline again continues its
+    shuffle and augmentation streams, so a shared one gave every variant other batches.
     """
     key = key or variant
     weights_file = run_dir / "variants" / f"{key}.weights.h5"
     if weights_file.exists():
         return
+    splits = _load_splits(recipe)
     weights_file.parent.mkdir(parents=True, exist_ok=True)
     loop = variant_loop(variant)
     model, strategy = _build_model(recipe, variant, splits.info)
@@ -154,7 +162,7 @@ def _train_variant(
         *loop_callbacks(
             loop,
             recipe.adversarial,
-            lambda: _guard_batch(splits, recipe),
+            lambda: _guard_batch(_load_splits(recipe), recipe),  # its own pipeline
             recipe.auxiliary,
             epochs,
         ),
@@ -281,7 +289,7 @@ def _reference_errors(recipe: Recipe, splits, run_dir: Path, cset, progress: boo
     reference = dataclasses.replace(
         recipe, model=dataclasses.replace(recipe.model, backbone=recipe.corruption.reference)
     )
-    _train_variant(reference, "none", splits, run_dir, progress, key=key)
+    _train_variant(reference, "none", run_dir, progress, key=key)
     model = _trained_model(reference, "none", splits.info, run_dir, key=key)
     errors = {"name": key, **corruption_errors(_predictor(model), cset, progress=progress)}
     cached.write_text(json.dumps(errors, indent=2))
