@@ -16,6 +16,7 @@ from tfaux.training.loops import loop_callbacks, loop_norm, loop_tasks, with_loo
 
 X, Y = random_images(16, (16, 16, 1), seed=3), np.arange(16) % 4
 CONFIG = AuxTrainingConfig(corruptions=("gaussian_noise", "rotation"))  # 3 chunks: fast
+ABLATIONS = ("auxiliary_no_sbn", "auxiliary_no_distill", "auxiliary_no_attention")
 
 
 def _model(loop="auxiliary", config=CONFIG, synchronized=False, **kw):
@@ -189,7 +190,7 @@ def test_stage_two_pulls_the_auxiliary_classifiers_onto_the_primary():
 
 
 def test_each_auxiliary_loop_trains_and_reports_its_terms():
-    for loop in ("auxiliary", "auxiliary_pgd", "corruption_augment"):
+    for loop in ("auxiliary", "auxiliary_pgd", "corruption_augment", *ABLATIONS):
         model = _model(loop)
         before = [w.copy() for w in model.get_weights()]
         model.compile(optimizer=keras.optimizers.SGD(0.05), jit_compile=False)

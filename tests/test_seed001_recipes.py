@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.test_cli import QUICK, _cli, run_recipe_process
+from tests.test_cli import QUICK, run_recipe_process
 
 
 def _quick_corruption(tmp_path, heatmap: int = 0) -> list[str]:
@@ -22,8 +22,16 @@ def _quick_corruption(tmp_path, heatmap: int = 0) -> list[str]:
 
 @pytest.mark.slow
 def test_seed001_aux_quick_mode_end_to_end(tmp_path):
+    # One run covers the three recipes' code paths (they differ in variants and sizes; each
+    # ablation loop trains in test_auxiliary_training): the method and the PGD-trained
+    # primary beside standard training.
+    variants = ["none", "none@auxiliary", "none@auxiliary_pgd"]
     result = run_recipe_process(
-        "seed001_aux", *QUICK, *_quick_corruption(tmp_path, heatmap=8), tmp_path=tmp_path
+        "seed001_aux",
+        *QUICK,
+        *_quick_corruption(tmp_path, heatmap=8),
+        *("--set", f"variants={','.join(variants)}", "--set", "adversarial.pgd_steps=2"),
+        tmp_path=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Corruption benchmark: CE relative to reference_alexnet" in result.stdout
@@ -32,8 +40,8 @@ def test_seed001_aux_quick_mode_end_to_end(tmp_path):
         assert (run_dir / name).stat().st_size > 1000, name
     results = json.loads((run_dir / "results.json").read_text())
     assert results["corruption"]["reference"] == "reference_alexnet"
-    for variant in ("none", "none@auxiliary"):
-        r = results["variants"][variant]
+    assert list(results["variants"]) == variants
+    for r in results["variants"].values():
         assert set(r["corruption_error"]["ce"]) == {"gaussian_noise", "contrast", "glass_blur"}
         assert r["corruption_error"]["mCE"] > 0 and 0 <= r["heatmap"]["mean_accuracy"] <= 1
         assert 0 <= r["corruption"]["clean_error"] <= 1  # fractions; CE tables in percent
@@ -43,24 +51,3 @@ def test_seed001_aux_quick_mode_end_to_end(tmp_path):
     assert aux["deployed_parameters"] == standard["deployed_parameters"]
     reference = json.loads((run_dir / "variants" / "reference_alexnet.corruption.json").read_text())
     assert 0 <= reference["clean_error"] <= 1
-
-
-@pytest.mark.slow
-def test_seed001_compare_quick_mode_with_an_ablation_and_the_pgd_primary(tmp_path):
-    # One run for the other two recipes' code paths (each full recipe differs in its variants).
-    variants = "none@auxiliary_no_sbn,none@auxiliary_pgd"
-    code = _cli(
-        "seed001_compare",
-        *QUICK,
-        *_quick_corruption(tmp_path),
-        "--set",
-        f"variants={variants}",
-        "--set",
-        "adversarial.pgd_steps=2",
-        tmp_path=tmp_path,
-    )
-    assert code == 0
-    (run_dir,) = (tmp_path / "runs").iterdir()
-    results = json.loads((run_dir / "results.json").read_text())
-    assert list(results["variants"]) == variants.split(",")
-    assert all("mCE" in r["corruption_error"] for r in results["variants"].values())
