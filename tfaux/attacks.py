@@ -234,9 +234,7 @@ class Attacker:
         # predicted label, so on a misclassified image it may move *to* the true label; there
         # the clean image is kept (found by the robust <= clean check on the first real run).
         distance = tf.norm(tf.reshape(x_adv - x, [x.shape[0], -1]), axis=1)
-        right = tf.argmax(self.predict(x), -1, output_type=y.dtype) == y
-        keep = tf.reshape((distance <= spec.eps + 1e-6) & right, [-1, 1, 1, 1])
-        return tf.where(keep, x_adv, x)
+        return self._unless_already_wrong(x, y, x_adv, keep=distance <= spec.eps + 1e-6)
 
     def _spsa(self, spec: AttackSpec, x, y, seed: int):
         key = ("spsa", spec.samples, spec.steps)  # cleverhans mixes float and int step counts
@@ -248,9 +246,14 @@ class Attacker:
         # cleverhans' SPSA takes one image at a time; each step evaluates `samples` copies.
         x_adv = tf.concat([fn(x[i : i + 1], y[i : i + 1], eps, alpha) for i in range(len(x))], 0)
         # Its random start can land a misclassified image on the true class, and its early stop
-        # keeps it there; keep those images clean (found by the robust <= clean check, issue 4).
+        # keeps it there (found by the robust <= clean check, issue 4).
+        return self._unless_already_wrong(x, y, x_adv)
+
+    def _unless_already_wrong(self, x, y, x_adv, keep=True):
+        """`x_adv` where the clean prediction is right (and `keep`), else the clean image: an
+        optimizing attack must not move a misclassified image onto its true class."""
         right = tf.argmax(self.predict(x), -1, output_type=y.dtype) == y
-        return tf.where(tf.reshape(right, [-1, 1, 1, 1]), x_adv, x)
+        return tf.where(tf.reshape(right & keep, [-1, 1, 1, 1]), x_adv, x)
 
     def _spsa_graph(self, samples: int, steps: int):
         model_fn = self.model_fn

@@ -200,8 +200,9 @@ def _evaluate_variant(
     model = _trained_model(recipe, variant, splits.info, run_dir)
     train = json.loads((run_dir / "variants" / f"{variant}.train.json").read_text())
     val = model.evaluate(splits.val, verbose=0, return_dict=True)
+    classifier = primary_classifier(model)  # evaluation needs the logits only: heads stay idle
     report = robustness(
-        primary_classifier(model),  # attacks need the logits only: heads and decoders idle
+        classifier,
         splits.test,
         recipe.evaluation,
         surrogate=surrogate,
@@ -228,14 +229,14 @@ def _evaluate_variant(
         "train_seconds": train["train_seconds"],
         "epochs_run": train["epochs_run"],
         "parameters": int(model.count_params()),
-        "deployed_parameters": int(primary_classifier(model).count_params()),
+        "deployed_parameters": int(classifier.count_params()),
         "weights": f"{variant}.weights.h5",
     }
     if cset is not None:
-        result["corruption"] = corruption_errors(_predictor(model), cset, progress=progress)
+        result["corruption"] = corruption_errors(_predictor(classifier), cset, progress=progress)
     if recipe.corruption.heatmap_examples:
         result["heatmap"] = _heatmap(
-            recipe, model, splits, run_dir / "variants" / variant, progress
+            recipe, classifier, splits, run_dir / "variants" / variant, progress
         )
     result_file.write_text(json.dumps(result, indent=2))
     return result
@@ -291,7 +292,8 @@ def _reference_errors(recipe: Recipe, splits, run_dir: Path, cset, progress: boo
     )
     _train_variant(reference, "none", run_dir, progress, key=key)
     model = _trained_model(reference, "none", splits.info, run_dir, key=key)
-    errors = {"name": key, **corruption_errors(_predictor(model), cset, progress=progress)}
+    predict = _predictor(primary_classifier(model))
+    errors = {"name": key, **corruption_errors(predict, cset, progress=progress)}
     cached.write_text(json.dumps(errors, indent=2))
     return errors
 
@@ -309,18 +311,15 @@ def _corruption_summary(recipe: Recipe, variants: dict, reference: dict) -> dict
     }
 
 
-def _predictor(model: keras.Model):
-    """Compiled primary logits in inference mode (the auxiliary heads are not computed)."""
-    classifier = primary_classifier(model)
+def _predictor(classifier: keras.Model):
+    """The compiled logits of a `primary_classifier` in inference mode."""
     return tf.function(lambda x: classifier(x, training=False), reduce_retracing=True)
 
 
-def _heatmap(recipe: Recipe, model, splits, stem: Path, progress: bool) -> dict:
+def _heatmap(recipe: Recipe, classifier, splits, stem: Path, progress: bool) -> dict:
     config = recipe.corruption
     x, y = _test_prefix(splits, config.heatmap_examples)
-    heatmap = fourier_heatmap(
-        primary_classifier(model), x, y, eps=config.heatmap_eps, progress=progress
-    )
+    heatmap = fourier_heatmap(classifier, x, y, eps=config.heatmap_eps, progress=progress)
     path = save_heatmap(heatmap, stem.parent / f"{stem.name}.heatmap.npy")
     return {"file": path.name, "mean_accuracy": float(heatmap.mean()), "examples": len(x)}
 

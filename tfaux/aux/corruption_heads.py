@@ -13,6 +13,7 @@ from keras import layers
 
 from tfaux.aux.base import AuxTask
 from tfaux.models.layers import ChunkSelect, batch_norm, single_chunk
+from tfaux.training.aux_model import labels_of
 
 
 @keras.saving.register_keras_serializable(package="tfaux")
@@ -60,7 +61,7 @@ class CorruptionClassifier(AuxTask):
         return layers.Dense(self.num_classes, name=name)(x)
 
     def target(self, x, y):
-        return y["label"] if isinstance(y, dict) else y
+        return labels_of(y)
 
     def loss(self, target, prediction):
         return self._cross_entropy(target, prediction)

@@ -124,6 +124,12 @@ class SelectiveBatchNorm(keras.layers.BatchNormalization):
         return {**super().get_config(), "chunks": self.chunks}
 
 
+def chunk(tensor: tf.Tensor, index: int, chunks: int) -> tf.Tensor:
+    """The `index`-th of `chunks` equal parts of a batch (rows [index·n, (index+1)·n))."""
+    n = tf.shape(tensor)[0] // chunks
+    return tensor[index * n : (index + 1) * n]
+
+
 @keras.saving.register_keras_serializable(package="tfaux")
 class ChunkSelect(keras.layers.Layer):
     """The `index`-th of `chunks` equal parts of the batch (rows [index·n, (index+1)·n)).
@@ -139,8 +145,7 @@ class ChunkSelect(keras.layers.Layer):
         self.index, self.chunks = int(index), int(chunks)
 
     def call(self, inputs):
-        n = tf.shape(inputs)[0] // self.chunks
-        return inputs[self.index * n : (self.index + 1) * n]
+        return chunk(inputs, self.index, self.chunks)
 
     def compute_output_shape(self, input_shape):
         return (None, *input_shape[1:])

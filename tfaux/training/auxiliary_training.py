@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from tfaux.aux.corruption_heads import CorruptionClassifier
 from tfaux.data.corruptions import random_corruption
+from tfaux.models.layers import chunk
 from tfaux.training.adversarial import adversarial_examples, replica_id
 from tfaux.training.aux_model import PRIMARY, AuxModel, labels_of
 
@@ -40,11 +41,6 @@ def corrupted_batch(
 def _step_seed(model: keras.Model) -> tf.Tensor:
     # Fresh corruptions every step and replica, reproducible from the step counter.
     return tf.stack([tf.cast(model.optimizer.iterations, tf.int32), replica_id() * 1_000_003])
-
-
-def _chunk(tensor: tf.Tensor, index: int, chunks: int) -> tf.Tensor:
-    n = tf.shape(tensor)[0] // chunks
-    return tensor[index * n : (index + 1) * n]
 
 
 @keras.saving.register_keras_serializable(package="tfaux")
@@ -161,7 +157,7 @@ class AuxiliaryTrainingModel(AuxModel):
     def _clean_outputs(self, outputs: dict) -> dict:
         branches = {t.name for t in self.branches}
         return {
-            key: value if key in branches else _chunk(value, 0, self.chunks)
+            key: value if key in branches else chunk(value, 0, self.chunks)
             for key, value in outputs.items()
         }
 
