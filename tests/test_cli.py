@@ -57,6 +57,11 @@ def _cli(*args, tmp_path=None):
         (["--set", "evaluation.fgsm_eps=-0.1"], "Received: eps=-0.1"),
         (["--set", "aux_weight=-0.01"], "aux_weight (λ) >= 0"),
         (["--set", "data.batch_size=0"], "Expected batch_size > 0"),
+        (["--set", "variants=none:simclrr"], "Unknown augmentation 'simclrr'"),
+        (
+            ["--set", "variants=coarse", "--set", "data.dataset=digits"],
+            "Expected a dataset with coarse labels (cifar100) or a grouping",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message, capsys):

@@ -1,5 +1,7 @@
 """Recipe overrides: typed parsing, validation, and helpful errors."""
 
+import re
+
 import pytest
 
 from tfaux.config import DataConfig, Recipe, apply_overrides, field_paths, variant_tasks
@@ -55,3 +57,45 @@ def test_field_paths_and_variant_tasks():
     assert variant_tasks("none") == () and variant_tasks("recon+fourier") == ("recon", "fourier")
     with pytest.raises(ValueError, match="val_fraction"):
         DataConfig(val_fraction=1.5)
+
+
+def test_variant_grammar_weights_loop_and_augmentation():
+    from tfaux.config import variant_augmentation, variant_loop, variant_weights
+
+    variant = "denoise=10+projection@fgsm:geometric"
+    assert variant_weights(variant, 0.5) == {"denoise": 10.0, "projection": 0.5}
+    assert variant_tasks(variant) == ("denoise", "projection")
+    assert (variant_loop(variant), variant_augmentation(variant)) == ("fgsm", "geometric")
+    assert variant_augmentation("none") is None and variant_loop("none:simclr") == "standard"
+    recipe = apply_overrides(BASE, ["variants=none,projection=0.1:geometric,none@random_sign"])
+    assert recipe.variants[1] == "projection=0.1:geometric"
+
+
+@pytest.mark.parametrize(
+    ("variant", "message"),
+    [
+        ("none:simclrr", "Unknown augmentation 'simclrr'. Did you mean 'simclr'"),
+        ("projection=x", "Expected the weight of 'projection' to be of type float"),
+        ("projection=-1", "task weights λ >= 0"),
+        ("projection@auxiliary", "no two-view task"),
+        ("none@auxiliary:geometric", "no augmentation"),
+        ("coarse+coarse", "distinct tasks"),
+        ("none@random_signs", "Did you mean 'random_sign'"),
+    ],
+)
+def test_bad_variants_say_what_is_wrong(variant, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Recipe(name="r", variants=(variant,))
+
+
+def test_training_schedule_and_seed_settings_are_validated():
+    with pytest.raises(ValueError, match="optimizer in"):
+        apply_overrides(BASE, ["training.optimizer=adam"])
+    with pytest.raises(ValueError, match="warmup_epochs < epochs"):
+        apply_overrides(BASE, ["training.warmup_epochs=5"])
+    with pytest.raises(ValueError, match="distinct seeds"):
+        apply_overrides(BASE, ["seeds=1,1"])
+    with pytest.raises(ValueError, match="0 <= probability <= 1"):
+        apply_overrides(BASE, ["random_sign.probability=2"])
+    with pytest.raises(ValueError, match="Unknown augmentation 'geometri'"):
+        apply_overrides(BASE, ["evaluation.augmented=geometri"])

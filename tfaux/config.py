@@ -15,6 +15,12 @@ from dataclasses import dataclass, field
 from tfaux.names import unknown_name
 
 STRATEGIES = ("default", "mirrored")
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("plateau", "cosine")
+# In-graph augmentations a variant selects with ":<name>" (see `tfaux.data.augment`).
+AUGMENTATIONS = ("simclr", "geometric")
+# Tasks that train on two views of every image (see `tfaux.aux.contrastive`).
+TWO_VIEW_TASKS = ("projection",)
 # Training loops a variant selects with "@loop" (see `AdversarialConfig`).
 ADVERSARIAL_LOOPS = (
     "standard",
@@ -25,6 +31,7 @@ ADVERSARIAL_LOOPS = (
     "free_scheduled",
     "free_ema",
     "free_gamma",
+    "random_sign",
 )
 # Auxiliary Training (seed 001, see `AuxTrainingConfig`): the full method, its Table 9 ablations,
 # its Table 8 variant (PGD-trained primary) and Table 6's plain-augmentation baseline.
@@ -109,7 +116,13 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Optimizer and schedule (seed 000: SGD 0.1, LR ×0.2 on plateau, early stopping)."""
+    """Optimizer and schedule.
+
+    Seed 000's: `optimizer="sgd"` (momentum, decoupled weight decay), `schedule="plateau"` (LR
+    ×0.2 when validation accuracy plateaus), early stopping restoring the best weights. Seed 002's:
+    `optimizer="adamw"` (Adam with decoupled weight decay), `schedule="cosine"`: the learning rate
+    stays constant for `warmup_epochs`, then follows a cosine to 0 over the remaining epochs.
+    """
 
     epochs: int = 5
     learning_rate: float = 0.1
@@ -119,6 +132,9 @@ class TrainingConfig:
     stop_patience: int = 10
     seed: int = 0
     strategy: str = "default"
+    optimizer: str = "sgd"
+    schedule: str = "plateau"
+    warmup_epochs: int = 0
 
     def __post_init__(self):
         _require(self.epochs > 0, "epochs > 0", epochs=self.epochs)
@@ -132,6 +148,30 @@ class TrainingConfig:
         )
         _require(self.stop_patience > 0, "stop_patience > 0", stop_patience=self.stop_patience)
         _require(self.strategy in STRATEGIES, f"strategy in {STRATEGIES}", strategy=self.strategy)
+        _require(
+            self.optimizer in OPTIMIZERS, f"optimizer in {OPTIMIZERS}", optimizer=self.optimizer
+        )
+        _require(self.schedule in SCHEDULES, f"schedule in {SCHEDULES}", schedule=self.schedule)
+        _require(
+            0 <= self.warmup_epochs < self.epochs,
+            "0 <= warmup_epochs < epochs",
+            warmup_epochs=self.warmup_epochs,
+            epochs=self.epochs,
+        )
+
+    @classmethod
+    def seed002(cls, **overrides) -> TrainingConfig:
+        """Seed 002's schedule: Adam 3e-4, weight decay 1e-4, constant for the warm-up epochs,
+        then cosine annealing (the paper: 100 epochs, 10 of warm-up; here 6 and 2)."""
+        settings = {
+            "epochs": 6,
+            "optimizer": "adamw",
+            "schedule": "cosine",
+            "learning_rate": 3e-4,
+            "weight_decay": 1e-4,
+            "warmup_epochs": 2,
+        }
+        return cls(**{**settings, **overrides})
 
 
 @dataclass(frozen=True)
@@ -168,6 +208,25 @@ class AdversarialConfig:
         _require(0 < self.gamma <= 1, "0 < gamma <= 1", gamma=self.gamma)
         _require(0 <= self.ema < 1, "0 <= ema < 1", ema=self.ema)
         _require(self.guard in GUARD_ACTIONS, f"guard in {GUARD_ACTIONS}", guard=self.guard)
+
+
+@dataclass(frozen=True)
+class RandomSignConfig:
+    """Seed 003's random-sign layers, g(x) = x + ε·x⊙l(x) with l = ±sgn(x) (+ w.p. `probability`),
+    in training only, for variants with the loop "@random_sign" (the paper's "R-" models).
+
+    `after` names where: "input" (the standardized input) and/or backbone layers, e.g.
+    "stage1_block1_out" (the names of `create_backbone(...).layers`).
+    """
+
+    after: tuple[str, ...] = ("input",)
+    eps: float = 0.1
+    probability: float = 0.5
+
+    def __post_init__(self):
+        _require(bool(self.after), "at least one place in `after`", after=self.after)
+        _require(self.eps >= 0, "eps >= 0", eps=self.eps)
+        _require(0 <= self.probability <= 1, "0 <= probability <= 1", probability=self.probability)
 
 
 @dataclass(frozen=True)
@@ -266,7 +325,13 @@ class EvalConfig:
     `fgsm_eps`; PGD-k for each k in `pgd_steps` (the last is the one the checks use). Expensive
     parts run on a prefix of the test set: the ε curves on `curve_examples`, the sanity attacks on
     `sanity_examples`, SPSA and C&W-L2 on `blackbox_examples`. A step count or `l2_eps` of 0
-    skips that attack.
+    skips that attack. FGSM and every PGD-k also run at each `extra_eps` on the whole test set.
+
+    Beyond attacks: `disturbances` adds seed 003's test-time disturbances (random crop, flip,
+    grayscale, color jitter, five-crop); `augmented` adds seed 004's accuracy under each named
+    augmentation and under FGSM transferred from the standard "none" variant followed by that
+    augmentation; a variant with the denoiser front end gets a noise report on
+    `denoiser_examples` test images.
     """
 
     eps: float = 0.1
@@ -285,9 +350,21 @@ class EvalConfig:
     spsa_samples: int = 128
     cw_steps: int = 200
     tolerance: float = 0.02
+    extra_eps: tuple[float, ...] = ()
+    disturbances: bool = False
+    augmented: tuple[str, ...] = ()
+    denoiser_examples: int = 500
 
     def __post_init__(self):
-        for eps in (self.eps, *self.fgsm_eps, *self.curve_eps):
+        for name in self.augmented:
+            if name not in AUGMENTATIONS:
+                raise unknown_name("augmentation", name, AUGMENTATIONS)
+        _require(
+            self.denoiser_examples > 0,
+            "denoiser_examples > 0",
+            denoiser_examples=self.denoiser_examples,
+        )
+        for eps in (self.eps, *self.fgsm_eps, *self.curve_eps, *self.extra_eps):
             _require(0 <= eps <= 1, "0 <= eps <= 1 (pixels are in [0, 1])", eps=eps)
         _require(self.l2_eps >= 0, "l2_eps >= 0", l2_eps=self.l2_eps)
         _require(
@@ -314,6 +391,19 @@ class EvalConfig:
         _require(0 <= self.tolerance < 1, "0 <= tolerance < 1", tolerance=self.tolerance)
 
     @classmethod
+    def seed002(cls, **overrides) -> EvalConfig:
+        """Seed 002's single-task attacks: FGSM and PGD-7/20/50 at ε = 8/255 (α = 2.5ε/k) and
+        at ε = 0.1, curves up to 0.3, every sanity check."""
+        settings = {
+            "eps": 8 / 255,
+            "fgsm_eps": (8 / 255, 0.1),
+            "pgd_steps": (7, 20, 50),
+            "extra_eps": (0.1,),
+            "curve_eps": (0.01, 8 / 255, 0.05, 0.1, 0.2, 0.3),
+        }
+        return cls(**{**settings, **overrides})
+
+    @classmethod
     def brief(cls, **overrides) -> EvalConfig:
         """A short report for recipes whose subject is not adversarial robustness: FGSM and
         PGD-10 at ε = 0.1, short curves, every sanity check (about a minute per ResNet-8)."""
@@ -337,10 +427,14 @@ class EvalConfig:
 class Recipe:
     """One experiment: data, model, training, and the variants compared side by side.
 
-    A variant is "none" (no auxiliary task) or aux-task names joined by "+", e.g. "recon",
-    "fourier", "recon+fourier", optionally followed by "@<loop>" to train it with a robust loop
-    ("fourier@fgsm", "none@free_scheduled"; see `AdversarialConfig`). Every task gets the
-    weight λ = `aux_weight`.
+    A variant is "<tasks>[@<loop>][:<augmentation>]":
+    - tasks: "none" or aux-task names joined by "+" ("recon", "recon+fourier"); each gets the
+      weight λ = `aux_weight` unless it names its own ("projection=0.5+coarse").
+    - loop: a robust-training loop ("fourier@fgsm", "none@free_scheduled"; see
+      `AdversarialConfig`, `AuxTrainingConfig`, `RandomSignConfig`); default "standard".
+    - augmentation: an in-graph augmentation of every training batch ("none:geometric");
+      two-view tasks ("projection") use it for both views (default "simclr").
+    `seeds` (e.g. (0, 1, 2)) repeats the whole run once per seed and adds mean ± std tables.
     """
 
     name: str
@@ -354,6 +448,8 @@ class Recipe:
     auxiliary: AuxTrainingConfig = field(default_factory=AuxTrainingConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     corruption: CorruptionConfig = field(default_factory=CorruptionConfig)
+    random_sign: RandomSignConfig = field(default_factory=RandomSignConfig)
+    seeds: tuple[int, ...] = ()
     export: bool = True
 
     def __post_init__(self):
@@ -365,24 +461,71 @@ class Recipe:
         )
         _require(self.aux_weight >= 0, "aux_weight (λ) >= 0", aux_weight=self.aux_weight)
         for variant in self.variants:
-            variant_loop(variant)
+            check_variant(variant)
+        _require(
+            len(set(self.seeds)) == len(self.seeds) and all(s >= 0 for s in self.seeds),
+            "distinct seeds >= 0",
+            seeds=self.seeds,
+        )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
+def _variant_parts(variant: str) -> tuple[str, str, str]:
+    head, _, augmentation = variant.partition(":")
+    tasks, _, loop = head.partition("@")
+    return tasks, loop, augmentation
+
+
+def variant_weights(variant: str, default: float) -> dict[str, float]:
+    """Aux tasks of a variant and their λ: "projection=0.5+coarse" → {projection: 0.5,
+    coarse: default}; "none" → {}."""
+    tasks = _variant_parts(variant)[0]
+    if tasks == "none":
+        return {}
+    weights = {}
+    for part in tasks.split("+"):
+        name, sep, text = part.partition("=")
+        weights[name] = parse_value(text, float, f"the weight of {name!r}") if sep else default
+        _require(weights[name] >= 0, "task weights λ >= 0", **{name: weights[name]})
+    return weights
+
+
 def variant_tasks(variant: str) -> tuple[str, ...]:
     """Aux-task names of a variant: "none" → (), "recon+fourier@pgd" → ("recon", "fourier")."""
-    tasks = variant.partition("@")[0]
-    return () if tasks == "none" else tuple(tasks.split("+"))
+    return tuple(variant_weights(variant, 0.0))
 
 
 def variant_loop(variant: str) -> str:
     """Training loop of a variant: "fourier" → "standard", "fourier@fgsm" → "fgsm"."""
-    loop = variant.partition("@")[2] or "standard"
+    loop = _variant_parts(variant)[1] or "standard"
     if loop not in LOOPS:
         raise unknown_name("training loop", loop, LOOPS)
     return loop
+
+
+def variant_augmentation(variant: str) -> str | None:
+    """In-graph augmentation of a variant: "none:geometric" → "geometric", "none" → None."""
+    augmentation = _variant_parts(variant)[2] or None
+    if augmentation is not None and augmentation not in AUGMENTATIONS:
+        raise unknown_name("augmentation", augmentation, AUGMENTATIONS)
+    return augmentation
+
+
+def check_variant(variant: str) -> None:
+    """Parses every part of a variant and rejects combinations no loop implements."""
+    loop, augmentation = variant_loop(variant), variant_augmentation(variant)
+    tasks = variant_tasks(variant)
+    named = [part.partition("=")[0] for part in _variant_parts(variant)[0].split("+")]
+    _require(named == ["none"] or named == list(tasks), "distinct tasks", variant=variant)
+    if loop in AUXILIARY_LOOPS:
+        _require(
+            augmentation is None and not set(tasks) & set(TWO_VIEW_TASKS),
+            f"no augmentation and no two-view task ({', '.join(TWO_VIEW_TASKS)}) with the "
+            "Auxiliary Training loops (their batch is already [clean, T_1(x), …])",
+            variant=variant,
+        )
 
 
 def apply_overrides(recipe: Recipe, assignments: list[str]) -> Recipe:

@@ -151,6 +151,140 @@ def corruption_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def headline_metrics(result: dict) -> dict[str, float]:
+    """A variant's headline accuracies (fractions), flat, keyed by column name: clean, FGSM and
+    PGD, seed 003's disturbances, seed 004's augmented sets."""
+    metrics = {"clean": result["test_accuracy"]}
+    metrics.update({f"FGSM ε={e}": v for e, v in result["fgsm_accuracy"].items()})
+    metrics.update(
+        {k: v for k, v in result["robustness"]["attacks"].items() if k.startswith("PGD")}
+    )
+    metrics.update({k: v for k, v in result.get("disturbances", {}).items() if k != "clean"})
+    for name, accuracies in result.get("augmented", {}).items():
+        metrics[name] = accuracies["augmented"]
+        if "fgsm_augmented" in accuracies:
+            metrics[f"FGSM(baseline) + {name}"] = accuracies["fgsm_augmented"]
+    return metrics
+
+
+def input_robustness_table(results: dict) -> str:
+    """Seed 003's disturbances and seed 004's augmented sets (accuracy %), when measured."""
+    rows = {}
+    for name, r in results["variants"].items():
+        metrics = headline_metrics(r)
+        rows[name] = {k: [v] for k, v in metrics.items() if k == "clean" or not _is_attack(k)}
+    if not any(len(row) > 1 for row in rows.values()):
+        return ""
+    return "## Disturbed and augmented test sets (accuracy %)\n\n" + mean_std_table(rows)
+
+
+def denoiser_table(results: dict) -> str:
+    """Whether each denoising front end denoises (see `tfaux.evaluate.denoiser`)."""
+    rows = [(name, r["denoiser"]) for name, r in results["variants"].items() if "denoiser" in r]
+    if not rows:
+        return ""
+    header = "| variant | noise kept | error ratio | identity distance | clean RMSE | verdict |"
+    lines = [
+        "## Denoiser: perturbation passed through (1 = identity)",
+        "",
+        header,
+        "|---" * 6 + "|",
+    ]
+    for name, d in rows:
+        verdict = "noisy identity" if d["noisy_identity"] else "denoises"
+        lines.append(
+            f"| {name} | {d['noise_kept']:.2f} | {d['error_ratio']:.2f} | "
+            f"{d['identity_distance']:.2f} | {d['clean_error']:.3f} | {verdict} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _is_attack(column: str) -> bool:
+    return column.startswith(("FGSM ε", "PGD"))
+
+
+def mean_std_table(rows: dict[str, dict[str, list[float]]]) -> str:
+    """Markdown: one row per model, one column per metric, cells "mean ± std" in percent over
+    seeds (sample std), or the value alone for one seed; "–" where a model lacks a metric."""
+    columns: list[str] = []
+    for row in rows.values():
+        columns += [k for k in row if k not in columns]
+    lines = ["| " + " | ".join(["model", *columns]) + " |", "|" + "---|" * (len(columns) + 1)]
+    for model, row in rows.items():
+        cells = [_mean_std(row[c]) if row.get(c) else "–" for c in columns]
+        lines.append("| " + " | ".join([model, *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _mean_std(values: list[float]) -> str:
+    percent = 100.0 * np.asarray(values, dtype=np.float64)
+    if len(percent) < 2:
+        return f"{percent.mean():.2f}"
+    return f"{percent.mean():.2f} ± {percent.std(ddof=1):.2f}"
+
+
+def seed_summary(recipe: str, run: str, per_seed: dict) -> dict:
+    """Every variant's headline metrics over seeds: values, mean and sample std."""
+    variants: dict[str, dict[str, list[float]]] = {}
+    for result in per_seed.values():
+        for name, r in result.results["variants"].items():
+            for key, value in headline_metrics(r).items():
+                variants.setdefault(name, {}).setdefault(key, []).append(value)
+    first = next(iter(per_seed.values())).results
+    return {
+        "recipe": recipe,
+        "run": run,
+        "seeds": list(per_seed),
+        "seed_runs": {str(seed): str(result.run_dir) for seed, result in per_seed.items()},
+        "variants": {
+            name: {
+                key: {
+                    "values": values,
+                    "mean": float(np.mean(values)),
+                    "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                }
+                for key, values in metrics.items()
+            }
+            for name, metrics in variants.items()
+        },
+        "best_variant": first["best_variant"],
+        "trustworthy": {
+            str(seed): {n: r["trustworthy"] for n, r in result.results["variants"].items()}
+            for seed, result in per_seed.items()
+        },
+    }
+
+
+def write_seed_report(run_dir: Path, summary: dict) -> None:
+    """results.md (mean ± std over seeds, links to each seed's own report) and results.json."""
+    rows = {
+        name: {key: stats["values"] for key, stats in metrics.items()}
+        for name, metrics in summary["variants"].items()
+    }
+    failed = sorted(
+        {
+            f"{name} (seed {seed})"
+            for seed, v in summary["trustworthy"].items()
+            for name, ok in v.items()
+            if not ok
+        }
+    )
+    lines = [
+        f"# {summary['recipe']} ({summary['run']}): mean ± std over seeds "
+        f"{', '.join(map(str, summary['seeds']))} (accuracy %)",
+        "",
+        mean_std_table(rows),
+        "Sanity checks: "
+        + ("all pass." if not failed else "**FAIL** for " + ", ".join(failed) + "."),
+        "",
+        *(f"- seed {seed}: {path}/results.md" for seed, path in summary["seed_runs"].items()),
+        "",
+    ]
+    summary["table"] = "results.md"
+    (run_dir / "results.md").write_text("\n".join(lines))
+    (run_dir / "results.json").write_text(json.dumps(summary, indent=2))
+
+
 def write_report(run_dir: Path, results: dict) -> None:
     """Writes results.md and the PNGs, then results.json last (it marks the run finished)."""
     results["table"] = "results.md"
@@ -170,6 +304,7 @@ def write_report(run_dir: Path, results: dict) -> None:
     if maps:
         path = heatmap_plot(maps, run_dir / "fourier_heatmap.png", title=results["recipe"])
         results["heatmap_plot"] = path.name
+    sections += [t for t in (input_robustness_table(results), denoiser_table(results)) if t]
     sections.append(robustness_details(results))
     (run_dir / "results.md").write_text(
         f"# {results['recipe']} ({results['run']})\n\n" + "\n".join(sections)

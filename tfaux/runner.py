@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import json
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -22,11 +23,22 @@ import tensorflow as tf
 from tqdm.keras import TqdmCallback
 
 from tfaux import data, reporting
-from tfaux.aux import create_task
-from tfaux.config import Recipe, variant_loop, variant_tasks
-from tfaux.data.sources import check_name
+from tfaux.aux import check_task, create_task
+from tfaux.aux.coarse import check_hierarchy, coarse_options
+from tfaux.config import (
+    Recipe,
+    variant_augmentation,
+    variant_loop,
+    variant_tasks,
+    variant_weights,
+)
+from tfaux.data.pipeline import default_augmentation
+from tfaux.data.sources import check_name, has_coarse_labels
 from tfaux.evaluate import robustness
+from tfaux.evaluate.augmented import augmented_accuracy
 from tfaux.evaluate.corruption import corrupted_set, corruption_error, corruption_errors
+from tfaux.evaluate.denoiser import denoiser_report
+from tfaux.evaluate.disturbances import disturbance_accuracy
 from tfaux.evaluate.fourier_heatmap import fourier_heatmap, save_heatmap
 from tfaux.export import saved_model
 from tfaux.models import build, primary_classifier
@@ -34,6 +46,7 @@ from tfaux.models.registry import get_backbone_builder
 from tfaux.training import seed000_callbacks, seed000_optimizer
 from tfaux.training.aux_model import labels_of
 from tfaux.training.loops import loop_callbacks, loop_epochs, loop_norm, loop_tasks, with_loop
+from tfaux.training.schedules import cosine_after_warmup, seed002_optimizer
 
 log = logging.getLogger("tfaux")
 
@@ -66,6 +79,8 @@ def run(
         The run directory, the results dict (also in results.json) and the export location.
     """
     check_names(recipe)  # a typo fails now, not after hours of training
+    if recipe.seeds:
+        return _run_seeds(recipe, Path(runs_dir), Path(savedmodels_dir), fresh, progress)
     run_dir = _run_directory(Path(runs_dir), recipe, fresh)
     _log_to(run_dir / "log.txt")
     log.info("run %s: %s", run_dir, json.dumps(recipe.to_dict()))
@@ -114,6 +129,51 @@ def run(
     return RunResult(run_dir, results, export_dir)
 
 
+def _run_seeds(recipe: Recipe, runs_dir: Path, savedmodels_dir: Path, fresh, progress):
+    """One complete run per seed under `<run>/seeds/`, then mean ± std of every metric.
+
+    A finished seed is read back, an unfinished one resumes: the same command continues.
+    Only the first seed exports its best model.
+    """
+    run_dir = _run_directory(runs_dir, recipe, fresh)
+    per_seed = {}
+    for seed in recipe.seeds:
+        single = dataclasses.replace(
+            recipe,
+            name=f"{recipe.name}-seed{seed}",
+            seeds=(),
+            training=dataclasses.replace(recipe.training, seed=seed),
+            export=recipe.export and seed == recipe.seeds[0],
+        )
+        finished = _finished_run(run_dir / "seeds", single)
+        per_seed[seed] = (
+            RunResult(finished, json.loads((finished / "results.json").read_text()), None)
+            if finished
+            else run(
+                single,
+                runs_dir=run_dir / "seeds",
+                savedmodels_dir=savedmodels_dir,
+                progress=progress,
+            )
+        )
+    _log_to(run_dir / "log.txt")
+    summary = reporting.seed_summary(recipe.name, run_dir.name, per_seed)
+    reporting.write_seed_report(run_dir, summary)
+    first = per_seed[recipe.seeds[0]]
+    return RunResult(run_dir, summary, first.export_dir)
+
+
+def _finished_run(runs_dir: Path, recipe: Recipe) -> Path | None:
+    """The newest finished run of exactly this config under `runs_dir`, if any."""
+    config = json.loads(json.dumps(recipe.to_dict()))
+    for candidate in sorted(runs_dir.glob(f"{recipe.name}-*"), reverse=True):
+        if (candidate / "results.json").exists() and (
+            json.loads((candidate / "config.json").read_text()) == config
+        ):
+            return candidate
+    return None
+
+
 def check_names(recipe: Recipe) -> None:
     """Checks the recipe's backbone, dataset and aux tasks against their registries (each error
     suggests the closest name), before any data is loaded or model built."""
@@ -121,11 +181,14 @@ def check_names(recipe: Recipe) -> None:
     check_name(recipe.data.dataset)
     for variant in recipe.variants:
         for task in variant_tasks(variant):
-            create_task(task, recipe.aux_weight)
+            check_task(task)
+            if task == "coarse":
+                check_hierarchy(recipe.data.dataset, has_coarse_labels(recipe.data.dataset))
 
 
 def _load_splits(recipe: Recipe):
     d = recipe.data
+    wants_coarse = any("coarse" in variant_tasks(v) for v in recipe.variants)
     return data.load(
         d.dataset,
         batch_size=d.batch_size,
@@ -137,6 +200,7 @@ def _load_splits(recipe: Recipe):
         image_size=d.image_size,
         data_dir=d.data_dir,
         download=d.download,
+        coarse=wants_coarse and has_coarse_labels(d.dataset),
     )
 
 
@@ -238,8 +302,48 @@ def _evaluate_variant(
         result["heatmap"] = _heatmap(
             recipe, classifier, splits, run_dir / "variants" / variant, progress
         )
+    result.update(_input_robustness(recipe, variant, model, classifier, splits, surrogate))
     result_file.write_text(json.dumps(result, indent=2))
     return result
+
+
+def _input_robustness(recipe, variant, model, classifier, splits, surrogate) -> dict:
+    """Seed 003's disturbances, seed 004's augmented accuracies and denoiser report."""
+    config, result = recipe.evaluation, {}
+    if not (config.disturbances or config.augmented or "denoise" in variant_tasks(variant)):
+        return result
+    x, y = _test_prefix(splits, splits.info.num_test)
+    flip = _flip_invariant(recipe)
+    seed = recipe.training.seed
+    if config.disturbances:
+        result["disturbances"] = disturbance_accuracy(
+            _predictor(classifier), x, y, seed=seed, flip=flip
+        )
+    if config.augmented:
+        result["augmented"] = {
+            name: augmented_accuracy(
+                classifier,
+                x,
+                y,
+                name,
+                seed=seed,
+                flip=flip,
+                surrogate=surrogate,
+                eps=recipe.evaluation.eps,
+            )
+            for name in config.augmented
+        }
+    if "denoise" in variant_tasks(variant):
+        n = min(config.denoiser_examples, len(x))
+        result["denoiser"] = denoiser_report(
+            model, x[:n], y[:n], eps=recipe.adversarial.eps, seed=seed, flip=flip
+        )
+    return result
+
+
+def _flip_invariant(recipe: Recipe) -> bool:
+    """Whether mirroring keeps the labels of the recipe's dataset (not for digits)."""
+    return default_augmentation(recipe.data.dataset, True)[1]
 
 
 def _trained_model(
@@ -346,7 +450,10 @@ def _build_model(recipe: Recipe, variant: str, info, compile: bool = True):
     keras.utils.set_random_seed(recipe.training.seed)
     strategy = _strategy(recipe.training.strategy)
     loop = variant_loop(variant)
-    tasks = [create_task(name, weight=recipe.aux_weight) for name in variant_tasks(variant)]
+    tasks = [
+        create_task(name, weight=weight, **_task_options(name, info))
+        for name, weight in variant_weights(variant, recipe.aux_weight).items()
+    ]
     tasks += loop_tasks(loop, recipe.auxiliary, info.num_classes)
     with strategy.scope():
         model = build(
@@ -358,6 +465,7 @@ def _build_model(recipe: Recipe, variant: str, info, compile: bool = True):
             tasks=tasks,
             width=recipe.model.width,
             dropout=recipe.model.dropout,
+            random_sign=recipe.random_sign if loop == "random_sign" else None,
             # Synchronized statistics make a multi-replica step equal a single-device step.
             norm=loop_norm(
                 loop,
@@ -367,15 +475,45 @@ def _build_model(recipe: Recipe, variant: str, info, compile: bool = True):
             ),
             name=re.sub(r"\W", "_", variant),
         )
-        model = with_loop(model, loop, recipe.adversarial, recipe.data.batch_size, recipe.auxiliary)
-        t = recipe.training
+        model = with_loop(
+            model,
+            loop,
+            recipe.adversarial,
+            recipe.data.batch_size,
+            recipe.auxiliary,
+            augmentation=variant_augmentation(variant),
+            flip=_flip_invariant(recipe),
+        )
         if not compile:
             return model, strategy
         model.compile(
-            optimizer=seed000_optimizer(t.learning_rate, t.momentum, t.weight_decay),
+            optimizer=_optimizer(recipe, info),
             jit_compile=False,  # XLA is 1.5–10× slower on these CPUs and breaks MirroredStrategy
         )
     return model, strategy
+
+
+def _task_options(name: str, info) -> dict:
+    """Dataset-dependent task arguments: the coarse head's label hierarchy."""
+    if name != "coarse":
+        return {}
+    return coarse_options(info.name, info.num_classes, info.coarse_names)
+
+
+def _optimizer(recipe: Recipe, info) -> keras.optimizers.Optimizer:
+    """SGD (seed 000) or AdamW (seed 002), at a constant rate cut on plateaus or on a cosine."""
+    t = recipe.training
+    learning_rate = t.learning_rate
+    if t.schedule == "cosine":
+        learning_rate = cosine_after_warmup(
+            t.learning_rate,
+            epochs=t.epochs,
+            warmup_epochs=t.warmup_epochs,
+            steps_per_epoch=math.ceil(info.num_train / recipe.data.batch_size),
+        )
+    if t.optimizer == "adamw":
+        return seed002_optimizer(learning_rate, t.weight_decay)
+    return seed000_optimizer(learning_rate, t.momentum, t.weight_decay)
 
 
 @functools.cache
@@ -387,8 +525,11 @@ def _strategy(name: str) -> tf.distribute.Strategy:
 
 def _callbacks(recipe: Recipe, variant: str, epochs: int, info, run_dir, progress: bool) -> list:
     t = recipe.training
+    schedule = seed000_callbacks(t.plateau_patience, t.stop_patience)
+    if t.schedule != "plateau":  # the LR follows its schedule: early stopping only
+        schedule = [c for c in schedule if isinstance(c, keras.callbacks.EarlyStopping)]
     callbacks = [
-        *seed000_callbacks(t.plateau_patience, t.stop_patience),
+        *schedule,
         keras.callbacks.BackupAndRestore(str(run_dir / "checkpoints" / variant)),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard" / variant)),
         keras.callbacks.CSVLogger(str(run_dir / "variants" / f"{variant}.history.csv")),

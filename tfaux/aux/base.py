@@ -24,6 +24,14 @@ class AuxTask:
     """
 
     name: str = ""
+    # Views of each image the task needs per step: 2 for contrastive tasks (the model then
+    # trains on two augmented views of every image, see `AuxModel.augment`).
+    views: int = 1
+    # Whether `target` is computed from the images before augmentation (the denoiser).
+    target_originals: bool = False
+    # Whether the task is a front end: an image-to-image network in front of the backbone
+    # (`front_end`), rather than a head on its features (`head`).
+    front: bool = False
 
     def __init__(self, weight: float = 0.01):
         if not weight >= 0:
@@ -40,6 +48,10 @@ class AuxTask:
             norm: the model's norm factory, so the head normalizes like the backbone (e.g.
                 synchronized across replicas).
         """
+        raise NotImplementedError
+
+    def front_end(self, images):
+        """Builds this task's image-to-image front end; returns its output image tensor."""
         raise NotImplementedError
 
     def target(self, x: tf.Tensor, y) -> tf.Tensor:
@@ -74,8 +86,13 @@ def list_tasks() -> list[str]:
     return sorted(_TASKS)
 
 
-def create_task(name: str, weight: float = 0.01, **kwargs) -> AuxTask:
-    """Creates the task registered as `name`; unknown names suggest the closest."""
+def check_task(name: str) -> None:
+    """Raises ValueError for an unknown task name, suggesting the closest."""
     if name not in _TASKS:
         raise unknown_name("aux task", name, _TASKS)
+
+
+def create_task(name: str, weight: float = 0.01, **kwargs) -> AuxTask:
+    """Creates the task registered as `name`; unknown names suggest the closest."""
+    check_task(name)
     return _TASKS[name](weight=weight, **kwargs)

@@ -103,6 +103,7 @@ def _jobs(config: EvalConfig, with_surrogate: bool) -> tuple[list[_Job], dict]:
     eps = check_eps(config.eps)
     jobs = [_Job("clean", None, None)]
     fgsm_eps = sorted({check_eps(e) for e in config.fgsm_eps} | {eps})
+    fgsm_labels = {AttackSpec("fgsm", eps=e).label for e in fgsm_eps}
     for e in fgsm_eps:
         jobs.append(_Job(AttackSpec("fgsm", eps=e).label, AttackSpec("fgsm", eps=e), None))
     pgd = [AttackSpec("pgd", eps=eps, steps=k, restarts=config.restarts) for k in config.pgd_steps]
@@ -115,6 +116,9 @@ def _jobs(config: EvalConfig, with_surrogate: bool) -> tuple[list[_Job], dict]:
         else None,
     ]
     jobs += [_Job(spec.label, spec, None) for spec in extra if spec is not None]
+    for e in sorted({check_eps(e) for e in config.extra_eps} - {eps}):  # second budgets
+        specs = [AttackSpec("fgsm", eps=e), *(spec.replace(eps=e) for spec in pgd)]
+        jobs += [_Job(spec.label, spec, None) for spec in specs if spec.label not in fgsm_labels]
     strongest = pgd[-1]
     roles = {"clean": "clean", "fgsm": AttackSpec("fgsm", eps=eps).label, "pgd": strongest.label}
 

@@ -8,8 +8,10 @@ import keras
 import numpy as np
 
 from tfaux.aux.base import AuxTask
+from tfaux.config import RandomSignConfig
 from tfaux.models import heads
-from tfaux.models.layers import NormFactory, batch_norm
+from tfaux.models.layers import NormFactory, RandomSign, batch_norm
+from tfaux.models.random_sign import with_random_sign
 from tfaux.models.registry import create_backbone, feature_stride
 from tfaux.training.aux_model import AuxModel
 
@@ -25,6 +27,7 @@ def build(
     width: float = 1.0,
     norm: NormFactory | None = None,
     dropout: float = 0.0,
+    random_sign: RandomSignConfig | None = None,
     name: str | None = None,
     **backbone_kwargs,
 ) -> AuxModel:
@@ -43,6 +46,8 @@ def build(
         width: channel multiplier of the backbone.
         norm: norm factory for the backbone and the decoders (default BatchNorm, momentum 0.9).
         dropout: dropout before the classifier's dense layer.
+        random_sign: seed 003's random-sign layers (`RandomSign`) on the standardized input
+            ("input" in `after`) and after the named backbone layers; None for none.
         name: model name (default: the backbone name).
         **backbone_kwargs: family-specific backbone options.
 
@@ -65,16 +70,26 @@ def build(
     net = create_backbone(
         backbone, input_shape=input_shape, width=width, norm=norm, **backbone_kwargs
     )
+    if random_sign is not None:  # seed 003's R-model: g(x) after the chosen hidden layers
+        hidden = [name for name in random_sign.after if name != "input"]
+        net = with_random_sign(
+            net, hidden, eps=random_sign.eps, probability=random_sign.probability
+        )
     stride = feature_stride(net)
 
     # === Functional Model ===
     images = keras.Input(shape=input_shape, name="images")
-    standardized = keras.layers.Normalization(
+    x, fronts = images, {}
+    for task in (t for t in tasks if t.front):  # front ends (the denoiser) see the pixels first
+        x = fronts[task.name] = task.front_end(x)
+    x = keras.layers.Normalization(
         mean=mean.tolist(), variance=(std**2).tolist(), name="standardize"
-    )(images)
-    features = net(standardized)
-    outputs = {"logits": heads.classifier(features, num_classes, dropout=dropout)}
-    for task in tasks:
+    )(x)
+    if random_sign is not None and "input" in random_sign.after:
+        x = RandomSign(random_sign.eps, random_sign.probability, name="input_random_sign")(x)
+    features = net(x)
+    outputs = {"logits": heads.classifier(features, num_classes, dropout=dropout), **fronts}
+    for task in (t for t in tasks if not t.front):
         outputs[task.name] = task.head(features, images=images, stride=stride, norm=norm)
     return AuxModel(inputs=images, outputs=outputs, tasks=tasks, name=name or backbone)
 

@@ -152,3 +152,72 @@ class ChunkSelect(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "index": self.index, "chunks": self.chunks}
+
+
+@keras.saving.register_keras_serializable(package="tfaux")
+class RandomSign(keras.layers.Layer):
+    """Random-sign perturbation g(x) = x + ε·x⊙l(x) of seed 003 (§3.3), a feed-forward
+    counterpart of FGSM that needs no gradient computation.
+
+    In training each element gets l(x) = sgn(x) with probability `probability` and −sgn(x)
+    otherwise (p = 0.5 in the paper). Since x·sgn(x) = |x|, that is g(x) = x + ε|x| (a shift
+    up, whatever the sign of x) with probability p and x − ε|x| otherwise: each element is
+    scaled by 1 ± ε and zeros stay zero. At
+    inference (training False or None) the layer is the identity. The sign pattern l is a
+    constant to autodiff (`tf.stop_gradient`), so ∂g/∂x = 1 + ε·l elementwise, the Jacobian of
+    the paper's §3.1 without the Dirac term. Randomness comes from a `keras.random.SeedGenerator`,
+    as in `keras.layers.Dropout`, so the layer works under `tf.function` and MirroredStrategy
+    (where each replica folds its id into the seed).
+
+    Reference:
+        Di, Yu, Tian, "Towards Adversarial Training with Moderate Performance Improvement for
+        Neural Network Classification".
+
+    Args:
+        eps: ε ≥ 0, the relative size of the perturbation (ε < 1 keeps every sign, §3.1).
+        probability: p in [0, 1], the chance of l(x) = sgn(x), i.e. of g(x) = x + ε|x| > x.
+        seed: seed of the layer's `SeedGenerator`; the same seed gives the same sign patterns.
+        **kwargs: `keras.layers.Layer` arguments (name, dtype…).
+    """
+
+    def __init__(
+        self, eps: float = 0.1, probability: float = 0.5, seed: int | None = None, **kwargs
+    ):
+        super().__init__(**kwargs)
+        if not eps >= 0.0:  # also rejects NaN
+            raise ValueError(f"Expected eps >= 0. Received: eps={eps}")
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"Expected 0 <= probability <= 1. Received: probability={probability}")
+        self.eps, self.probability, self.seed = float(eps), float(probability), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_masking = True
+        self._build_at_init()
+
+    def call(self, inputs, training=None):
+        if not training or self.eps == 0.0:
+            return inputs
+        keep = tf.random.stateless_uniform(tf.shape(inputs), self._draw_seed()) < self.probability
+        sign = tf.sign(inputs)
+        pattern = tf.stop_gradient(tf.where(keep, sign, -sign))  # l(x), constant to autodiff
+        return inputs + tf.cast(self.eps, inputs.dtype) * inputs * pattern
+
+    def _draw_seed(self) -> tf.Tensor:
+        """The next int32 stateless seed; under a multi-replica strategy, one per replica, so
+        replicas draw independent patterns (keras' Dropout gives every replica the same one)."""
+        seed = self.seed_generator.next()
+        seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)  # as keras does
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
+        return seed
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "eps": self.eps,
+            "probability": self.probability,
+            "seed": self.seed,
+        }

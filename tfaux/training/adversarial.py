@@ -12,7 +12,7 @@ import keras
 import tensorflow as tf
 
 from tfaux.attacks import check_eps, logits_fn, pgd
-from tfaux.training.aux_model import AuxModel, labels_of
+from tfaux.training.aux_model import AuxModel, labels_of, replica_id
 
 ATTACKS = ("fgsm", "pgd")
 
@@ -109,8 +109,3 @@ def adversarial_examples(
         keep = tf.reshape(tf.range(tf.shape(x)[0]) < clean, [-1, 1, 1, 1])
         x_adv = tf.where(keep, x, x_adv)
     return x_adv
-
-
-def replica_id() -> tf.Tensor:
-    context = tf.distribute.get_replica_context()
-    return tf.cast(context.replica_id_in_sync_group, tf.int32) if context else tf.constant(0)

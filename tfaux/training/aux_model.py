@@ -1,7 +1,8 @@
 """`AuxModel`: a functional multi-output classifier trained on CE + Σ λ_i · aux_i.
 
-The train step mirrors Keras' own (keras/src/backend/tensorflow/trainer.py) stage by stage; the
-only extension point is `perturb`, which adversarial and noise-training loops override.
+The train step mirrors Keras' own (keras/src/backend/tensorflow/trainer.py) stage by stage. Two
+extension points: `augment` (in-graph augmentation, and the two views of contrastive tasks) and
+`perturb`, which adversarial and noise-training loops override.
 """
 
 from __future__ import annotations
@@ -12,13 +13,34 @@ import keras
 import tensorflow as tf
 
 from tfaux.aux.base import AuxTask
+from tfaux.data.augment import get_augmentation, two_views
 
 PRIMARY = "logits"
+VALIDATION_SEED = 20200614  # fixed augmentations and corruptions in validation, so epochs compare
 
 
 def labels_of(y):
     """The primary (fine) labels of a batch: `y` itself or `y["label"]` when labels are a dict."""
     return y["label"] if isinstance(y, dict) else y
+
+
+def replica_id() -> tf.Tensor:
+    """This replica's index in its sync group (0 outside a replica context)."""
+    context = tf.distribute.get_replica_context()
+    return tf.cast(context.replica_id_in_sync_group, tf.int32) if context else tf.constant(0)
+
+
+def step_seed(model: keras.Model, stream: int = 0) -> tf.Tensor:
+    """A stateless seed fresh at every step and replica, reproducible from the step counter;
+    `stream` separates independent draws (augmentation, corruptions) within a step."""
+    return tf.stack(
+        [tf.cast(model.optimizer.iterations, tf.int32), replica_id() * 1_000_003 + stream]
+    )
+
+
+def repeat_batch(y, times: int):
+    """Labels (a tensor or a dict of them) repeated `times` along the batch axis."""
+    return tf.nest.map_structure(lambda t: tf.tile(t, [times] + [1] * (len(t.shape) - 1)), y)
 
 
 def _unscaled(value: tf.Tensor) -> tf.Tensor:
@@ -38,6 +60,11 @@ class AuxModel(keras.Model):
     Args:
         *args, **kwargs: the functional `keras.Model` arguments (inputs, outputs dict, name).
         tasks: the auxiliary tasks; each task's `name` must be an output of the model.
+        augmentation: an in-graph augmentation of `tfaux.data.augment` ("simclr", "geometric")
+            applied to every training batch; tasks with `views == 2` (the contrastive
+            projection) train on two augmented views of each image ("simclr" by default), with
+            the labels repeated, so the classifier predicts both (seed 002 eq. 5).
+        flip: whether the augmentation may mirror images (not for digits).
 
     Example:
         model = tfaux.models.build("resnet8", input_shape=(28, 28, 1), num_classes=10,
@@ -49,7 +76,14 @@ class AuxModel(keras.Model):
     # Constructor arguments of a training loop, saved in the config (subclasses extend it).
     LOOP_PARAMS: tuple[str, ...] = ()
 
-    def __init__(self, *args, tasks: Sequence[AuxTask] = (), **kwargs):
+    def __init__(
+        self,
+        *args,
+        tasks: Sequence[AuxTask] = (),
+        augmentation: str | None = None,
+        flip: bool = True,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         if not isinstance(self.output, dict) or PRIMARY not in self.output:
             raise ValueError(
@@ -63,6 +97,12 @@ class AuxModel(keras.Model):
                 f"outputs: {sorted(self.output)}"
             )
         self.tasks = tuple(tasks)
+        self.views = max([1, *(t.views for t in self.tasks)])
+        if augmentation is None and self.views == 2:
+            augmentation = "simclr"
+        if augmentation is not None:
+            get_augmentation(augmentation)  # an unknown name fails here
+        self.augmentation, self.flip = augmentation, bool(flip)
         self._cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self._trackers = {
             name: keras.metrics.Mean(name=name)
@@ -71,18 +111,30 @@ class AuxModel(keras.Model):
         self._accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
 
     # === Steps ===
+    def augment(self, x: tf.Tensor, y, seed: tf.Tensor | None = None):
+        """(images, labels, originals): the augmented batch, or two views of it with the labels
+        and originals repeated; originals are the un-augmented images (denoising targets)."""
+        if self.augmentation is None:
+            return x, y, x
+        seed = step_seed(self, stream=1) if seed is None else seed
+        augment = get_augmentation(self.augmentation)
+        if self.views == 1:
+            return augment(x, seed, flip=self.flip), y, x
+        views = two_views(x, seed, augment, flip=self.flip)
+        return views, repeat_batch(y, 2), repeat_batch(x, 2)
+
     def perturb(self, x: tf.Tensor, y) -> tf.Tensor:
         """Input the weights are trained on; identity here, attacks and noise in subclasses."""
         return x
 
     def train_step(self, data):
-        x, y = data
-        # Perturbation (outside the weight tape)
+        # Augmentation and perturbation (outside the weight tape)
+        x, y, originals = self.augment(*data)
         x_train = self.perturb(x, y)
         # Forward pass
         with tf.GradientTape() as tape:
             outputs = self(x_train, training=True)
-            loss, terms = self.loss_terms(x, y, outputs)
+            loss, terms = self.loss_terms(x, y, outputs, originals)
             loss = self.optimizer.scale_loss(loss)
         # Gradients and update
         gradients = tape.gradient(loss, self.trainable_weights)
@@ -93,22 +145,29 @@ class AuxModel(keras.Model):
     def test_step(self, data):
         x, y = data
         outputs = self(x, training=False)
+        if self.views == 2:  # two-view losses on two fixed views; accuracy on clean images
+            views, _, _ = self.augment(x, y, seed=tf.constant([VALIDATION_SEED, 0]))
+            on_views = self(views, training=False)
+            outputs = {**outputs, **{t.name: on_views[t.name] for t in self.tasks if t.views == 2}}
         _, terms = self.loss_terms(x, y, outputs)
         return self._update_metrics(y, outputs, terms)
 
     # === Loss ===
-    def loss_terms(self, x, y, outputs) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    def loss_terms(self, x, y, outputs, originals=None) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """Total loss and its unweighted terms, all already scaled per replica.
 
         Args:
-            x: the clean images (aux targets are computed from them).
+            x: the clean (augmented, unperturbed) images; aux targets are computed from them.
             y: labels, or a dict with "label" and extra label kinds.
             outputs: the model's output dict.
+            originals: the images before augmentation, for tasks whose `target_originals` is
+                set (the denoiser reproduces the pre-augmentation image); default `x`.
         """
         terms = {PRIMARY: self._cross_entropy(labels_of(y), outputs[PRIMARY])}
         total = terms[PRIMARY]
         for task in self.tasks:
-            terms[task.name] = task.loss(task.target(x, y), outputs[task.name])
+            source = originals if task.target_originals and originals is not None else x
+            terms[task.name] = task.loss(task.target(source, y), outputs[task.name])
             total += task.weight * terms[task.name]
         if self.losses:  # kernel regularizers, scaled like keras' own compute_loss
             total += tf.add_n(self.losses) / tf.distribute.get_strategy().num_replicas_in_sync
@@ -134,6 +193,7 @@ class AuxModel(keras.Model):
     def get_config(self):
         config = super().get_config()
         config["tasks"] = [keras.saving.serialize_keras_object(t) for t in self.tasks]
+        config.update(augmentation=self.augmentation, flip=self.flip)
         config.update({key: getattr(self, key) for key in self.LOOP_PARAMS})
         return config
 
@@ -141,7 +201,8 @@ class AuxModel(keras.Model):
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         tasks = [keras.saving.deserialize_keras_object(t) for t in config.pop("tasks", [])]
-        loop = {key: config.pop(key) for key in cls.LOOP_PARAMS if key in config}
+        keys = (*cls.LOOP_PARAMS, "augmentation", "flip")
+        loop = {key: config.pop(key) for key in keys if key in config}
         # Revive the plain functional graph, then wrap it so __init__ sees the tasks.
         graph = keras.Model.from_config(config, custom_objects=custom_objects)
         return cls(inputs=graph.input, outputs=graph.output, tasks=tasks, name=graph.name, **loop)

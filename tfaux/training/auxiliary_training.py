@@ -21,10 +21,15 @@ import tensorflow as tf
 from tfaux.aux.corruption_heads import CorruptionClassifier
 from tfaux.data.corruptions import random_corruption
 from tfaux.models.layers import chunk
-from tfaux.training.adversarial import adversarial_examples, replica_id
-from tfaux.training.aux_model import PRIMARY, AuxModel, labels_of
-
-VALIDATION_SEED = 20200614  # fixed corruptions for validation, so epochs compare
+from tfaux.training.adversarial import adversarial_examples
+from tfaux.training.aux_model import (
+    PRIMARY,
+    VALIDATION_SEED,
+    AuxModel,
+    labels_of,
+    repeat_batch,
+    step_seed,
+)
 
 
 def corrupted_batch(
@@ -36,11 +41,6 @@ def corrupted_batch(
     for index, name in enumerate(corruptions, start=1):
         chunks.append(random_corruption(x, name, seed=seed + tf.constant([0, 7919]) * index))
     return tf.concat(chunks, axis=0)
-
-
-def _step_seed(model: keras.Model) -> tf.Tensor:
-    # Fresh corruptions every step and replica, reproducible from the step counter.
-    return tf.stack([tf.cast(model.optimizer.iterations, tf.int32), replica_id() * 1_000_003])
 
 
 @keras.saving.register_keras_serializable(package="tfaux")
@@ -123,7 +123,7 @@ class AuxiliaryTrainingModel(AuxModel):
                 step_size=2.5 * self.adversarial_eps / self.adversarial_steps,
                 steps=self.adversarial_steps,
             )
-        return corrupted_batch(x, self.corruptions, _step_seed(self), first=primary)
+        return corrupted_batch(x, self.corruptions, step_seed(self), first=primary)
 
     def test_step(self, data):
         # The same objective on validation data, with fixed corruptions.
@@ -134,11 +134,11 @@ class AuxiliaryTrainingModel(AuxModel):
         return self._update_metrics(y, outputs, terms)
 
     # === Loss ===
-    def loss_terms(self, x, y, outputs):
+    def loss_terms(self, x, y, outputs, originals=None):
         """Eq. (7). `outputs` come from the chunked batch: every output but the auxiliary
         classifiers' covers all chunks and is cut to the first (clean or adversarial) one."""
         outputs = self._clean_outputs(outputs)
-        total, terms = super().loss_terms(x, y, outputs)
+        total, terms = super().loss_terms(x, y, outputs, originals)
         teacher = tf.stop_gradient(tf.nn.softmax(outputs[PRIMARY]))
         distill = tf.add_n(
             [self._kl(teacher, tf.nn.softmax(outputs[t.name])) for t in self.branches]
@@ -191,11 +191,8 @@ class CorruptionAugmentModel(AuxModel):
 
     def train_step(self, data):
         x, y = data
-        batch = corrupted_batch(x, self.corruptions, _step_seed(self))
-        labels = tf.nest.map_structure(
-            lambda t: tf.tile(t, [len(self.corruptions) + 1] + [1] * (len(t.shape) - 1)), y
-        )
-        return super().train_step((batch, labels))
+        batch = corrupted_batch(x, self.corruptions, step_seed(self))
+        return super().train_step((batch, repeat_batch(y, len(self.corruptions) + 1)))
 
 
 class MergeStage(keras.callbacks.Callback):

@@ -70,7 +70,8 @@ class FreeATModel(AuxModel):
         self.delta_fraction, self.delta_ema = float(delta_fraction), float(delta_ema)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         self._delta = tf.Variable(
-            tf.zeros((math.ceil(batch_size / replicas), *self.input_shape[1:])),
+            # Two-view tasks double the batch (views are augmented once, replayed m times).
+            tf.zeros((math.ceil(batch_size / replicas) * self.views, *self.input_shape[1:])),
             trainable=False,
             synchronization=tf.VariableSynchronization.ON_READ,
             aggregation=tf.VariableAggregation.NONE,
@@ -96,7 +97,7 @@ class FreeATModel(AuxModel):
 
     # === Step ===
     def train_step(self, data):
-        x, y = data
+        x, y, originals = self.augment(*data)
         n = tf.shape(x)[0]
         eps = self._current_eps
         logs = {}
@@ -108,7 +109,7 @@ class FreeATModel(AuxModel):
                 x_train = _clip(x + delta) if uses_delta else x
                 tape.watch(x_train)
                 outputs = self(x_train, training=True)
-                loss, terms = self.loss_terms(x, y, outputs)
+                loss, terms = self.loss_terms(x, y, outputs, originals)
                 loss = self.optimizer.scale_loss(loss)
             # Gradients for the weights and for δ, and the updates
             *gradients, input_gradient = tape.gradient(loss, [*self.trainable_weights, x_train])

@@ -58,16 +58,21 @@ def with_loop(
     config: AdversarialConfig,
     batch_size: int,
     auxiliary: AuxTrainingConfig | None = None,
+    *,
+    augmentation: str | None = None,
+    flip: bool = True,
 ) -> AuxModel:
     """`model`'s graph in the class that trains it with `loop` (call inside the strategy scope).
 
-    Auxiliary loops expect a model built with `loop_tasks` (and `loop_norm`).
+    Auxiliary loops expect a model built with `loop_tasks` (and `loop_norm`); `random_sign`
+    expects one built with `RandomSign` layers (they act in training, so its step is standard).
+    `augmentation` and `flip` go to `AuxModel` (in-graph augmentation, two-view tasks).
     """
     graph = {"inputs": model.input, "outputs": model.output, "tasks": model.tasks}
-    graph["name"] = model.name
+    graph.update(name=model.name, augmentation=augmentation, flip=flip)
     auxiliary = auxiliary or AuxTrainingConfig()
-    if loop == "standard":
-        return model
+    if loop in ("standard", "random_sign"):
+        return AuxModel(**graph)
     if loop == "corruption_augment":
         return CorruptionAugmentModel(**graph, corruptions=auxiliary.corruptions)
     if loop.startswith("auxiliary"):

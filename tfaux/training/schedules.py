@@ -39,3 +39,36 @@ def seed000_callbacks(
             verbose=0,
         ),
     ]
+
+
+def seed002_optimizer(learning_rate=3e-4, weight_decay: float = 1e-4):
+    """Adam 3e-4 with weight decay 1e-4 (seed 002 §4.1).
+
+    Keras' Adam decay is decoupled (AdamW), where the paper's PyTorch `Adam(weight_decay=...)`
+    adds an L2 term to the gradient; see docs/decisions.md.
+    """
+    return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay)
+
+
+def cosine_after_warmup(
+    learning_rate: float, *, epochs: int, warmup_epochs: int, steps_per_epoch: int
+) -> keras.optimizers.schedules.LearningRateSchedule:
+    """Constant for `warmup_epochs`, then cosine annealing to 0 at the end of training.
+
+    Seed 002 §4.1: "a cosine annealing scheduler after the first 10 epochs" (the SimCLR
+    reference code steps its scheduler from epoch 10 on). Keras' `CosineDecay` with a
+    `warmup_target` equal to its initial rate is exactly that plateau-then-cosine.
+    """
+    if epochs < 1 or steps_per_epoch < 1 or not 0 <= warmup_epochs < epochs:
+        raise ValueError(
+            "Expected epochs >= 1, steps_per_epoch >= 1 and 0 <= warmup_epochs < epochs. "
+            f"Received: epochs={epochs}, steps_per_epoch={steps_per_epoch}, "
+            f"warmup_epochs={warmup_epochs}"
+        )
+    warmup = warmup_epochs * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=learning_rate,
+        decay_steps=(epochs - warmup_epochs) * steps_per_epoch,
+        warmup_target=learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
