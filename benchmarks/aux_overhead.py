@@ -44,6 +44,50 @@ def compiled_model(backbone: str, tasks, x, y, batch: int, steps: int):
     return model, data
 
 
+def warmed_up(model, x, y, batch: int, steps: int):
+    """`model` compiled with SGD and traced on `steps` cached batches; returns (model, data)."""
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=False)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).take(steps).cache()
+    model.fit(data, epochs=1, verbose=0, shuffle=False)  # trace and warm up
+    return model, data
+
+
+def random_images(steps: int, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """`steps` batches of random 28x28x1 images and labels (step time does not depend on them)."""
+    rng = np.random.default_rng(0)
+    x = rng.random((steps * batch, 28, 28, 1), dtype=np.float32)
+    return x, rng.integers(0, 10, len(x))
+
+
+def step_time_arguments(doc: str, steps: int = 20) -> argparse.Namespace:
+    """The step-time benchmarks' options (backbone, steps, batch, repeats, --quick), parsed."""
+    args = step_time_parser(doc, steps).parse_args()
+    if args.quick:
+        args.steps, args.repeats = 3, 1
+    return args
+
+
+def step_time_parser(doc: str, steps: int = 20) -> argparse.ArgumentParser:
+    """The step-time benchmarks' common options (backbone, steps, batch, repeats, --quick)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--backbone", default="resnet8")
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 3 steps, 1 repeat")
+    return parser
+
+
+def median_step_times(models: dict, repeats: int) -> dict[str, float]:
+    """Median training step time (s) of every `(model, data)`, measured round robin so that a
+    slow phase of the machine hits every variant alike."""
+    times = {name: [] for name in models}
+    for _ in range(repeats):
+        for name, (model, data) in models.items():
+            times[name] += step_times(model, data).steps
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 class _StepTimes(keras.callbacks.Callback):
     """Wall time of every training step; the first step of an epoch is kept apart."""
 

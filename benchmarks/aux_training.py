@@ -9,9 +9,7 @@ one run, printed as ratios.
 
 from __future__ import annotations
 
-import argparse
 import os
-import statistics
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -19,7 +17,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from aux_overhead import inference_latency, step_times  # noqa: E402
+from aux_overhead import (  # noqa: E402
+    inference_latency,
+    median_step_times,
+    random_images,
+    step_time_arguments,
+    warmed_up,
+)
 
 from tfaux import build  # noqa: E402
 from tfaux.config import TRAIN_CORRUPTIONS, AdversarialConfig, AuxTrainingConfig  # noqa: E402
@@ -47,36 +51,17 @@ def compiled_model(backbone: str, loop: str, corruptions, x, y, batch: int, step
         norm=loop_norm(loop, config, 0.9, synchronized=False),
     )
     model = with_loop(model, loop, AdversarialConfig(), batch, config)
-    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=False)
-    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).take(steps).cache()
-    model.fit(data, epochs=1, verbose=0, shuffle=False)  # trace and warm up
-    return model, data
+    return warmed_up(model, x, y, batch, steps)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", default="resnet8")
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 3 steps, 1 repeat")
-    args = parser.parse_args()
-    if args.quick:
-        args.steps, args.repeats = 3, 1
-
-    rng = np.random.default_rng(0)
-    x = rng.random((args.steps * args.batch, 28, 28, 1), dtype=np.float32)
-    y = rng.integers(0, 10, len(x))
+    args = step_time_arguments(__doc__)
+    x, y = random_images(args.steps, args.batch)
     models = {
         name: compiled_model(args.backbone, loop, corruptions, x, y, args.batch, args.steps)
         for name, (loop, corruptions) in VARIANTS.items()
     }
-    # Round robin, so a slow phase of the machine hits every variant alike.
-    times = {name: [] for name in VARIANTS}
-    for _ in range(args.repeats):
-        for name, (model, data) in models.items():
-            times[name] += step_times(model, data).steps
-    median = {name: statistics.median(t) for name, t in times.items()}
+    median = median_step_times(models, args.repeats)
     print(
         f"training step time, {args.backbone} on 28x28x1, batch {args.batch} clean images, "
         f"median of {args.repeats} x {args.steps} steps"

@@ -1,6 +1,7 @@
 """Learning is real: the full stack (data → model → fit → evaluate) on real digits."""
 
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -61,9 +62,13 @@ def test_an_unfinished_run_resumes_in_its_own_directory(tmp_path):
     log = (first.run_dir / "log.txt").read_text()
     assert "none: already evaluated" in log
     assert json.loads((first.run_dir / "results.json").read_text())["best_by"] == "val_accuracy"
-    # A finished run is never reused; --fresh would not reuse an unfinished one either.
-    third = runner.run(_recipe(), runs_dir=tmp_path, progress=False, fresh=True)
-    assert third.run_dir != first.run_dir
+    # A finished run is never reused; --fresh does not reuse an unfinished one either.
+    new = runner._run_directory(tmp_path, _recipe(), fresh=False)
+    assert new != first.run_dir
+    shutil.rmtree(new)
+    (first.run_dir / "results.json").unlink()
+    assert runner._run_directory(tmp_path, _recipe(), fresh=False) == first.run_dir
+    assert runner._run_directory(tmp_path, _recipe(), fresh=True) != first.run_dir
 
 
 def test_every_variant_trains_on_the_same_batches():

@@ -1,14 +1,20 @@
 """Evaluation: adversarial robustness with sanity checks, the -C corruption benchmark, Fourier
-heat maps."""
+heat maps, test-time disturbances, augmented test sets, denoiser reports."""
 
+from tfaux.evaluate.augmented import augmented_accuracy
 from tfaux.evaluate.corruption import corrupted_set, corruption_error, corruption_errors
+from tfaux.evaluate.denoiser import denoiser_report
+from tfaux.evaluate.disturbances import disturbance_accuracy
 from tfaux.evaluate.fourier_heatmap import fourier_heatmap, heatmap_plot
 from tfaux.evaluate.robustness import robustness
 
 __all__ = [
+    "augmented_accuracy",
     "corrupted_set",
     "corruption_error",
     "corruption_errors",
+    "denoiser_report",
+    "disturbance_accuracy",
     "fourier_heatmap",
     "heatmap_plot",
     "robustness",

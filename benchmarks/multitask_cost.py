@@ -1,0 +1,81 @@
+"""What do seeds 002–004's methods cost per training step? Standard training vs random-sign
+training (seed 003 claims "no extra computational burden", unlike FGSM training), FGSM training,
+geometric augmentation, the two-view contrastive multitask model (about 2 backbone passes:
+seed 002 and 004), and the denoising front end with FGSM (seed 004) — side by side in one run,
+printed as ratios to standard training, with the deployed sizes.
+
+    python benchmarks/multitask_cost.py [--backbone resnet8] [--steps 20] [--batch 128] [--quick]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+from aux_overhead import median_step_times, random_images, step_time_arguments, warmed_up  # noqa: E402
+
+from tfaux import build  # noqa: E402
+from tfaux.aux import create_task  # noqa: E402
+from tfaux.config import (  # noqa: E402
+    AdversarialConfig,
+    RandomSignConfig,
+    variant_augmentation,
+    variant_loop,
+    variant_weights,
+)
+from tfaux.models import primary_classifier  # noqa: E402
+from tfaux.training.loops import with_loop  # noqa: E402
+
+VARIANTS = {
+    "standard": "none",
+    "random sign (input + 2 stages)": "none@random_sign",
+    "FGSM training": "none@fgsm",
+    "geometric augmentation": "none:geometric",
+    "contrastive, two views": "projection",
+    "denoiser + FGSM + geometric": "denoise@fgsm:geometric",
+}
+RANDOM_SIGN = RandomSignConfig(after=("input", "stage1_block1_out", "stage2_block1_out"))
+
+
+def compiled_model(backbone: str, variant: str, x, y, batch: int, steps: int):
+    loop = variant_loop(variant)
+    keras.utils.set_random_seed(0)
+    model = build(
+        backbone,
+        input_shape=x.shape[1:],
+        num_classes=10,
+        tasks=[create_task(n, w) for n, w in variant_weights(variant, 1.0).items()],
+        random_sign=RANDOM_SIGN if loop == "random_sign" else None,
+    )
+    model = with_loop(
+        model, loop, AdversarialConfig(), batch, augmentation=variant_augmentation(variant)
+    )
+    return warmed_up(model, x, y, batch, steps)
+
+
+def main() -> None:
+    args = step_time_arguments(__doc__)
+    x, y = random_images(args.steps, args.batch)
+    models = {
+        name: compiled_model(args.backbone, variant, x, y, args.batch, args.steps)
+        for name, variant in VARIANTS.items()
+    }
+    median = median_step_times(models, args.repeats)
+    print(
+        f"training step time, {args.backbone} on 28x28x1, batch {args.batch} images, "
+        f"median of {args.repeats} x {args.steps} steps"
+    )
+    print("| variant | recipe variant | ms/step | ratio to standard | params (deployed) |")
+    print("|---|---|---|---|---|")
+    for name, variant in VARIANTS.items():
+        deployed = primary_classifier(models[name][0]).count_params()
+        print(
+            f"| {name} | `{variant}` | {1000 * median[name]:.0f} "
+            f"| {median[name] / median['standard']:.2f} | {deployed:,} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

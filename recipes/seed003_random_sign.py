@@ -1,0 +1,36 @@
+"""Seed 003 analog: base model vs random-sign ("R-") model vs FGSM adversarial training.
+
+"Towards Adversarial Training with Moderate Performance Improvement for Neural Network
+Classification" (Di, Yu & Tian): in training only, g(x) = x + ε·x⊙l(x) with l(x) = sgn(x) w.p.
+p = 0.5 and −sgn(x) otherwise, on the input and on hidden activations; no gradient is needed to
+build it. The paper reports clean accuracy and five test-time disturbances (random crop, flip,
+grayscale, color jitter, five-crop; Table 1) as mean ± std over runs. Here: ε = 0.1 (the paper
+gives none) on the standardized input and after the first two residual stages; FGSM-AT at
+ε = 0.1; grayscale is omitted on grayscale images (the identity). Scaled for 2 CPU cores: real
+Fashion-MNIST (10,000 training images, 2,000 test images), a ResNet-8, 4 epochs, seeds 0–2.
+"""
+
+from tfaux.config import (
+    AdversarialConfig,
+    DataConfig,
+    EvalConfig,
+    ModelConfig,
+    RandomSignConfig,
+    Recipe,
+    TrainingConfig,
+)
+
+RECIPE = Recipe(
+    name="seed003_random_sign",
+    description="Seed 003: base vs random-sign R-model vs FGSM-AT; disturbances, 3 seeds",
+    variants=("none", "none@random_sign", "none@fgsm"),
+    data=DataConfig(dataset="fashion_mnist", batch_size=128, train_size=10000, test_size=2000),
+    model=ModelConfig(backbone="resnet8"),
+    training=TrainingConfig(epochs=4, learning_rate=0.1, plateau_patience=2),
+    adversarial=AdversarialConfig(eps=0.1),
+    random_sign=RandomSignConfig(
+        after=("input", "stage1_block1_out", "stage2_block1_out"), eps=0.1, probability=0.5
+    ),
+    evaluation=EvalConfig.brief(disturbances=True),
+    seeds=(0, 1, 2),
+)
