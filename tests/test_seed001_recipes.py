@@ -23,14 +23,14 @@ def _quick_corruption(tmp_path, heatmap: int = 0) -> list[str]:
 @pytest.mark.slow
 def test_seed001_aux_quick_mode_end_to_end(tmp_path):
     # One run covers the three recipes' code paths (they differ in variants and sizes; each
-    # ablation loop trains in test_auxiliary_training): the method and the PGD-trained
-    # primary beside standard training.
-    variants = ["none", "none@auxiliary", "none@auxiliary_pgd"]
+    # ablation loop, and the PGD-trained primary, trains in test_auxiliary_training): the
+    # method beside standard training.
+    variants = ["none", "none@auxiliary"]
     result = run_recipe_process(
         "seed001_aux",
         *QUICK,
         *_quick_corruption(tmp_path, heatmap=8),
-        *("--set", f"variants={','.join(variants)}", "--set", "adversarial.pgd_steps=2"),
+        *("--set", f"variants={','.join(variants)}"),
         tmp_path=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
