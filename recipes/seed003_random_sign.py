@@ -5,7 +5,8 @@ Classification" (Di, Yu & Tian): in training only, g(x) = x + ε·x⊙l(x) with 
 p = 0.5 and −sgn(x) otherwise, on the input and on hidden activations; no gradient is needed to
 build it. The paper reports clean accuracy and five test-time disturbances (random crop, flip,
 grayscale, color jitter, five-crop; Table 1) as mean ± std over runs. Here: ε = 0.1 (the paper
-gives none) on the standardized input and after the first two residual stages; FGSM-AT at
+gives none) on the standardized input and after ResNet-8's first two stages (layer names
+depend on the backbone; a wrong one fails before training and lists them); FGSM-AT at
 ε = 0.1; grayscale is omitted on grayscale images (the identity). Scaled for 2 CPU cores: real
 Fashion-MNIST (10,000 training images, 2,000 test images), a ResNet-8, 4 epochs, seeds 0–2.
 """

@@ -3,8 +3,8 @@
 "Improving Free Adversarial Training Using Scheduling, Augmentations, and Denoising"
 (Volkovskyi, Hyder & Zhu), each row adding to the last:
 - baseline: no in-graph augmentation;
-- + geometric augmentation (hue, saturation, rotation; on grayscale Fashion-MNIST only rotation
-  applies, see `tfaux.data.augment.geometric_augment`);
+- + geometric augmentation (hue, saturation, rotation, flip; on grayscale Fashion-MNIST hue and
+  saturation are the identity, so rotation and flip remain; `tfaux.data.augment`);
 - + a contrastive loss between two augmentations of each image, with a low (λ = 0.1) and a high
   (λ = 1) weight (NT-Xent on a projection head; the paper names only a "Siamese" loss);
 - + scheduled Free-AT (m and ε growing over training, their final model);

@@ -59,6 +59,10 @@ def _cli(*args, tmp_path=None):
         (["--set", "data.batch_size=0"], "Expected batch_size > 0"),
         (["--set", "variants=none:simclrr"], "Unknown augmentation 'simclrr'"),
         (
+            ["seed003_random_sign", "--set", "random_sign.after=input,stage1_block_out"],
+            "Unknown backbone layer 'stage1_block_out'. Did you mean 'stage1_block1_out'",
+        ),
+        (
             ["--set", "variants=coarse", "--set", "data.dataset=digits"],
             "Expected a dataset with coarse labels (cifar100) or a grouping",
         ),

@@ -75,7 +75,7 @@ def test_variant_grammar_weights_loop_and_augmentation():
     ("variant", "message"),
     [
         ("none:simclrr", "Unknown augmentation 'simclrr'. Did you mean 'simclr'"),
-        ("projection=x", "Expected the weight of 'projection' to be of type float"),
+        ("projection=x", "Expected a number λ after 'projection=' in variant 'projection=x'"),
         ("projection=-1", "task weights λ >= 0"),
         ("projection@auxiliary", "no two-view task"),
         ("none@auxiliary:geometric", "no augmentation"),

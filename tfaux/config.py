@@ -224,7 +224,11 @@ class RandomSignConfig:
     probability: float = 0.5
 
     def __post_init__(self):
-        _require(bool(self.after), "at least one place in `after`", after=self.after)
+        _require(
+            bool(self.after),
+            'at least one place in random_sign.after ("input" or backbone layer names)',
+            after=self.after,
+        )
         _require(self.eps >= 0, "eps >= 0", eps=self.eps)
         _require(0 <= self.probability <= 1, "0 <= probability <= 1", probability=self.probability)
 
@@ -487,7 +491,13 @@ def variant_weights(variant: str, default: float) -> dict[str, float]:
     weights = {}
     for part in tasks.split("+"):
         name, sep, text = part.partition("=")
-        weights[name] = parse_value(text, float, f"the weight of {name!r}") if sep else default
+        try:
+            weights[name] = float(text) if sep else default
+        except ValueError:
+            raise ValueError(
+                f"Expected a number λ after '{name}=' in variant {variant!r}, e.g. "
+                f"'{name}=0.1'. Received: {text!r}"
+            ) from None
         _require(weights[name] >= 0, "task weights λ >= 0", **{name: weights[name]})
     return weights
 

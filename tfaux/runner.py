@@ -42,7 +42,8 @@ from tfaux.evaluate.disturbances import disturbance_accuracy
 from tfaux.evaluate.fourier_heatmap import fourier_heatmap, save_heatmap
 from tfaux.export import saved_model
 from tfaux.models import build, primary_classifier
-from tfaux.models.registry import get_backbone_builder
+from tfaux.models.random_sign import with_random_sign
+from tfaux.models.registry import create_backbone, get_backbone_builder
 from tfaux.training import seed000_callbacks, seed000_optimizer
 from tfaux.training.aux_model import labels_of
 from tfaux.training.loops import loop_callbacks, loop_epochs, loop_norm, loop_tasks, with_loop
@@ -81,12 +82,12 @@ def run(
     check_names(recipe)  # a typo fails now, not after hours of training
     if recipe.seeds:
         return _run_seeds(recipe, Path(runs_dir), Path(savedmodels_dir), fresh, progress)
+    splits = _load_splits(recipe)  # missing data fails before a run directory exists
+    info = splits.info
+    _check_random_sign(recipe, info)  # layer names need the image shape: before any training
     run_dir = _run_directory(Path(runs_dir), recipe, fresh)
     _log_to(run_dir / "log.txt")
     log.info("run %s: %s", run_dir, json.dumps(recipe.to_dict()))
-
-    splits = _load_splits(recipe)
-    info = splits.info
     log.info(
         "data %s: %d train / %d val / %d test, mean %s std %s",
         info.name,
@@ -184,6 +185,17 @@ def check_names(recipe: Recipe) -> None:
             check_task(task)
             if task == "coarse":
                 check_hierarchy(recipe.data.dataset, has_coarse_labels(recipe.data.dataset))
+
+
+def _check_random_sign(recipe: Recipe, info) -> None:
+    """Fails on a `random_sign.after` name the backbone does not have, suggesting the closest."""
+    if not any(variant_loop(v) == "random_sign" for v in recipe.variants):
+        return
+    hidden = [name for name in recipe.random_sign.after if name != "input"]
+    backbone = create_backbone(
+        recipe.model.backbone, input_shape=info.image_shape, width=recipe.model.width
+    )
+    with_random_sign(backbone, hidden, eps=recipe.random_sign.eps)
 
 
 def _load_splits(recipe: Recipe):
