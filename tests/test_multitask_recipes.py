@@ -74,6 +74,7 @@ def test_seed003_random_sign_quick_mode_over_two_seeds(tmp_path):
     assert summary["seeds"] == [0, 1]
     table = (run_dir / "results.md").read_text()
     assert "mean ± std over seeds 0, 1" in table and " ± " in table
+    assert (run_dir / "seeds.png").stat().st_size > 1000
     for name in ("none@random_sign",):
         metrics = summary["variants"][name]
         assert {"clean", "random_crop", "random_flip", "color_jitter", "five_crop"} <= set(metrics)
@@ -81,7 +82,7 @@ def test_seed003_random_sign_quick_mode_over_two_seeds(tmp_path):
         assert len(metrics["clean"]["values"]) == 2 and metrics["clean"]["std"] >= 0
     # Each seed is a complete run of its own, and only the first one exports.
     for seed, path in summary["seed_runs"].items():
-        seed_results = json.loads((run_dir.parent / path / "results.json").read_text())
+        seed_results = json.loads((run_dir / "seeds" / path / "results.json").read_text())
         assert seed_results["recipe"] == f"seed003_random_sign-seed{seed}"
         assert ("export" in seed_results) == (seed == "0")
 

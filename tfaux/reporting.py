@@ -156,8 +156,13 @@ def headline_metrics(result: dict) -> dict[str, float]:
     PGD, seed 003's disturbances, seed 004's augmented sets."""
     metrics = {"clean": result["test_accuracy"]}
     metrics.update({f"FGSM ε={e}": v for e, v in result["fgsm_accuracy"].items()})
-    metrics.update(
-        {k: v for k, v in result["robustness"]["attacks"].items() if k.startswith("PGD")}
+    report = result["robustness"]
+    metrics.update(  # the PGD-k run on the whole test set, not the sanity checks' prefixes
+        {
+            k: v
+            for k, v in report["attacks"].items()
+            if k.startswith("PGD") and report["examples"][k] == report["num_examples"]
+        }
     )
     metrics.update({k: v for k, v in result.get("disturbances", {}).items() if k != "clean"})
     for name, accuracies in result.get("augmented", {}).items():
@@ -235,7 +240,7 @@ def seed_summary(recipe: str, run: str, per_seed: dict) -> dict:
         "recipe": recipe,
         "run": run,
         "seeds": list(per_seed),
-        "seed_runs": {str(seed): str(result.run_dir) for seed, result in per_seed.items()},
+        "seed_runs": {str(seed): result.run_dir.name for seed, result in per_seed.items()},
         "variants": {
             name: {
                 key: {
@@ -253,6 +258,32 @@ def seed_summary(recipe: str, run: str, per_seed: dict) -> dict:
             for seed, result in per_seed.items()
         },
     }
+
+
+def seed_plot(summary: dict, path: Path) -> Path:
+    """Grouped bars: every metric (x) of every variant, mean over seeds with ±1 std whiskers."""
+    variants = summary["variants"]
+    metrics: list[str] = []
+    for stats in variants.values():
+        metrics += [m for m in stats if m not in metrics]
+    width = 0.8 / len(variants)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(metrics)), 4.0))
+    for i, (name, stats) in enumerate(variants.items()):
+        positions = np.arange(len(metrics)) + (i - (len(variants) - 1) / 2) * width
+        means = [100 * stats[m]["mean"] if m in stats else np.nan for m in metrics]
+        stds = [100 * stats[m]["std"] if m in stats else 0.0 for m in metrics]
+        ax.bar(positions, means, width, yerr=stds, capsize=3, label=name)
+    ax.set_xticks(np.arange(len(metrics)), metrics, rotation=20, ha="right")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    seeds = ", ".join(map(str, summary["seeds"]))
+    ax.set_title(f"{summary['recipe']}: mean ± std over seeds {seeds}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def write_seed_report(run_dir: Path, summary: dict) -> None:
@@ -277,10 +308,11 @@ def write_seed_report(run_dir: Path, summary: dict) -> None:
         "Sanity checks: "
         + ("all pass." if not failed else "**FAIL** for " + ", ".join(failed) + "."),
         "",
-        *(f"- seed {seed}: {path}/results.md" for seed, path in summary["seed_runs"].items()),
+        *(f"- seed {seed}: seeds/{name}/results.md" for seed, name in summary["seed_runs"].items()),
         "",
     ]
     summary["table"] = "results.md"
+    summary["plot"] = seed_plot(summary, run_dir / "seeds.png").name
     (run_dir / "results.md").write_text("\n".join(lines))
     (run_dir / "results.json").write_text(json.dumps(summary, indent=2))
 

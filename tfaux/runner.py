@@ -429,7 +429,12 @@ def _corruption_summary(recipe: Recipe, variants: dict, reference: dict) -> dict
 
 def _predictor(classifier: keras.Model):
     """The compiled logits of a `primary_classifier` in inference mode."""
-    return tf.function(lambda x: classifier(x, training=False), reduce_retracing=True)
+
+    @tf.function(reduce_retracing=True)
+    def predict(x):
+        return classifier(x, training=False)
+
+    return predict
 
 
 def _heatmap(recipe: Recipe, classifier, splits, stem: Path, progress: bool) -> dict:
