@@ -119,11 +119,18 @@ def accuracy_plot(results: dict, path: Path) -> Path:
         linewidth=1,
         label="chance",
     )
-    ax.set_xticks(range(len(names)), names)
+    long_names = max(map(len, names)) > 14  # e.g. "denoise=10+projection=1@fgsm:geometric"
+    ax.set_xticks(
+        range(len(names)),
+        names,
+        rotation=20 if long_names else 0,
+        ha="right" if long_names else "center",
+        fontsize=8 if long_names else None,
+    )
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 105)
     ax.set_title(f"{results['recipe']} on {results['dataset']['name']}")
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(series) + 1)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
