@@ -156,7 +156,7 @@ def random_grayscale(x, seed, *, probability=0.2) -> tf.Tensor:
     _check_probability(probability)
     if x.shape[-1] == 1:
         return _finish(x, x, dtype)
-    gray = tf.repeat(_gray(x), 3, axis=-1)
+    gray = grayscale(x)
     return _finish(tf.where(_coin(tf.shape(x)[:1], seed, probability), gray, x), x, dtype)
 
 
@@ -276,6 +276,13 @@ def _coin(batch: tf.Tensor, seed: tf.Tensor, probability: float) -> tf.Tensor:
     """True with probability `probability` per example, shaped (batch, 1, 1, 1)."""
     heads = tf.random.stateless_uniform(batch, seed) < probability
     return tf.reshape(heads, [-1, 1, 1, 1])
+
+
+def grayscale(x) -> tf.Tensor:
+    """Every image as gray: the ITU-R 601-2 luminance repeated on its channels (the identity on
+    1-channel images); the test-time disturbance and `random_grayscale`'s replacement."""
+    x = tf.convert_to_tensor(x)
+    return tf.repeat(_gray(x), x.shape[-1], axis=-1)
 
 
 def _gray(x: tf.Tensor) -> tf.Tensor:

@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from tfaux.data.augment import color_jitter
+from tfaux.data.augment import color_jitter, grayscale
 from tfaux.data.pipeline import random_crop_flip
 
 DISTURBANCES = ("random_crop", "random_flip", "random_grayscale", "color_jitter", "five_crop")
@@ -41,9 +41,6 @@ DISTURBANCES = ("random_crop", "random_flip", "random_grayscale", "color_jitter"
 
 FIVE_CROP_FRACTION = 7 / 8
 """Side of each five-crop crop relative to the image's side."""
-
-# ITU-R 601-2 luma, as PIL's convert("L") and torchvision's rgb_to_grayscale.
-_LUMA = (0.299, 0.587, 0.114)
 
 
 def applicable_disturbances(channels: int, flip: bool = True) -> tuple[str, ...]:
@@ -53,15 +50,6 @@ def applicable_disturbances(channels: int, flip: bool = True) -> tuple[str, ...]
         for name in DISTURBANCES
         if (name != "random_flip" or flip) and (name != "random_grayscale" or channels == 3)
     )
-
-
-def grayscale(images: tf.Tensor) -> tf.Tensor:
-    """RGB images (B, H, W, 3) → their luminance repeated on 3 channels; 1-channel unchanged."""
-    images = tf.convert_to_tensor(images)
-    if images.shape[-1] == 1:
-        return images
-    luma = tf.reduce_sum(images * tf.constant(_LUMA, images.dtype), axis=-1, keepdims=True)
-    return tf.repeat(luma, images.shape[-1], axis=-1)
 
 
 def five_crop(images: tf.Tensor, fraction: float = FIVE_CROP_FRACTION) -> tf.Tensor:
