@@ -17,7 +17,9 @@ def _quiet_tensorflow_start() -> None:
     try:
         import tensorflow as tf
 
-        tf.config.list_logical_devices()  # device initialization prints the CUDA probe
+        # The CUDA probe prints here; physical, not logical, devices: listing those starts the
+        # runtime, after which a multi-worker strategy can no longer configure its collectives.
+        tf.config.list_physical_devices()
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -21,6 +21,19 @@ def assert_same_outputs(a: keras.Model, b: keras.Model, x: np.ndarray, atol: flo
         np.testing.assert_allclose(out_a, out_b, atol=atol)
 
 
+class Interrupt(keras.callbacks.Callback):
+    """Stands in for a crash (Ctrl-C, SIGKILL): raises when epoch `at` begins, i.e. after the
+    backup of epoch `at - 1`."""
+
+    def __init__(self, at: int):
+        super().__init__()
+        self.at = at
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at:
+            raise KeyboardInterrupt
+
+
 def tiny_model(tasks=(), *, seed: int = 0, num_classes: int = 4, mean=0.5, std=0.25, **kwargs):
     """A seeded small_cnn classifier on 16x16x1 images, fast enough for any unit test."""
     keras.utils.set_random_seed(seed)

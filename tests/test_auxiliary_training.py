@@ -246,36 +246,6 @@ def test_export_has_no_auxiliary_weights_and_the_size_of_a_standard_model(tmp_pa
     np.testing.assert_allclose(logits, classifier(X[:3], training=False), atol=1e-5)
 
 
-# === Distribution ===
-def _first_steps(strategy, weights, monkeypatch):
-    # Deterministic corruptions: random draws differ per replica by design.
-    monkeypatch.setattr(
-        auxiliary_training,
-        "random_corruption",
-        lambda x, name, seed: tf.clip_by_value(
-            x * {"gaussian_noise": 0.5, "rotation": 1.5}[name], 0, 1
-        ),
-    )
-    with strategy.scope():
-        model = _model(synchronized=True)
-        model.set_weights(weights)
-        model.set_stage(2)
-        model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
-    dataset = tf.data.Dataset.from_tensor_slices((X, Y)).batch(8)
-    history = model.fit(dataset, epochs=1, verbose=0, shuffle=False)
-    return history.history, model.get_weights()
-
-
-def test_two_replicas_train_like_one(mirrored, monkeypatch):
-    weights = _model(synchronized=True).get_weights()
-    one, w_one = _first_steps(tf.distribute.get_strategy(), weights, monkeypatch)
-    two, w_two = _first_steps(mirrored, weights, monkeypatch)
-    for key in one:
-        np.testing.assert_allclose(one[key], two[key], rtol=1e-4, err_msg=key)
-    for a, b in zip(w_one, w_two, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
-
-
 def test_recipe_corruption_names_match_the_implementations():
     from tfaux.config import C_CORRUPTIONS
     from tfaux.data.corruptions import SEVERITY_PARAMETERS

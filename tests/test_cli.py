@@ -22,6 +22,10 @@ QUICK = [
     "data.test_size=256",
     "--set",
     "model.width=0.5",
+    "--set",
+    "data.val_fraction=0.01",  # 600 validation images, not 3,000
+    "--set",
+    "monitor.robust_examples=64",
     "--no-progress",
     *quick_eval_cli(),
 ]
@@ -49,7 +53,7 @@ def _cli(*args, tmp_path=None):
     ("args", "message"),
     [
         (["seed000_fft"], "Unknown recipe 'seed000_fft'. Did you mean 'seed000_ft'"),
-        (["--set", "training.epoch=2"], "Did you mean training.epochs?"),
+        (["--set", "training.epoch=2"], "Did you mean training.epochs"),
         (["--set", "model.backbone=resnet-18"], "Did you mean 'resnet18'"),
         (["--set", "data.dataset=fashion-mnist"], "Did you mean 'fashion_mnist'"),
         (["--set", "variants=none,fourrier"], "Unknown aux task 'fourrier'"),
@@ -137,3 +141,19 @@ def test_default_recipe_quick_mode_end_to_end(tmp_path):
     assert meta["classes"][0] == "T-shirt/top"
     serving = tf.saved_model.load(str(export)).signatures["serving_default"]
     assert serving(images=tf.zeros([2, 28, 28, 1]))["probabilities"].shape == (2, 10)
+
+
+def test_a_diverging_run_stops_with_one_line_and_exit_1(tmp_path, capsys):
+    code = _cli(
+        *("--set", "data.dataset=digits", "--set", "data.train_size=none"),
+        *("--set", "data.test_size=none", "--set", "variants=none"),
+        *("--set", "model.backbone=small_cnn", "--set", "training.learning_rate=1e12"),
+        "--no-progress",
+        tmp_path=tmp_path,
+    )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: none: the training loss became NaN or infinite in epoch 1")
+    assert err.count("\n") == 1
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert not (run_dir / "variants" / "none.weights.h5").exists()  # never "trained"

@@ -1,5 +1,9 @@
 """`python recipes/run.py`: run a recipe by name, with typed `--set key=value` overrides.
 
+`python recipes/run.py tune NAME` searches the aux-loss weights λ of a variant instead (see
+`tfaux.tune`); NAME may also be the path of a .py file defining `RECIPE`, such as the
+`best_recipe.py` a search writes.
+
 Bad input (unknown recipe, key, backbone, task or dataset; a wrong type; ε < 0; missing data)
 prints one line saying what is wrong and what to do, and exits with status 2. Set TFAUX_DEBUG=1
 to see the traceback instead.
@@ -9,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from tfaux.config import Recipe, apply_overrides, field_paths
@@ -18,6 +24,7 @@ from tfaux.names import unknown_name
 
 DEFAULT_RECIPE = "seed000_ft"
 USAGE_ERROR = 2
+TRAINING_FAILED = 1
 
 
 def discover(recipes_dir: Path) -> dict[str, tuple[Recipe, str]]:
@@ -34,13 +41,36 @@ def discover(recipes_dir: Path) -> dict[str, tuple[Recipe, str]]:
 
 
 def resolve(name: str, assignments: list[str], recipes: dict) -> Recipe:
-    """The named recipe with overrides applied and every name in it checked up front."""
-    if name not in recipes:
+    """The named recipe (or the `RECIPE` of a .py file) with overrides applied and every name in
+    it checked up front."""
+    if name.endswith(".py"):
+        recipe = load_recipe_file(Path(name))
+    elif name not in recipes:
         raise unknown_name("recipe", name, recipes, cutoff=0.4)
-    recipe = apply_overrides(recipes[name][0], assignments)
+    else:
+        recipe = recipes[name][0]
+    recipe = apply_overrides(recipe, assignments)
     from tfaux.runner import check_names  # imports TensorFlow: only once a recipe is chosen
 
     check_names(recipe)
+    return recipe
+
+
+def load_recipe_file(path: Path) -> Recipe:
+    """The `RECIPE` defined by a recipe file anywhere (e.g. a λ search's best_recipe.py)."""
+    if not path.is_file():
+        raise ValueError(
+            f"Expected a recipe name or an existing .py file defining RECIPE. Received: {path}"
+        )
+    spec = importlib.util.spec_from_file_location(f"tfaux_recipe_file.{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    recipe = getattr(module, "RECIPE", None)
+    if not isinstance(recipe, Recipe):
+        raise ValueError(
+            f"Expected {path} to define RECIPE = Recipe(...). Received: RECIPE of type "
+            f"{type(recipe).__name__}"
+        )
     return recipe
 
 
@@ -52,11 +82,16 @@ def _parser() -> argparse.ArgumentParser:
         "  python recipes/run.py                      # the default recipe (seed 000)\n"
         "  python recipes/run.py --list\n"
         "  python recipes/run.py seed000_ft --set training.epochs=2 --set data.train_size=2000\n"
-        "  python recipes/run.py --keys               # every key --set accepts\n",
+        "  python recipes/run.py --keys               # every key --set accepts\n"
+        "  python recipes/run.py tune seed000_ft      # search λ with KerasTuner (tune --help)\n"
+        "  python recipes/run.py runs/seed000_ft-tune/best_recipe.py\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "recipe", nargs="?", default=DEFAULT_RECIPE, help=f"recipe name (default: {DEFAULT_RECIPE})"
+        "recipe",
+        nargs="?",
+        default=DEFAULT_RECIPE,
+        help=f"recipe name or .py file defining RECIPE (default: {DEFAULT_RECIPE})",
     )
     parser.add_argument(
         "--set",
@@ -80,39 +115,43 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, *, recipes_dir: Path) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["tune"]:
+        return tune_main(argv[1:], recipes_dir=recipes_dir)
     args = _parser().parse_args(argv)
-    try:
-        recipes = discover(recipes_dir)
-        if args.list:
-            for name, (recipe, doc) in recipes.items():
-                default = " (default)" if name == DEFAULT_RECIPE else ""
-                print(f"{name}{default}: {doc.splitlines()[0] if doc else recipe.description}")
-            return 0
-        recipe = resolve(args.recipe, args.assignments, recipes)
-        if args.keys:
-            print("\n".join(field_paths(recipe)))
-            return 0
-        from tfaux.data import DataNotFoundError
-        from tfaux.runner import run
+    return _attempt(
+        lambda: _run(args, recipes_dir),
+        interrupted="run the same command again to resume from the last backup",
+    )
 
-        try:
-            result = run(
-                recipe,
-                runs_dir=args.runs_dir,
-                savedmodels_dir=args.savedmodels_dir,
-                fresh=args.fresh,
-                progress=not args.no_progress,
-            )
-        except DataNotFoundError as error:
-            return _fail(error)
-    except (ValueError, TypeError) as error:
-        return _fail(error)
-    except KeyboardInterrupt:
-        print(
-            "interrupted: run the same command again to resume from the last backup",
-            file=sys.stderr,
-        )
-        return 130
+
+def _run(args: argparse.Namespace, recipes_dir: Path) -> int:
+    recipes = discover(recipes_dir)
+    if args.list:
+        for name, (recipe, doc) in recipes.items():
+            default = " (default)" if name == DEFAULT_RECIPE else ""
+            print(f"{name}{default}: {doc.splitlines()[0] if doc else recipe.description}")
+        return 0
+    recipe = resolve(args.recipe, args.assignments, recipes)
+    if args.keys:
+        print("\n".join(field_paths(recipe)))
+        return 0
+    from tfaux.distribute import create_strategy, is_chief
+    from tfaux.runner import run
+
+    # First TF work: multi_worker configures collectives at start-up and blocks until every
+    # worker of TF_CONFIG has joined.
+    create_strategy(recipe.training.strategy)
+    result = run(
+        recipe,
+        runs_dir=args.runs_dir,
+        savedmodels_dir=args.savedmodels_dir,
+        fresh=args.fresh,
+        progress=not args.no_progress,
+    )
+    if not is_chief():
+        print(f"worker done: the chief writes the results to {result.run_dir}")
+        return 0
     print((result.run_dir / "results.md").read_text())
     print(f"run directory: {result.run_dir}")
     if result.export_dir:
@@ -120,9 +159,100 @@ def main(argv: list[str] | None = None, *, recipes_dir: Path) -> int:
     return 0
 
 
-def _fail(error: Exception) -> int:
+def _attempt(command, *, interrupted: str) -> int:
+    """Runs `command()` (which returns the exit status) and turns failures into one line: bad
+    input or missing data → 2, a run that failed (diverged, its trials failed) → 1, Ctrl-C → 130
+    with `interrupted` saying how to continue."""
+    try:
+        return command()
+    except (ValueError, TypeError) as error:
+        return _fail(error)
+    except KeyboardInterrupt:
+        print(f"interrupted: {interrupted}", file=sys.stderr)
+        return 130
+    except Exception as error:
+        # Imported only now: they import TensorFlow, which `--list` and `--keys` never need.
+        from tfaux.data import DataNotFoundError
+        from tfaux.training.resume import TrainingFailedError
+
+        if isinstance(error, DataNotFoundError):
+            return _fail(error)
+        if isinstance(error, TrainingFailedError):  # not a usage error: the run itself failed
+            return _fail(error, status=TRAINING_FAILED)
+        raise
+
+
+def _tune_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python recipes/run.py tune",
+        description="Search the aux-loss weights λ (and ε, m) of a recipe's variant with "
+        "KerasTuner. The same command continues an interrupted search.",
+        epilog="examples:\n"
+        "  python recipes/run.py tune seed000_ft --set tuning.max_trials=20\n"
+        "  python recipes/run.py tune seed000_ft --set tuning.objective=val_pgd_accuracy\n"
+        "  python recipes/run.py tune seed000_at --set tuning.variant=fourier@fgsm "
+        "--set tuning.eps=0.05,0.2\n"
+        "  python recipes/run.py runs/seed000_ft-tune/best_recipe.py   # train the best\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("recipe", help="recipe name or .py file defining RECIPE")
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe field, e.g. tuning.max_trials=20 (see --keys of the run command)",
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="delete the recipe's search and start over"
+    )
+    parser.add_argument("--runs-dir", default="runs", help="parent of <recipe>-tune/")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return parser
+
+
+def tune_main(argv: list[str], *, recipes_dir: Path) -> int:
+    """`python recipes/run.py tune RECIPE [--set key=value ...] [--fresh]`."""
+    args = _tune_parser().parse_args(argv)
+    return _attempt(
+        lambda: _tune(args, recipes_dir),
+        interrupted="run the same command again to continue the search (finished trials are "
+        "kept; the interrupted trial resumes from its last epoch backup)",
+    )
+
+
+def _tune(args: argparse.Namespace, recipes_dir: Path) -> int:
+    recipe = resolve(args.recipe, args.assignments, discover(recipes_dir))
+    if recipe.training.strategy == "multi_worker":
+        raise ValueError(
+            "Expected training.strategy 'default' or 'mirrored' for a search (KerasTuner's "
+            "trials run in one process). Received: training.strategy='multi_worker'"
+        )
+    from keras_tuner.src import config as keras_tuner_config  # not public in 1.4.8
+    from sklearn.exceptions import ConvergenceWarning
+
+    from tfaux.tune import tune
+
+    # KerasTuner prints every failed trial's traceback (DEBUG defaults to True); it is in the
+    # trial's trial.json, and the console gets one line per trial.
+    keras_tuner_config.DEBUG = bool(os.environ.get("TFAUX_DEBUG"))
+    # Every trial builds a new model, so TensorFlow's "triggered tf.function retracing" warning
+    # is expected noise here; so is the Gaussian process's warning that a length scale reached
+    # its bound, which few trials make likely and nobody can act on.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    result = tune(recipe, runs_dir=args.runs_dir, fresh=args.fresh, progress=not args.no_progress)
+    print(result.table)
+    print(f"search directory: {result.search_dir}")
+    if result.best_recipe:
+        print(f"train the best recipe: python recipes/run.py {result.best_recipe}")
+    return 0
+
+
+def _fail(error: Exception, status: int = USAGE_ERROR) -> int:
     if os.environ.get("TFAUX_DEBUG"):
         raise error
     message = " ".join(str(error).split())
     print(f"error: {message}", file=sys.stderr)
-    return USAGE_ERROR
+    return status

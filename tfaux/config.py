@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from tfaux.names import unknown_name
 
-STRATEGIES = ("default", "mirrored")
+STRATEGIES = ("default", "mirrored", "multi_worker")  # see tfaux.distribute
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("plateau", "cosine")
 # In-graph augmentations a variant selects with ":<name>" (see `tfaux.data.augment`).
@@ -69,6 +69,16 @@ C_CORRUPTIONS = (
 )
 TRAIN_CORRUPTIONS = ("gaussian_noise", "gaussian_blur", "rotation", "contrast_brightness")
 GUARD_ACTIONS = ("off", "log", "stop", "rollback")
+# Loss weightings a variant selects with "~<name>" (see `WeightingConfig`, `tfaux.aux.weighting`).
+WEIGHTINGS = ("fixed", "uncertainty", "gradnorm")
+# KerasTuner search of a variant's λ (see `TuningConfig`, `tfaux.tune`).
+TUNERS = ("bayesian", "hyperband")
+TUNING_OBJECTIVES = ("val_accuracy", "val_pgd_accuracy", "val_clean_pgd_accuracy")
+# The loops that train on `adversarial.eps`, and those that replay each batch `adversarial.replays`
+# times: the only ones where searching ε or m means anything.
+EPS_LOOPS = ("fgsm", "fgsm_rs", "pgd", "free", "free_scheduled", "free_ema", "free_gamma")
+EPS_LOOPS += ("auxiliary_pgd",)
+REPLAY_LOOPS = ("free", "free_scheduled", "free_ema", "free_gamma")
 
 
 def _require(condition: bool, expected: str, **received) -> None:
@@ -172,6 +182,28 @@ class TrainingConfig:
             "warmup_epochs": 2,
         }
         return cls(**{**settings, **overrides})
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """What TensorBoard shows during training (`tensorboard --logdir runs/<run>/tensorboard`).
+
+    Every epoch: each head's loss, accuracy, the learning rate, the ε/m schedules, learned loss
+    weights, and `val_pgd_accuracy` (PGD-`adversarial.pgd_steps` at `evaluation.eps` on the first
+    `robust_examples` validation images; 0 turns it off) beside the clean `val_accuracy`. Every
+    `images_every` epochs (0: never) pictures of `images` validation images: inputs,
+    reconstruction vs input, predicted vs target Fourier maps, adversarial examples and their
+    perturbation.
+    """
+
+    robust_examples: int = 256
+    images_every: int = 1
+    images: int = 8
+
+    def __post_init__(self):
+        for key in ("robust_examples", "images_every"):
+            _require(getattr(self, key) >= 0, f"{key} >= 0", **{key: getattr(self, key)})
+        _require(self.images > 0, "images > 0", images=self.images)
 
 
 @dataclass(frozen=True)
@@ -428,16 +460,108 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class TuningConfig:
+    """`python recipes/run.py tune`: a KerasTuner search of one variant's aux-loss weights λ.
+
+    One hyperparameter `lambda_<task>` per aux task of `variant` (None: the recipe's first variant
+    with aux tasks), sampled on a log scale in [`weight_min`, `weight_max`]. `eps` and `replays`
+    are optional search ranges (min, max) for the training ε (linear) and Free-AT's m (integers),
+    allowed only for a variant whose loop uses them. `tuner` is "bayesian" (Gaussian-process
+    Bayesian optimization, `max_trials` trials) or "hyperband" (successive halving with
+    `hyperband_factor`, at most `epochs` per trial, capped at `max_trials` trials). Each trial
+    trains `epochs` epochs (None: `training.epochs`) and is scored by `objective`: "val_accuracy",
+    "val_pgd_accuracy" (PGD-`pgd_steps` at `evaluation.eps` on the first `robust_examples`
+    validation images) or "val_clean_pgd_accuracy" (the mean of both).
+    """
+
+    variant: str | None = None
+    tuner: str = "bayesian"
+    max_trials: int = 10
+    objective: str = "val_accuracy"
+    weight_min: float = 1e-4
+    weight_max: float = 1.0
+    eps: tuple[float, float] | None = None
+    replays: tuple[int, int] | None = None
+    robust_examples: int = 256
+    pgd_steps: int = 10
+    epochs: int | None = None
+    hyperband_factor: int = 3
+
+    def __post_init__(self):
+        _require(self.tuner in TUNERS, f"tuner in {TUNERS}", tuner=self.tuner)
+        _require(
+            self.objective in TUNING_OBJECTIVES,
+            f"objective in {TUNING_OBJECTIVES}",
+            objective=self.objective,
+        )
+        _require(
+            0 < self.weight_min < self.weight_max,
+            "0 < weight_min < weight_max (λ is sampled on a log scale)",
+            weight_min=self.weight_min,
+            weight_max=self.weight_max,
+        )
+        if self.eps is not None:
+            _require(
+                len(self.eps) == 2 and 0 <= self.eps[0] < self.eps[1] <= 1,
+                "eps = (min, max) with 0 <= min < max <= 1, e.g. --set tuning.eps=0.05,0.2",
+                eps=self.eps,
+            )
+        if self.replays is not None:
+            _require(
+                len(self.replays) == 2 and 1 <= self.replays[0] < self.replays[1],
+                "replays = (min, max) with 1 <= min < max, e.g. --set tuning.replays=2,8",
+                replays=self.replays,
+            )
+        for key in ("max_trials", "robust_examples", "pgd_steps"):
+            _require(getattr(self, key) > 0, f"{key} > 0", **{key: getattr(self, key)})
+        _require(self.epochs is None or self.epochs > 0, "epochs > 0 or None", epochs=self.epochs)
+        _require(
+            self.hyperband_factor >= 2,
+            "hyperband_factor >= 2",
+            hyperband_factor=self.hyperband_factor,
+        )
+
+
+@dataclass(frozen=True)
+class WeightingConfig:
+    """Learned loss weighting, selected per variant with "~uncertainty" or "~gradnorm".
+
+    Uncertainty weighting (Kendall et al., CVPR 2018) has no setting. GradNorm (Chen et al., ICML
+    2018): `gradnorm_alpha` is α, the pull toward equal training rates (0: equal gradient norms;
+    the paper's default 1.5), `gradnorm_learning_rate` the step size of the weights' own
+    gradient descent. See `tfaux.aux.weighting`.
+    """
+
+    gradnorm_alpha: float = 1.5
+    gradnorm_learning_rate: float = 0.025
+
+    def __post_init__(self):
+        _require(
+            self.gradnorm_alpha >= 0, "gradnorm_alpha >= 0", gradnorm_alpha=self.gradnorm_alpha
+        )
+        _require(
+            self.gradnorm_learning_rate > 0,
+            "gradnorm_learning_rate > 0",
+            gradnorm_learning_rate=self.gradnorm_learning_rate,
+        )
+
+
+@dataclass(frozen=True)
 class Recipe:
     """One experiment: data, model, training, and the variants compared side by side.
 
-    A variant is "<tasks>[@<loop>][:<augmentation>]":
+    A variant is "<tasks>[@<loop>][:<augmentation>][~<weighting>]":
     - tasks: "none" or aux-task names joined by "+" ("recon", "recon+fourier"); each gets the
       weight λ = `aux_weight` unless it names its own ("projection=0.5+coarse").
     - loop: a robust-training loop ("fourier@fgsm", "none@free_scheduled"; see
       `AdversarialConfig`, `AuxTrainingConfig`, `RandomSignConfig`); default "standard".
     - augmentation: an in-graph augmentation of every training batch ("none:geometric");
       two-view tasks ("projection") use it for both views (default "simclr").
+    - weighting: how the loss terms are weighted, after everything else ("fourier~uncertainty",
+      "recon+fourier@fgsm~gradnorm"): "fixed" λ (default), or learned weights that replace every
+      λ and the primary's 1, "uncertainty" or "gradnorm" (see `WeightingConfig`). Not with the
+      Auxiliary Training loops (eq. (7) fixes their weights) nor with a task's own λ; "gradnorm"
+      needs an aux task (with the primary alone its weight stays 1).
     `seeds` (e.g. (0, 1, 2)) repeats the whole run once per seed and adds mean ± std tables.
     """
 
@@ -453,6 +577,9 @@ class Recipe:
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     corruption: CorruptionConfig = field(default_factory=CorruptionConfig)
     random_sign: RandomSignConfig = field(default_factory=RandomSignConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    weighting: WeightingConfig = field(default_factory=WeightingConfig)
     seeds: tuple[int, ...] = ()
     export: bool = True
 
@@ -466,6 +593,9 @@ class Recipe:
         _require(self.aux_weight >= 0, "aux_weight (λ) >= 0", aux_weight=self.aux_weight)
         for variant in self.variants:
             check_variant(variant)
+        t = self.tuning
+        if t.variant is not None or t.eps is not None or t.replays is not None:
+            tuning_variant(self)  # a recipe that names no aux variant is still fine to run
         _require(
             len(set(self.seeds)) == len(self.seeds) and all(s >= 0 for s in self.seeds),
             "distinct seeds >= 0",
@@ -476,10 +606,12 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
-def _variant_parts(variant: str) -> tuple[str, str, str]:
-    head, _, augmentation = variant.partition(":")
+def _variant_parts(variant: str) -> tuple[str, str, str, str]:
+    """(tasks, loop, augmentation, weighting) of a variant, each "" when absent."""
+    head, _, weighting = variant.partition("~")
+    head, _, augmentation = head.partition(":")
     tasks, _, loop = head.partition("@")
-    return tasks, loop, augmentation
+    return tasks, loop, augmentation, weighting
 
 
 def variant_weights(variant: str, default: float) -> dict[str, float]:
@@ -523,6 +655,14 @@ def variant_augmentation(variant: str) -> str | None:
     return augmentation
 
 
+def variant_weighting(variant: str) -> str:
+    """Loss weighting of a variant: "fourier~gradnorm" → "gradnorm", "fourier" → "fixed"."""
+    weighting = _variant_parts(variant)[3] or "fixed"
+    if weighting not in WEIGHTINGS:
+        raise unknown_name("loss weighting", weighting, WEIGHTINGS)
+    return weighting
+
+
 def check_variant(variant: str) -> None:
     """Parses every part of a variant and rejects combinations no loop implements."""
     loop, augmentation = variant_loop(variant), variant_augmentation(variant)
@@ -536,6 +676,68 @@ def check_variant(variant: str) -> None:
             "Auxiliary Training loops (their batch is already [clean, T_1(x), …])",
             variant=variant,
         )
+    weighting = variant_weighting(variant)
+    if weighting != "fixed":
+        _require(
+            loop not in AUXILIARY_LOOPS,
+            f"fixed loss weights with the Auxiliary Training loops ({', '.join(AUXILIARY_LOOPS)}: "
+            f"eq. (7) fixes them), not '~{weighting}'",
+            variant=variant,
+        )
+        _require(
+            "=" not in _variant_parts(variant)[0],
+            f"no task λ with '~{weighting}' (learned weights replace λ)",
+            variant=variant,
+        )
+        _require(
+            weighting != "gradnorm" or bool(tasks),
+            "at least one aux task with '~gradnorm' (with the primary alone its weight stays 1)",
+            variant=variant,
+        )
+
+
+def tuning_variant(recipe: Recipe) -> str:
+    """The variant `tune` searches: `tuning.variant`, else the first variant with aux tasks.
+
+    Also checks that a searched ε or m is one the variant's loop uses.
+    """
+    t = recipe.tuning
+    if t.variant is None:
+        candidates = [v for v in recipe.variants if variant_tasks(v)]
+        _require(
+            bool(candidates),
+            "a variant with aux tasks to tune (add one to variants or set tuning.variant)",
+            variants=recipe.variants,
+        )
+        variant = candidates[0]
+    elif t.variant not in recipe.variants:
+        raise unknown_name("variant to tune (tuning.variant)", t.variant, recipe.variants)
+    else:
+        variant = t.variant
+    _require(
+        bool(variant_tasks(variant)),
+        "a tuning.variant with aux tasks whose λ to tune, e.g. 'fourier'",
+        variant=variant,
+    )
+    _require(
+        variant_weighting(variant) == "fixed",
+        "a tuning.variant with fixed λ (learned weighting has no λ to tune)",
+        variant=variant,
+    )
+    loop = variant_loop(variant)
+    if t.eps is not None:
+        _require(
+            loop in EPS_LOOPS,
+            f"a loop that trains at adversarial.eps ({', '.join(EPS_LOOPS)}) to search tuning.eps",
+            variant=variant,
+        )
+    if t.replays is not None:
+        _require(
+            loop in REPLAY_LOOPS,
+            f"a Free-AT loop ({', '.join(REPLAY_LOOPS)}) to search tuning.replays",
+            variant=variant,
+        )
+    return variant
 
 
 def apply_overrides(recipe: Recipe, assignments: list[str]) -> Recipe:

@@ -8,7 +8,7 @@ after a crash resumes the unfinished run instead of starting over.
 from __future__ import annotations
 
 import dataclasses
-import functools
+import hashlib
 import json
 import logging
 import math
@@ -30,10 +30,18 @@ from tfaux.config import (
     variant_augmentation,
     variant_loop,
     variant_tasks,
+    variant_weighting,
     variant_weights,
 )
 from tfaux.data.pipeline import default_augmentation
 from tfaux.data.sources import check_name, has_coarse_labels
+from tfaux.distribute import (
+    create_strategy,
+    is_chief,
+    remove_worker_dirs,
+    shard_by_data,
+    writable_dir,
+)
 from tfaux.evaluate import robustness
 from tfaux.evaluate.augmented import augmented_accuracy
 from tfaux.evaluate.corruption import corrupted_set, corruption_error, corruption_errors
@@ -46,7 +54,10 @@ from tfaux.models.random_sign import with_random_sign
 from tfaux.models.registry import create_backbone, get_backbone_builder
 from tfaux.training import seed000_callbacks, seed000_optimizer
 from tfaux.training.aux_model import labels_of
+from tfaux.training.callbacks import RobustAccuracy
 from tfaux.training.loops import loop_callbacks, loop_epochs, loop_norm, loop_tasks, with_loop
+from tfaux.training.monitor import ImageLogger, LearningRateLogger, write_heatmap, write_hparams
+from tfaux.training.resume import RunBackup, TrainingDivergedError
 from tfaux.training.schedules import cosine_after_warmup, seed002_optimizer
 
 log = logging.getLogger("tfaux")
@@ -80,13 +91,14 @@ def run(
         The run directory, the results dict (also in results.json) and the export location.
     """
     check_names(recipe)  # a typo fails now, not after hours of training
+    create_strategy(recipe.training.strategy)  # multi_worker: before any other TF op
     if recipe.seeds:
         return _run_seeds(recipe, Path(runs_dir), Path(savedmodels_dir), fresh, progress)
     splits = _load_splits(recipe)  # missing data fails before a run directory exists
     info = splits.info
     _check_random_sign(recipe, info)  # layer names need the image shape: before any training
     run_dir = _run_directory(Path(runs_dir), recipe, fresh)
-    _log_to(run_dir / "log.txt")
+    _log_to(writable_dir(run_dir) / "log.txt")
     log.info("run %s: %s", run_dir, json.dumps(recipe.to_dict()))
     log.info(
         "data %s: %d train / %d val / %d test, mean %s std %s",
@@ -98,8 +110,16 @@ def run(
         info.std,
     )
 
+    # Training: every worker of a multi-worker job takes part.
     for variant in recipe.variants:
         _train_variant(recipe, variant, run_dir, progress)
+    if recipe.corruption.enabled:  # the CE reference
+        key = f"reference_{recipe.corruption.reference}"
+        _train_variant(_reference_recipe(recipe), "none", run_dir, progress, key=key)
+    if not is_chief():  # evaluation, reports and export are the chief's
+        remove_worker_dirs()
+        return RunResult(run_dir, {}, None)
+    # Evaluation, on undistributed models.
     cset = _corrupted_test_set(recipe, splits, progress)
     reference = _reference_errors(recipe, splits, run_dir, cset, progress)
     surrogate = _surrogate(recipe, splits.info, run_dir)
@@ -199,6 +219,10 @@ def _check_random_sign(recipe: Recipe, info) -> None:
 
 
 def _load_splits(recipe: Recipe):
+    # tf.data combines its op seeds with TF's global seed, which building a model sets: fix it
+    # here too, or a pipeline built after a model (every variant but a process's first) would
+    # shuffle and augment differently from one built before.
+    keras.utils.set_random_seed(recipe.training.seed)
     d = recipe.data
     wants_coarse = any("coarse" in variant_tasks(v) for v in recipe.variants)
     return data.load(
@@ -230,39 +254,50 @@ def _train_variant(
     if weights_file.exists():
         return
     splits = _load_splits(recipe)
-    weights_file.parent.mkdir(parents=True, exist_ok=True)
+    variants_dir = writable_dir(run_dir / "variants")  # the chief's; a temporary one elsewhere
     loop = variant_loop(variant)
     model, strategy = _build_model(recipe, variant, splits.info)
     epochs = loop_epochs(loop, recipe.training.epochs, recipe.adversarial)
     callbacks = [
-        *loop_callbacks(
-            loop,
-            recipe.adversarial,
-            lambda: _guard_batch(_load_splits(recipe), recipe),  # its own pipeline
-            recipe.auxiliary,
-            epochs,
-        ),
-        *_callbacks(recipe, key, epochs, splits.info, run_dir, progress),
+        *recipe_loop_callbacks(recipe, loop, epochs),
+        *_callbacks(recipe, key, epochs, splits, run_dir, progress),
     ]
+    # Last: it restores the state the callbacks above reset when training begins.
+    checkpoints = run_dir / "checkpoints" / key
+    backup = RunBackup(checkpoints, callbacks, write_dir=writable_dir(checkpoints))
     start = time.perf_counter()
     with strategy.scope():
-        history = model.fit(
-            splits.train,
-            validation_data=splits.val,
+        model.fit(
+            shard_by_data(splits.train),  # multi-worker: each worker its share of every batch
+            validation_data=shard_by_data(splits.val),
             epochs=epochs,
-            callbacks=callbacks,
+            callbacks=[*callbacks, backup],
             shuffle=False,  # the tf.data pipeline shuffles, with the run's seed
             verbose=0,
         )
+    if backup.diverged_epoch is not None:
+        epoch = backup.diverged_epoch
+        kept = (
+            f"the backup of the last good epoch ({epoch}) is kept in {backup.read_dir}"
+            if epoch
+            else "no epoch had finished, so there is no backup"
+        )
+        raise TrainingDivergedError(
+            f"{key}: the training loss became NaN or infinite in epoch {epoch + 1}; training "
+            f"stopped and {kept}. Lower training.learning_rate or check the data, then run "
+            "again (a changed recipe starts a new run)."
+        )
+    history = backup.history  # every epoch, those before a resume included
     train = {
         "loop": loop,
         "train_seconds": round(time.perf_counter() - start, 1),
-        "epochs_run": len(history.epoch),
-        "history": history.history,
+        "epochs_run": len(history.get("loss", [])),
+        "resumed_from_epoch": backup.resumed_from,
+        "history": history,
     }
-    (run_dir / "variants" / f"{key}.train.json").write_text(json.dumps(train, default=float))
-    model.save_weights(weights_file)  # last: its presence means "trained"
-    log.info("%s history: %s", key, json.dumps(history.history, default=float))
+    (variants_dir / f"{key}.train.json").write_text(json.dumps(train, default=float))
+    model.save_weights(variants_dir / weights_file.name)  # last: its presence means "trained"
+    log.info("%s history: %s", key, json.dumps(history, default=float))
 
 
 def _evaluate_variant(
@@ -312,11 +347,43 @@ def _evaluate_variant(
         result["corruption"] = corruption_errors(_predictor(classifier), cset, progress=progress)
     if recipe.corruption.heatmap_examples:
         result["heatmap"] = _heatmap(
-            recipe, classifier, splits, run_dir / "variants" / variant, progress
+            recipe,
+            classifier,
+            splits,
+            run_dir / "variants" / variant,
+            run_dir / "tensorboard" / variant,
+            progress,
         )
     result.update(_input_robustness(recipe, variant, model, classifier, splits, surrogate))
+    write_hparams(run_dir / "tensorboard" / variant, _hparams(recipe, variant), _metrics(result))
     result_file.write_text(json.dumps(result, indent=2))
     return result
+
+
+def _hparams(recipe: Recipe, variant: str) -> dict:
+    """A variant's settings as TensorBoard hparams: λ per task, loop, weighting, ε, m, LR."""
+    tasks = sorted({task for v in recipe.variants for task in variant_tasks(v)})
+    weights = variant_weights(variant, recipe.aux_weight)
+    t, a = recipe.training, recipe.adversarial
+    return {
+        "variant": variant,
+        "loop": variant_loop(variant),
+        "augmentation": variant_augmentation(variant) or "none",
+        "weighting": variant_weighting(variant),
+        **{f"lambda_{task}": weights.get(task, 0.0) for task in tasks},
+        "eps": a.eps,
+        "replays": a.replays,
+        "learning_rate": t.learning_rate,
+        "optimizer": t.optimizer,
+        "seed": t.seed,
+    }
+
+
+def _metrics(result: dict) -> dict:
+    """A variant's headline numbers as hparams metrics (FGSM at each of its ε)."""
+    metrics = {key: result[key] for key in ("val_accuracy", "test_accuracy", "pgd_accuracy")}
+    metrics.update({f"fgsm_accuracy_{eps}": v for eps, v in result["fgsm_accuracy"].items()})
+    return metrics
 
 
 def _input_robustness(recipe, variant, model, classifier, splits, surrogate) -> dict:
@@ -362,7 +429,7 @@ def _trained_model(
     recipe: Recipe, variant: str, info, run_dir: Path, key: str | None = None
 ) -> keras.Model:
     """The variant's trained model, rebuilt and loaded from its weights file."""
-    model, strategy = _build_model(recipe, variant, info)
+    model, strategy = _build_model(recipe, variant, info, distributed=False)
     with strategy.scope():
         model.optimizer.build(model.trainable_variables)  # the file holds its state too
     model.load_weights(run_dir / "variants" / f"{key or variant}.weights.h5")
@@ -372,7 +439,12 @@ def _trained_model(
 # === Corruption benchmark and Fourier heat map (seed 001) ===
 def _test_prefix(splits, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The first `n` test images and labels, as arrays (the test split is not shuffled)."""
-    x, y = next(iter(splits.test.unbatch().take(n).batch(n)))
+    return _prefix(splits.test, n)
+
+
+def _prefix(dataset, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `n` images and labels of an unshuffled split, as arrays."""
+    x, y = next(iter(dataset.unbatch().take(n).batch(n)))
     return x.numpy(), labels_of(y).numpy()
 
 
@@ -403,15 +475,19 @@ def _reference_errors(recipe: Recipe, splits, run_dir: Path, cset, progress: boo
     cached = run_dir / "variants" / f"{key}.corruption.json"
     if cached.exists():
         return json.loads(cached.read_text())
-    reference = dataclasses.replace(
-        recipe, model=dataclasses.replace(recipe.model, backbone=recipe.corruption.reference)
-    )
-    _train_variant(reference, "none", run_dir, progress, key=key)
+    reference = _reference_recipe(recipe)
+    _train_variant(reference, "none", run_dir, progress, key=key)  # done unless resumed before
     model = _trained_model(reference, "none", splits.info, run_dir, key=key)
     predict = _predictor(primary_classifier(model))
     errors = {"name": key, **corruption_errors(predict, cset, progress=progress)}
     cached.write_text(json.dumps(errors, indent=2))
     return errors
+
+
+def _reference_recipe(recipe: Recipe) -> Recipe:
+    return dataclasses.replace(
+        recipe, model=dataclasses.replace(recipe.model, backbone=recipe.corruption.reference)
+    )
 
 
 def _corruption_summary(recipe: Recipe, variants: dict, reference: dict) -> dict:
@@ -437,11 +513,12 @@ def _predictor(classifier: keras.Model):
     return predict
 
 
-def _heatmap(recipe: Recipe, classifier, splits, stem: Path, progress: bool) -> dict:
+def _heatmap(recipe: Recipe, classifier, splits, stem: Path, log_dir: Path, progress: bool) -> dict:
     config = recipe.corruption
     x, y = _test_prefix(splits, config.heatmap_examples)
     heatmap = fourier_heatmap(classifier, x, y, eps=config.heatmap_eps, progress=progress)
     path = save_heatmap(heatmap, stem.parent / f"{stem.name}.heatmap.npy")
+    write_heatmap(log_dir, heatmap, title=stem.name)
     return {"file": path.name, "mean_accuracy": float(heatmap.mean()), "examples": len(x)}
 
 
@@ -462,10 +539,19 @@ def _guard_batch(splits, recipe: Recipe):
     return x.numpy(), labels_of(y).numpy()
 
 
-def _build_model(recipe: Recipe, variant: str, info, compile: bool = True):
-    """The variant's model and its distribution strategy; same seed → same backbone init."""
+def _build_model(
+    recipe: Recipe, variant: str, info, compile: bool = True, distributed: bool = True
+):
+    """The variant's model and its distribution strategy; same seed → same backbone init.
+
+    `distributed=False` builds it outside the recipe's strategy, for evaluation and export:
+    under MultiWorkerMirroredStrategy, `evaluate` on a distributed model is a collective that
+    every worker would have to join, and only the chief evaluates.
+    """
     keras.utils.set_random_seed(recipe.training.seed)
-    strategy = _strategy(recipe.training.strategy)
+    strategy = (
+        create_strategy(recipe.training.strategy) if distributed else tf.distribute.get_strategy()
+    )
     loop = variant_loop(variant)
     tasks = [
         create_task(name, weight=weight, **_task_options(name, info))
@@ -500,6 +586,8 @@ def _build_model(recipe: Recipe, variant: str, info, compile: bool = True):
             recipe.auxiliary,
             augmentation=variant_augmentation(variant),
             flip=_flip_invariant(recipe),
+            weighting=variant_weighting(variant),
+            weighting_config=recipe.weighting,
         )
         if not compile:
             return model, strategy
@@ -533,30 +621,68 @@ def _optimizer(recipe: Recipe, info) -> keras.optimizers.Optimizer:
     return seed000_optimizer(learning_rate, t.momentum, t.weight_decay)
 
 
-@functools.cache
-def _strategy(name: str) -> tf.distribute.Strategy:
-    """One strategy per process: a second MirroredStrategy can reuse collective instance keys
-    and abort synchronized BatchNorm ("Shape mismatch in the collective instance")."""
-    return tf.distribute.MirroredStrategy() if name == "mirrored" else tf.distribute.get_strategy()
+def recipe_loop_callbacks(recipe: Recipe, loop: str, epochs: int) -> list:
+    """The loop's ε/m schedule, overfitting guard and stage switch, set up from the recipe."""
+    return loop_callbacks(
+        loop,
+        recipe.adversarial,
+        lambda: _guard_batch(_load_splits(recipe), recipe),  # its own pipeline
+        recipe.auxiliary,
+        epochs,
+    )
 
 
-def _callbacks(recipe: Recipe, variant: str, epochs: int, info, run_dir, progress: bool) -> list:
+def schedule_callbacks(recipe: Recipe) -> list:
+    """Seed 000's plateau LR cut and early stopping; early stopping only with a cosine LR."""
     t = recipe.training
     schedule = seed000_callbacks(t.plateau_patience, t.stop_patience)
-    if t.schedule != "plateau":  # the LR follows its schedule: early stopping only
+    if t.schedule != "plateau":  # the LR follows its schedule
         schedule = [c for c in schedule if isinstance(c, keras.callbacks.EarlyStopping)]
-    callbacks = [
-        *schedule,
-        keras.callbacks.BackupAndRestore(str(run_dir / "checkpoints" / variant)),
-        keras.callbacks.TensorBoard(str(run_dir / "tensorboard" / variant)),
-        keras.callbacks.CSVLogger(str(run_dir / "variants" / f"{variant}.history.csv")),
+    return schedule
+
+
+def _callbacks(recipe: Recipe, variant: str, epochs: int, splits, run_dir, progress: bool) -> list:
+    """Monitoring, schedule, logging and NaN callbacks, in the order their logs need.
+
+    Callbacks that add to the epoch logs (the loops' schedules before this list, the learning
+    rate, the robust accuracy) come before TensorBoard and the CSV log; TensorBoard comes before
+    ReduceLROnPlateau, so it plots the rate each epoch used, not the next epoch's.
+    """
+    m = recipe.monitor
+    log_dir = writable_dir(run_dir / "tensorboard" / variant)
+    callbacks = [LearningRateLogger()]
+    if m.robust_examples:  # the primary's clean vs adversarial accuracy, every epoch
+        x, y = _prefix(splits.val, min(m.robust_examples, splits.info.num_val))
+        callbacks.append(
+            RobustAccuracy(x, y, eps=recipe.evaluation.eps, steps=recipe.adversarial.pgd_steps)
+        )
+    callbacks.append(keras.callbacks.TensorBoard(str(log_dir)))
+    if m.images_every:
+        x, y = _prefix(splits.val, min(m.images, splits.info.num_val))
+        callbacks.append(
+            ImageLogger(
+                log_dir,
+                x,
+                y,
+                n=len(x),
+                every=m.images_every,
+                eps=recipe.evaluation.eps,
+                steps=recipe.adversarial.pgd_steps,
+            )
+        )
+    callbacks += [
+        *schedule_callbacks(recipe),
+        # append: a resumed run continues the file of the epochs before the crash
+        keras.callbacks.CSVLogger(
+            str(writable_dir(run_dir / "variants") / f"{variant}.history.csv"), append=True
+        ),
         keras.callbacks.TerminateOnNaN(),
     ]
     if progress:
         callbacks.append(
             TqdmCallback(
                 epochs=epochs,
-                data_size=info.num_train,
+                data_size=splits.info.num_train,
                 batch_size=recipe.data.batch_size,
                 desc=variant,
             )
@@ -585,8 +711,25 @@ def _export(recipe: Recipe, variant: str, result: dict, splits, run_dir: Path, p
 
 
 def _run_directory(runs_dir: Path, recipe: Recipe, fresh: bool) -> Path:
-    """A new `runs/<recipe>-<timestamp>`, or the newest unfinished run of the same config."""
+    """A new `runs/<recipe>-<timestamp>`, or the newest unfinished run of the same config.
+
+    A multi-worker run is `runs/<recipe>-<hash of the config>` instead: every worker computes
+    the same name without talking to the others (a timestamp would differ between them), and
+    the same command started again finds it.
+    """
     config = json.loads(json.dumps(recipe.to_dict()))  # tuples → lists, as read back from disk
+    if recipe.training.strategy == "multi_worker":
+        digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
+        run_dir = runs_dir / f"{recipe.name}-{digest}"
+        if (run_dir / "results.json").exists() or (fresh and run_dir.exists()):
+            raise ValueError(
+                f"Expected no finished multi-worker run of this recipe. Received: {run_dir} "
+                "exists; delete it or pass another --runs-dir"
+            )
+        if is_chief():
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+        return run_dir
     if not fresh:
         for candidate in sorted(runs_dir.glob(f"{recipe.name}-*"), reverse=True):
             config_file = candidate / "config.json"

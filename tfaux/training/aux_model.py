@@ -2,7 +2,8 @@
 
 The train step mirrors Keras' own (keras/src/backend/tensorflow/trainer.py) stage by stage. Two
 extension points: `augment` (in-graph augmentation, and the two views of contrastive tasks) and
-`perturb`, which adversarial and noise-training loops override.
+`perturb`, which adversarial and noise-training loops override. How the terms are weighted (fixed
+λ or learned) is `tfaux.aux.weighting`'s business.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from tfaux.aux.base import AuxTask
+from tfaux.aux.weighting import create_weighting, list_weightings
 from tfaux.data.augment import get_augmentation, two_views
 
 PRIMARY = "logits"
@@ -43,6 +45,9 @@ def repeat_batch(y, times: int):
     return tf.nest.map_structure(lambda t: tf.tile(t, [times] + [1] * (len(t.shape) - 1)), y)
 
 
+_WEIGHTING_PARAMS = ("gradnorm_alpha", "gradnorm_learning_rate")
+
+
 def _unscaled(value: tf.Tensor) -> tf.Tensor:
     # keras.losses objects divide by the number of replicas (so gradients summed across replicas
     # give the global-batch mean); metrics must report the per-example mean, so undo it.
@@ -65,6 +70,12 @@ class AuxModel(keras.Model):
             projection) train on two augmented views of each image ("simclr" by default), with
             the labels repeated, so the classifier predicts both (seed 002 eq. 5).
         flip: whether the augmentation may mirror images (not for digits).
+        weighting: how the loss terms are weighted: "fixed" (λ as above), or learned, replacing
+            every λ and the primary's 1: "uncertainty" (Kendall et al.) or "gradnorm" (Chen et
+            al.; a persistent tape then gives the per-term gradients). Learned weightings log
+            `weight_<term>` for every term (`weight_logits`, `weight_fourier`, ...).
+        gradnorm_alpha: GradNorm's α (the pull toward equal training rates).
+        gradnorm_learning_rate: the step size of GradNorm's weights.
 
     Example:
         model = tfaux.models.build("resnet8", input_shape=(28, 28, 1), num_classes=10,
@@ -75,6 +86,8 @@ class AuxModel(keras.Model):
 
     # Constructor arguments of a training loop, saved in the config (subclasses extend it).
     LOOP_PARAMS: tuple[str, ...] = ()
+    # Loss weightings the loop supports (loops with their own fixed weights allow only "fixed").
+    WEIGHTINGS: tuple[str, ...] = tuple(list_weightings())
 
     def __init__(
         self,
@@ -82,6 +95,9 @@ class AuxModel(keras.Model):
         tasks: Sequence[AuxTask] = (),
         augmentation: str | None = None,
         flip: bool = True,
+        weighting: str = "fixed",
+        gradnorm_alpha: float = 1.5,
+        gradnorm_learning_rate: float = 0.025,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -103,11 +119,27 @@ class AuxModel(keras.Model):
         if augmentation is not None:
             get_augmentation(augmentation)  # an unknown name fails here
         self.augmentation, self.flip = augmentation, bool(flip)
+        if weighting in list_weightings() and weighting not in self.WEIGHTINGS:
+            raise ValueError(
+                f"Expected weighting in {self.WEIGHTINGS} for {type(self).__name__} (its loss "
+                f"has its own fixed weights). Received: weighting={weighting!r}"
+            )
+        self.weighting = create_weighting(
+            weighting,
+            self,
+            {PRIMARY: 1.0, **{t.name: t.weight for t in self.tasks}},
+            gradnorm_alpha=gradnorm_alpha,
+            gradnorm_learning_rate=gradnorm_learning_rate,
+        )
+        self.gradnorm_alpha = float(gradnorm_alpha)
+        self.gradnorm_learning_rate = float(gradnorm_learning_rate)
         self._cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self._trackers = {
             name: keras.metrics.Mean(name=name)
             for name in ["loss", f"{PRIMARY}_loss", *(f"{t.name}_loss" for t in self.tasks)]
         }
+        for name in self.weighting.weights():
+            self._trackers[f"weight_{name}"] = keras.metrics.Mean(name=f"weight_{name}")
         self._accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
 
     # === Steps ===
@@ -131,13 +163,14 @@ class AuxModel(keras.Model):
         # Augmentation and perturbation (outside the weight tape)
         x, y, originals = self.augment(*data)
         x_train = self.perturb(x, y)
-        # Forward pass
-        with tf.GradientTape() as tape:
+        # Forward pass (GradNorm reads per-term gradients from the tape: then it is persistent)
+        with tf.GradientTape(persistent=self.weighting.needs_term_gradients) as tape:
             outputs = self(x_train, training=True)
             loss, terms = self.loss_terms(x, y, outputs, originals)
             loss = self.optimizer.scale_loss(loss)
-        # Gradients and update
+        # Gradients and update (of the weights, then of learned loss weights)
         gradients = tape.gradient(loss, self.trainable_weights)
+        self.weighting.update(tape, terms)
         self.optimizer.apply(gradients, self.trainable_weights)
         # Metrics
         return self._update_metrics(y, outputs, terms)
@@ -154,7 +187,8 @@ class AuxModel(keras.Model):
 
     # === Loss ===
     def loss_terms(self, x, y, outputs, originals=None) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-        """Total loss and its unweighted terms, all already scaled per replica.
+        """Total loss (weighted by `self.weighting`) and its unweighted terms, all already scaled
+        per replica.
 
         Args:
             x: the clean (augmented, unperturbed) images; aux targets are computed from them.
@@ -164,11 +198,10 @@ class AuxModel(keras.Model):
                 set (the denoiser reproduces the pre-augmentation image); default `x`.
         """
         terms = {PRIMARY: self._cross_entropy(labels_of(y), outputs[PRIMARY])}
-        total = terms[PRIMARY]
         for task in self.tasks:
             source = originals if task.target_originals and originals is not None else x
             terms[task.name] = task.loss(task.target(source, y), outputs[task.name])
-            total += task.weight * terms[task.name]
+        total = self.weighting.total(terms)
         if self.losses:  # kernel regularizers, scaled like keras' own compute_loss
             total += tf.add_n(self.losses) / tf.distribute.get_strategy().num_replicas_in_sync
         terms["loss"] = total
@@ -176,6 +209,12 @@ class AuxModel(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         return self.loss_terms(x, y, y_pred)[0]
+
+    def compile(self, *args, **kwargs):
+        super().compile(*args, **kwargs)
+        # Decoupled weight decay (SGD, AdamW) would pull learned log-variances toward 0.
+        if self.weighting.decay_free_variables() and self.optimizer is not None:
+            self.optimizer.exclude_from_weight_decay(var_list=self.weighting.decay_free_variables())
 
     # === Metrics ===
     @property
@@ -186,6 +225,8 @@ class AuxModel(keras.Model):
         for name, value in terms.items():
             key = name if name == "loss" else f"{name}_loss"
             self._trackers[key].update_state(_unscaled(value))
+        for name, value in self.weighting.weights().items():
+            self._trackers[f"weight_{name}"].update_state(value)
         self._accuracy.update_state(labels_of(y), outputs[PRIMARY])
         return {m.name: m.result() for m in self.metrics}
 
@@ -194,6 +235,8 @@ class AuxModel(keras.Model):
         config = super().get_config()
         config["tasks"] = [keras.saving.serialize_keras_object(t) for t in self.tasks]
         config.update(augmentation=self.augmentation, flip=self.flip)
+        config.update({key: getattr(self, key) for key in _WEIGHTING_PARAMS})
+        config["weighting"] = self.weighting.name
         config.update({key: getattr(self, key) for key in self.LOOP_PARAMS})
         return config
 
@@ -201,7 +244,7 @@ class AuxModel(keras.Model):
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         tasks = [keras.saving.deserialize_keras_object(t) for t in config.pop("tasks", [])]
-        keys = (*cls.LOOP_PARAMS, "augmentation", "flip")
+        keys = (*cls.LOOP_PARAMS, *_WEIGHTING_PARAMS, "weighting", "augmentation", "flip")
         loop = {key: config.pop(key) for key in keys if key in config}
         # Revive the plain functional graph, then wrap it so __init__ sees the tasks.
         graph = keras.Model.from_config(config, custom_objects=custom_objects)

@@ -61,6 +61,7 @@ class AuxiliaryTrainingModel(AuxModel):
     """
 
     LOOP_PARAMS = ("penalty", "distill", "merge", "adversarial_eps", "adversarial_steps")
+    WEIGHTINGS = ("fixed",)  # eq. (7) fixes its weights
 
     def __init__(
         self,
@@ -182,6 +183,7 @@ class CorruptionAugmentModel(AuxModel):
     """
 
     LOOP_PARAMS = ("corruptions",)
+    WEIGHTINGS = ("fixed",)  # the baseline of Auxiliary Training keeps its objective
 
     def __init__(self, *args, corruptions: Sequence[str] = (), **kwargs):
         super().__init__(*args, **kwargs)

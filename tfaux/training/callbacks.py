@@ -1,4 +1,4 @@
-"""Callbacks of the robust-training loops."""
+"""Callbacks of the robust-training loops, and the robust accuracy a λ search is scored by."""
 
 from __future__ import annotations
 
@@ -13,7 +13,69 @@ log = logging.getLogger("tfaux")
 ACTIONS = ("log", "stop", "rollback")
 
 
-class CatastrophicOverfittingGuard(keras.callbacks.Callback):
+class _PGDAccuracy(keras.callbacks.Callback):
+    """PGD-k accuracy of the model's primary logits on fixed images, with their true labels.
+
+    The attack is seeded (same random start every call), so the epochs are compared on one
+    attack; images go through in chunks of `batch_size`.
+    """
+
+    def __init__(self, x, y, *, eps: float, steps: int, batch_size: int = 512):
+        super().__init__()
+        self.x, self.y = np.asarray(x, "float32"), np.asarray(y)
+        if len(self.x) != len(self.y) or not len(self.x):
+            raise ValueError(
+                f"Expected as many labels as images, at least one. Received: x {self.x.shape}, "
+                f"y {self.y.shape}"
+            )
+        self.spec = AttackSpec("pgd", eps=eps, steps=steps)
+        self.batch_size = batch_size
+
+    def on_train_begin(self, logs=None):
+        self._attacker = Attacker(self.model)
+
+    def accuracy(self) -> float:
+        correct = 0
+        for start in range(0, len(self.x), self.batch_size):
+            x, y = self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
+            x_adv = self._attacker(self.spec, x, y, seed=0)
+            correct += int(np.sum(np.argmax(self._attacker.predict(x_adv).numpy(), -1) == y))
+        return correct / len(self.x)
+
+
+class RobustAccuracy(_PGDAccuracy):
+    """Adds `val_pgd_accuracy` and `val_clean_pgd_accuracy` to every epoch's logs.
+
+    `val_pgd_accuracy` is PGD-k accuracy at ε on a fixed validation subset (the same seeded
+    attack every epoch); `val_clean_pgd_accuracy` is its mean with the clean `val_accuracy` of
+    the whole validation split, so `fit` needs `validation_data`. Put it before the callbacks
+    that read the logs (History, TensorBoard, CSVLogger, early stopping, KerasTuner's).
+
+    Args:
+        x, y: validation images in [0, 1] and their labels.
+        eps: the L∞ budget.
+        steps: PGD steps (step size 2.5·ε/steps, a random start; Madry et al.).
+
+    Example:
+        model.fit(train, validation_data=val, callbacks=[RobustAccuracy(x_val, y_val, eps=0.1)])
+    """
+
+    def __init__(self, x, y, *, eps: float, steps: int = 10):
+        super().__init__(x, y, eps=eps, steps=steps)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        if "val_accuracy" not in logs:
+            raise ValueError(
+                "Expected `val_accuracy` in the epoch logs: RobustAccuracy needs fit(..., "
+                f"validation_data=...). Received: {sorted(logs)}"
+            )
+        logs["val_pgd_accuracy"] = pgd = self.accuracy()
+        logs["val_clean_pgd_accuracy"] = (float(logs["val_accuracy"]) + pgd) / 2
+
+
+class CatastrophicOverfittingGuard(_PGDAccuracy):
     """Measures PGD accuracy on a fixed training batch each epoch and acts when it collapses.
 
     Single-step methods (FGSM-AT, Free-AT) can suddenly lose all robustness to multi-step attacks
@@ -34,23 +96,13 @@ class CatastrophicOverfittingGuard(keras.callbacks.Callback):
     """
 
     def __init__(self, x, y, *, eps: float, steps: int = 10, drop: float = 0.2, action="rollback"):
-        super().__init__()
         if action not in ACTIONS:
             raise ValueError(f"Expected action in {ACTIONS}. Received: action={action!r}")
         if not 0 < drop <= 1:
             raise ValueError(f"Expected 0 < drop <= 1. Received: drop={drop}")
-        self.x, self.y = np.asarray(x, "float32"), np.asarray(y)
-        self.spec = AttackSpec("pgd", eps=eps, steps=steps)
+        super().__init__(x, y, eps=eps, steps=steps)
         self.drop, self.action = drop, action
         self.best, self.best_weights, self.collapsed_at = -1.0, None, None
-
-    def on_train_begin(self, logs=None):
-        self._attacker = Attacker(self.model)
-
-    def accuracy(self) -> float:
-        x_adv = self._attacker(self.spec, self.x, self.y, seed=0)
-        predicted = np.argmax(self._attacker.predict(x_adv).numpy(), axis=-1)
-        return float(np.mean(predicted == self.y))
 
     def on_epoch_end(self, epoch, logs=None):
         accuracy = self.accuracy()

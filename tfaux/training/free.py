@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from tfaux.attacks import CLIP_MAX, CLIP_MIN, check_eps
 from tfaux.training.aux_model import AuxModel
+from tfaux.training.resume import assign_per_replica, per_replica_values
 
 
 @keras.saving.register_keras_serializable(package="tfaux")
@@ -95,6 +96,14 @@ class FreeATModel(AuxModel):
         """δ of this replica (the first replica's outside a replica context)."""
         return tf.convert_to_tensor(self._delta)
 
+    # === Resume (`tfaux.training.resume.RunBackup`) ===
+    def resume_state(self) -> dict:
+        """δ of every replica: it persists across batches, so a resumed run needs it back."""
+        return {str(i): v for i, v in enumerate(per_replica_values(self._delta))}
+
+    def restore_resume_state(self, state: dict) -> None:
+        assign_per_replica(self._delta, [state[str(i)] for i in range(len(state))])
+
     # === Step ===
     def train_step(self, data):
         x, y, originals = self.augment(*data)
@@ -105,14 +114,16 @@ class FreeATModel(AuxModel):
             uses_delta = self._uses_delta(replay)
             delta = self._delta[:n] if uses_delta else None
             # Forward pass (on x + δ: δ is the input of the tape, so one backward pass serves both)
-            with tf.GradientTape() as tape:
+            # The tape is persistent when GradNorm reads its per-term gradients from it.
+            with tf.GradientTape(persistent=self.weighting.needs_term_gradients) as tape:
                 x_train = _clip(x + delta) if uses_delta else x
                 tape.watch(x_train)
                 outputs = self(x_train, training=True)
                 loss, terms = self.loss_terms(x, y, outputs, originals)
                 loss = self.optimizer.scale_loss(loss)
-            # Gradients for the weights and for δ, and the updates
+            # Gradients for the weights and for δ, and the updates (learned loss weights too)
             *gradients, input_gradient = tape.gradient(loss, [*self.trainable_weights, x_train])
+            self.weighting.update(tape, terms)
             self.optimizer.apply(gradients, self.trainable_weights)
             if uses_delta:
                 self._update_delta(x, delta, input_gradient, eps, n)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tfaux.aux.corruption_heads import CorruptionClassifier
-from tfaux.config import AdversarialConfig, AuxTrainingConfig
+from tfaux.config import AdversarialConfig, AuxTrainingConfig, WeightingConfig
 from tfaux.models.layers import NormFactory, batch_norm, selective_batch_norm
 from tfaux.training.adversarial import AdversarialModel
 from tfaux.training.aux_model import AuxModel
@@ -61,15 +61,25 @@ def with_loop(
     *,
     augmentation: str | None = None,
     flip: bool = True,
+    weighting: str = "fixed",
+    weighting_config: WeightingConfig | None = None,
 ) -> AuxModel:
     """`model`'s graph in the class that trains it with `loop` (call inside the strategy scope).
 
     Auxiliary loops expect a model built with `loop_tasks` (and `loop_norm`); `random_sign`
     expects one built with `RandomSign` layers (they act in training, so its step is standard).
-    `augmentation` and `flip` go to `AuxModel` (in-graph augmentation, two-view tasks).
+    `augmentation` and `flip` go to `AuxModel` (in-graph augmentation, two-view tasks),
+    `weighting` ("fixed", "uncertainty", "gradnorm") with `weighting_config`'s settings too; the
+    Auxiliary Training loops refuse learned weighting.
     """
     graph = {"inputs": model.input, "outputs": model.output, "tasks": model.tasks}
     graph.update(name=model.name, augmentation=augmentation, flip=flip)
+    weighting_config = weighting_config or WeightingConfig()
+    graph.update(
+        weighting=weighting,
+        gradnorm_alpha=weighting_config.gradnorm_alpha,
+        gradnorm_learning_rate=weighting_config.gradnorm_learning_rate,
+    )
     auxiliary = auxiliary or AuxTrainingConfig()
     if loop in ("standard", "random_sign"):
         return AuxModel(**graph)
