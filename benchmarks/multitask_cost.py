@@ -23,6 +23,7 @@ from tfaux.config import (  # noqa: E402
     RandomSignConfig,
     variant_augmentation,
     variant_loop,
+    variant_weighting,
     variant_weights,
 )
 from tfaux.models import primary_classifier  # noqa: E402
@@ -50,17 +51,24 @@ def compiled_model(backbone: str, variant: str, x, y, batch: int, steps: int):
         random_sign=RANDOM_SIGN if loop == "random_sign" else None,
     )
     model = with_loop(
-        model, loop, AdversarialConfig(), batch, augmentation=variant_augmentation(variant)
+        model,
+        loop,
+        AdversarialConfig(),
+        batch,
+        augmentation=variant_augmentation(variant),
+        weighting=variant_weighting(variant),
     )
     return warmed_up(model, x, y, batch, steps)
 
 
-def main() -> None:
-    args = step_time_arguments(__doc__)
+def main(variants: dict[str, str] = VARIANTS, doc: str = __doc__) -> None:
+    """Prints the step time of each of `variants` (name → recipe variant) relative to the
+    first, which must be "standard"."""
+    args = step_time_arguments(doc)
     x, y = random_images(args.steps, args.batch)
     models = {
         name: compiled_model(args.backbone, variant, x, y, args.batch, args.steps)
-        for name, variant in VARIANTS.items()
+        for name, variant in variants.items()
     }
     median = median_step_times(models, args.repeats)
     print(
@@ -69,7 +77,7 @@ def main() -> None:
     )
     print("| variant | recipe variant | ms/step | ratio to standard | params (deployed) |")
     print("|---|---|---|---|---|")
-    for name, variant in VARIANTS.items():
+    for name, variant in variants.items():
         deployed = primary_classifier(models[name][0]).count_params()
         print(
             f"| {name} | `{variant}` | {1000 * median[name]:.0f} "

@@ -209,14 +209,15 @@ def test_a_changed_search_space_or_recipe_is_refused(robust_search, args, messag
     ("args", "message"),
     [
         (["--set", "tuning.max_trial=3"], "Did you mean tuning.max_trials?"),
-        (["--set", "tuning.tuner=random"], "tuner in ('bayesian', 'hyperband')"),
+        (["--set", "tuning.tuner=random"], "Unknown tuning.tuner 'random'"),
         (["--set", "tuning.eps=0.05,0.2"], "a loop that trains at adversarial.eps"),
         (["--set", "tuning.replays=2,4"], "a Free-AT loop"),
         (["--set", "tuning.variant=fourrier"], "Did you mean 'fourier'"),
         (
             ["--set", "variants=none@fgsm,fourier", "--set", "tuning.variant=none@fgsm"],
-            "a tuning.variant with aux tasks",
+            "Unknown variant with aux tasks to tune (tuning.variant) 'none@fgsm'",
         ),
+        (["--set", "tuning.variant=none"], "Available: fourier, recon."),
         (["--set", "tuning.weight_min=0"], "0 < weight_min < weight_max"),
     ],
 )

@@ -87,6 +87,12 @@ def _require(condition: bool, expected: str, **received) -> None:
         raise ValueError(f"Expected {expected}. Received: {shown}")
 
 
+def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    """An unknown choice fails like an unknown name: the closest choices, then all of them."""
+    if value not in choices:
+        raise unknown_name(key, value, choices)
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Which data and how it is split, subset and batched (see `tfaux.data.load`)."""
@@ -157,11 +163,9 @@ class TrainingConfig:
             plateau_patience=self.plateau_patience,
         )
         _require(self.stop_patience > 0, "stop_patience > 0", stop_patience=self.stop_patience)
-        _require(self.strategy in STRATEGIES, f"strategy in {STRATEGIES}", strategy=self.strategy)
-        _require(
-            self.optimizer in OPTIMIZERS, f"optimizer in {OPTIMIZERS}", optimizer=self.optimizer
-        )
-        _require(self.schedule in SCHEDULES, f"schedule in {SCHEDULES}", schedule=self.schedule)
+        _choice("training.strategy", self.strategy, STRATEGIES)
+        _choice("training.optimizer", self.optimizer, OPTIMIZERS)
+        _choice("training.schedule", self.schedule, SCHEDULES)
         _require(
             0 <= self.warmup_epochs < self.epochs,
             "0 <= warmup_epochs < epochs",
@@ -463,7 +467,7 @@ class EvalConfig:
 class TuningConfig:
     """`python recipes/run.py tune`: a KerasTuner search of one variant's aux-loss weights λ.
 
-    One hyperparameter `lambda_<task>` per aux task of `variant` (None: the recipe's first variant
+    One hyperparameter `lambda_<task>` per aux task of `variant` ("": the recipe's first variant
     with aux tasks), sampled on a log scale in [`weight_min`, `weight_max`]. `eps` and `replays`
     are optional search ranges (min, max) for the training ε (linear) and Free-AT's m (integers),
     allowed only for a variant whose loop uses them. `tuner` is "bayesian" (Gaussian-process
@@ -474,7 +478,7 @@ class TuningConfig:
     validation images) or "val_clean_pgd_accuracy" (the mean of both).
     """
 
-    variant: str | None = None
+    variant: str = ""
     tuner: str = "bayesian"
     max_trials: int = 10
     objective: str = "val_accuracy"
@@ -488,12 +492,8 @@ class TuningConfig:
     hyperband_factor: int = 3
 
     def __post_init__(self):
-        _require(self.tuner in TUNERS, f"tuner in {TUNERS}", tuner=self.tuner)
-        _require(
-            self.objective in TUNING_OBJECTIVES,
-            f"objective in {TUNING_OBJECTIVES}",
-            objective=self.objective,
-        )
+        _choice("tuning.tuner", self.tuner, TUNERS)
+        _choice("tuning.objective", self.objective, TUNING_OBJECTIVES)
         _require(
             0 < self.weight_min < self.weight_max,
             "0 < weight_min < weight_max (λ is sampled on a log scale)",
@@ -594,7 +594,7 @@ class Recipe:
         for variant in self.variants:
             check_variant(variant)
         t = self.tuning
-        if t.variant is not None or t.eps is not None or t.replays is not None:
+        if t.variant or t.eps is not None or t.replays is not None:
             tuning_variant(self)  # a recipe that names no aux variant is still fine to run
         _require(
             len(set(self.seeds)) == len(self.seeds) and all(s >= 0 for s in self.seeds),
@@ -702,7 +702,7 @@ def tuning_variant(recipe: Recipe) -> str:
     Also checks that a searched ε or m is one the variant's loop uses.
     """
     t = recipe.tuning
-    if t.variant is None:
+    if not t.variant:
         candidates = [v for v in recipe.variants if variant_tasks(v)]
         _require(
             bool(candidates),
@@ -710,8 +710,9 @@ def tuning_variant(recipe: Recipe) -> str:
             variants=recipe.variants,
         )
         variant = candidates[0]
-    elif t.variant not in recipe.variants:
-        raise unknown_name("variant to tune (tuning.variant)", t.variant, recipe.variants)
+    elif t.variant not in recipe.variants or not variant_tasks(t.variant):
+        tunable = [v for v in recipe.variants if variant_tasks(v)]
+        raise unknown_name("variant with aux tasks to tune (tuning.variant)", t.variant, tunable)
     else:
         variant = t.variant
     _require(
