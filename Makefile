@@ -29,8 +29,9 @@ data:
 run: setup
 	$(PY) recipes/run.py
 
+# Two processes, one test file each at a time: tiny-model tests are mostly single-threaded Python.
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

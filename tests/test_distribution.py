@@ -20,7 +20,7 @@ from tfaux.training.loops import loop_callbacks, loop_epochs, loop_norm, loop_ta
 X = random_images(16, (16, 16, 1), seed=1)  # two steps of 8: one per replica count is too few
 Y = np.arange(16) % 4
 ADVERSARIAL = AdversarialConfig(eps=0.1, pgd_steps=2, replays=2, ramp_epochs=1, guard="off")
-AUXILIARY = AuxTrainingConfig(corruptions=("gaussian_noise", "rotation"), merge_epoch=0)
+AUXILIARY = AuxTrainingConfig(corruptions=("rotation",), merge_epoch=0)  # batch [clean, T(x)]
 
 
 def _model(loop):

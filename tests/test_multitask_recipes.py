@@ -24,6 +24,8 @@ TINY = [
     "data.val_fraction=0.005",
     *("--set", "evaluation.bim_steps=0", "--set", "evaluation.mim_steps=0"),
     *("--set", "evaluation.l2_eps=0"),
+    # TensorBoard's robust accuracy and images run in the default recipe's end-to-end test.
+    *("--set", "monitor.robust_examples=0", "--set", "monitor.images_every=0"),
 ]
 
 NO_SANITY = ("evaluation.sanity=false", "evaluation.curve_eps=0.1")
