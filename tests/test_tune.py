@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import Interrupt, random_images, tiny_model
+from tests.test_cli import RECIPES, ROOT
 from tfaux.attacks import Attacker, AttackSpec
 from tfaux.cli import discover, load_recipe_file, main
 from tfaux.config import Recipe, apply_overrides, variant_weights
@@ -30,8 +31,6 @@ from tfaux.tune import (
     weighted_variant,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-RECIPES = ROOT / "recipes"
 # seed000_ft scaled down: real digits, a quarter-width small CNN, 1 epoch per trial.
 QUICK = [
     "--set",

@@ -93,14 +93,7 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_RECIPE,
         help=f"recipe name or .py file defining RECIPE (default: {DEFAULT_RECIPE})",
     )
-    parser.add_argument(
-        "--set",
-        dest="assignments",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe field, e.g. training.epochs=3",
-    )
+    _add_overrides(parser, "training.epochs=3")
     parser.add_argument("--list", action="store_true", help="list the recipes and exit")
     parser.add_argument("--keys", action="store_true", help="list the recipe's keys and exit")
     parser.add_argument(
@@ -182,6 +175,18 @@ def _attempt(command, *, interrupted: str) -> int:
         raise
 
 
+def _add_overrides(parser: argparse.ArgumentParser, example: str) -> None:
+    """`--set KEY=VALUE`, repeatable, shared by the run and tune commands."""
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a recipe field, e.g. {example}",
+    )
+
+
 def _tune_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python recipes/run.py tune",
@@ -196,14 +201,7 @@ def _tune_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("recipe", help="recipe name or .py file defining RECIPE")
-    parser.add_argument(
-        "--set",
-        dest="assignments",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe field, e.g. tuning.max_trials=20 (see --keys of the run command)",
-    )
+    _add_overrides(parser, "tuning.max_trials=20 (see --keys of the run command)")
     parser.add_argument(
         "--fresh", action="store_true", help="delete the recipe's search and start over"
     )

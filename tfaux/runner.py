@@ -475,9 +475,8 @@ def _reference_errors(recipe: Recipe, splits, run_dir: Path, cset, progress: boo
     cached = run_dir / "variants" / f"{key}.corruption.json"
     if cached.exists():
         return json.loads(cached.read_text())
-    reference = _reference_recipe(recipe)
-    _train_variant(reference, "none", run_dir, progress, key=key)  # done unless resumed before
-    model = _trained_model(reference, "none", splits.info, run_dir, key=key)
+    # Trained with the variants (`run`), where every worker of a multi-worker job takes part.
+    model = _trained_model(_reference_recipe(recipe), "none", splits.info, run_dir, key=key)
     predict = _predictor(primary_classifier(model))
     errors = {"name": key, **corruption_errors(predict, cset, progress=progress)}
     cached.write_text(json.dumps(errors, indent=2))
@@ -534,9 +533,7 @@ def _surrogate(recipe: Recipe, info, run_dir: Path) -> keras.Model | None:
 
 def _guard_batch(splits, recipe: Recipe):
     """A fixed batch of training images for the catastrophic-overfitting guard."""
-    n = recipe.adversarial.guard_examples
-    x, y = next(iter(splits.train.unbatch().take(n).batch(n)))
-    return x.numpy(), labels_of(y).numpy()
+    return _prefix(splits.train, recipe.adversarial.guard_examples)
 
 
 def _build_model(

@@ -56,11 +56,11 @@ from tfaux.runner import (
     _check_random_sign,
     _load_splits,
     _log_to,
+    _prefix,
     check_names,
     recipe_loop_callbacks,
     schedule_callbacks,
 )
-from tfaux.training.aux_model import labels_of
 from tfaux.training.callbacks import RobustAccuracy
 from tfaux.training.loops import loop_epochs
 from tfaux.training.resume import RunBackup, TrainingFailedError
@@ -354,13 +354,8 @@ class LambdaHyperModel(keras_tuner.HyperModel):
         t = recipe.tuning
         if t.objective == "val_accuracy":
             return []
-        n = t.robust_examples
-        x, y = next(iter(splits.val.unbatch().take(n).batch(n)))
-        return [
-            RobustAccuracy(
-                x.numpy(), labels_of(y).numpy(), eps=recipe.evaluation.eps, steps=t.pgd_steps
-            )
-        ]
+        x, y = _prefix(splits.val, t.robust_examples)
+        return [RobustAccuracy(x, y, eps=recipe.evaluation.eps, steps=t.pgd_steps)]
 
     def _result(self, trial_dir: Path, variant: str, history, initial_epoch: int, start) -> dict:
         epochs = read_history(trial_dir / HISTORY_FILE)
