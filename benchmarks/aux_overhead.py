@@ -8,12 +8,13 @@ one run and printed as ratios (absolute numbers depend on the machine; ratios mu
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tfaux.console import quiet_tensorflow_start  # noqa: E402
+
+quiet_tensorflow_start()  # before TensorFlow is imported: no start-up chatter
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

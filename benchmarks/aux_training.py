@@ -9,10 +9,11 @@ one run, printed as ratios.
 
 from __future__ import annotations
 
-import os
 import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tfaux.console import quiet_tensorflow_start  # noqa: E402
+
+quiet_tensorflow_start()  # before TensorFlow is imported: no start-up chatter
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

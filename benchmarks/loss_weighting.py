@@ -8,9 +8,9 @@ GradNorm (three terms) — side by side in one run, as ratios to standard traini
 
 from __future__ import annotations
 
-import os
+from tfaux.console import quiet_tensorflow_start  # noqa: E402
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+quiet_tensorflow_start()  # before TensorFlow is imported: no start-up chatter
 
 from multitask_cost import main  # noqa: E402
 

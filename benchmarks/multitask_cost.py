@@ -9,9 +9,9 @@ printed as ratios to standard training, with the deployed sizes.
 
 from __future__ import annotations
 
-import os
+from tfaux.console import quiet_tensorflow_start  # noqa: E402
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+quiet_tensorflow_start()  # before TensorFlow is imported: no start-up chatter
 
 import keras  # noqa: E402
 from aux_overhead import median_step_times, random_images, step_time_arguments, warmed_up  # noqa: E402

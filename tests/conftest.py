@@ -1,8 +1,11 @@
-"""Test set-up: two logical CPU devices, so distribution tests run on any machine."""
+"""Test set-up: two logical CPU devices, so distribution tests run on any machine; a check that
+no test writes into the checkout."""
 
-import os
+from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tfaux.console import quiet_tensorflow_start
+
+quiet_tensorflow_start()  # xdist workers would print TensorFlow's start-up after pytest's summary
 
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -12,6 +15,27 @@ _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
 )
+
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def _outputs() -> set[Path]:
+    """Everything under the checkout's default output folders (their README aside)."""
+    found = set()
+    for folder in ("runs", "savedmodels"):
+        found |= {p for p in (CHECKOUT / folder).glob("*") if p.name != "README.md"}
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_stays_clean():
+    """Tests write only to temporary directories: a test that ran a recipe with the default
+    `runs/` or `savedmodels/` fails the session here (it once left runs/seed003_...)."""
+    before = _outputs()
+    yield
+    new = sorted(str(p.relative_to(CHECKOUT)) for p in _outputs() - before)
+    assert not new, f"tests wrote into the checkout: {new}; pass tmp_path as --runs-dir"
 
 
 @pytest.fixture(scope="session")

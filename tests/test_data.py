@@ -318,3 +318,31 @@ def test_read_idx_rejects_a_non_idx_file(tmp_path):
         f.write(b"\x00\x00\x0d\x01\x00\x00\x00\x01abcd")  # 0x0d: float32, not uint8
     with pytest.raises(ValueError, match="Expected an IDX file of unsigned bytes"):
         sources.read_idx(str(path))
+
+
+def test_one_repeated_iterator_is_an_epoch_of_every_example_reshuffled_each_time():
+    # `fit` on `repeated(train)` with steps_per_epoch keeps one iterator for the whole fit: each
+    # epoch must still be every training example once, in a new order, the same for a seed.
+    def epochs(n):
+        ds, steps = pipeline.repeated(data.load("digits", batch_size=64, seed=3).train)
+        batches = iter(ds)
+        return [np.concatenate([next(batches)[0].numpy() for _ in range(steps)]) for _ in range(n)]
+
+    first, again = epochs(3), epochs(3)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))  # reproducible
+    def examples(epoch):
+        return sorted(image.tobytes() for image in epoch)
+
+    for epoch in first[1:]:
+        assert len(epoch) == 1365  # the training digits (1,797 minus validation and test)
+        assert examples(epoch) == examples(first[0])  # each example once
+        assert not np.array_equal(epoch, first[0])  # reshuffled
+
+
+def test_pipelines_run_without_tf_data_autotuning_unless_asked():
+    # Autotuning's model thread is joined by each iterator's destructor: seconds at epoch starts.
+    splits = data.load("digits", batch_size=64, seed=0)
+    assert all(
+        ds.options().autotune.enabled is False for ds in (splits.train, splits.val, splits.test)
+    )
+    assert data.load("digits", batch_size=64, autotune=True).train.options().autotune.enabled

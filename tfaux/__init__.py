@@ -1,35 +1,40 @@
 """tfaux: image classifiers trained with auxiliary tasks and robust-training loops.
 
 Importing tfaux has no side effects: no device settings, downloads or logging configuration.
+The public names below load on first use (PEP 562), so `tfaux.console` can quiet TensorFlow's
+start-up before anything imports TensorFlow.
 """
 
-from tfaux.aux import (
-    CoarseTask,
-    DenoiseTask,
-    FourierTask,
-    ProjectionTask,
-    ReconTask,
-    create_task,
-    fourier_target,
-    list_tasks,
-)
-from tfaux.models import build, create_backbone, list_backbones, primary_classifier
-from tfaux.training import AuxModel
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AuxModel",
-    "CoarseTask",
-    "DenoiseTask",
-    "FourierTask",
-    "ProjectionTask",
-    "ReconTask",
-    "build",
-    "create_backbone",
-    "create_task",
-    "fourier_target",
-    "list_backbones",
-    "list_tasks",
-    "primary_classifier",
-]
+_SOURCES = {
+    "AuxModel": "tfaux.training",
+    "CoarseTask": "tfaux.aux",
+    "DenoiseTask": "tfaux.aux",
+    "FourierTask": "tfaux.aux",
+    "ProjectionTask": "tfaux.aux",
+    "ReconTask": "tfaux.aux",
+    "build": "tfaux.models",
+    "create_backbone": "tfaux.models",
+    "create_task": "tfaux.aux",
+    "fourier_target": "tfaux.aux",
+    "list_backbones": "tfaux.models",
+    "list_tasks": "tfaux.aux",
+    "primary_classifier": "tfaux.models",
+}
+
+__all__ = sorted(_SOURCES)
+
+
+def __getattr__(name: str):
+    if name not in _SOURCES:
+        raise AttributeError(f"module 'tfaux' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_SOURCES[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *_SOURCES])

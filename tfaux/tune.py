@@ -47,10 +47,11 @@ import keras
 import keras_tuner
 import numpy as np
 from keras_tuner.errors import FailedTrialError
-from tqdm.keras import TqdmCallback
 
 from tfaux.config import Recipe, tuning_variant, variant_loop, variant_tasks
+from tfaux.data.pipeline import repeated
 from tfaux.distribute import create_strategy
+from tfaux.progress import training_progress
 from tfaux.runner import (
     _build_model,
     _check_random_sign,
@@ -329,19 +330,21 @@ class LambdaHyperModel(keras_tuner.HyperModel):
         ours.append(RunBackup(trial_dir / BACKUP_DIR, ours))
         if self.progress:
             ours.append(
-                TqdmCallback(
+                training_progress(
                     epochs=epochs,
-                    data_size=self.info.num_train,
-                    batch_size=recipe.data.batch_size,
+                    steps=math.ceil(self.info.num_train / recipe.data.batch_size),
                     desc=f"trial {trial_dir.name.removeprefix('trial_')}",
-                    leave=False,
                 )
             )
         start = time.perf_counter()
+        train, steps = repeated(splits.train)  # one iterator for the whole fit (see runner)
+        val, val_steps = repeated(splits.val)
         with create_strategy(recipe.training.strategy).scope():
             history = model.fit(
-                splits.train,
-                validation_data=splits.val,
+                train,
+                steps_per_epoch=steps,
+                validation_data=val,
+                validation_steps=val_steps,
                 epochs=epochs,
                 initial_epoch=initial_epoch,
                 callbacks=[*ours, *callbacks],

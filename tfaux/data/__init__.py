@@ -51,6 +51,7 @@ def load(
     coarse: bool = False,
     data_dir: str | None = None,
     download: bool = False,
+    autotune: bool = False,
 ) -> Splits:
     """Loads a dataset as batched train/val/test pipelines.
 
@@ -74,6 +75,7 @@ def load(
         coarse: yield `{"label": y, "coarse_label": y_coarse}` labels (cifar100 only).
         data_dir: the TFDS data dir (default `$TFDS_DATA_DIR` or `~/tensorflow_datasets`).
         download: let TFDS download a dataset that is not on disk.
+        autotune: tf.data autotuning (off: see `tfaux.data.pipeline.make_dataset`).
 
     Returns:
         `Splits(train, val, test, info)`; each split yields `(x, y)` with y int64.
@@ -96,7 +98,9 @@ def load(
         download=download,
     )
     crop, flip = default_augmentation(name, augment)
-    return make_splits(arrays, batch_size=batch_size, seed=seed, crop=crop, flip=flip)
+    return make_splits(
+        arrays, batch_size=batch_size, seed=seed, crop=crop, flip=flip, autotune=autotune
+    )
 
 
 def load_arrays(

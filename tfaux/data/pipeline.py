@@ -335,6 +335,7 @@ def make_dataset(
     seed: int = 0,
     crop: bool = False,
     flip: bool = False,
+    autotune: bool = False,
 ) -> tf.data.Dataset:
     """A batched pipeline of `(float32 [0, 1] images, labels)` over uint8 arrays.
 
@@ -349,6 +350,10 @@ def make_dataset(
         seed: run seed for the shuffle and augmentation streams (`derive_seeds`).
         crop: random crop with zero padding `CROP_PADDING` (training only).
         flip: random horizontal flip (training only).
+        autotune: let tf.data's autotuning model tune the pipeline. Off by default: each
+            iterator then runs a model thread that the iterator's destructor joins, and on a
+            busy 2-core machine that join stalled the next epoch or pass by 2-4 s (Keras makes
+            a new iterator every epoch). The pipeline reads arrays from memory; nothing to tune.
 
     Returns:
         A prefetched `tf.data.Dataset` of known cardinality.
@@ -363,7 +368,7 @@ def make_dataset(
 
     if not training:
         ds = indices.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return _with_autotune(ds.prefetch(tf.data.AUTOTUNE), autotune)
 
     _, shuffle_seed, augment_seed = derive_seeds(seed)
     ds = indices.shuffle(len(images), seed=shuffle_seed, reshuffle_each_iteration=True)
@@ -383,7 +388,31 @@ def make_dataset(
         )
     else:
         ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return _with_autotune(ds.prefetch(tf.data.AUTOTUNE), autotune)
+
+
+def repeated(dataset: tf.data.Dataset) -> tuple[tf.data.Dataset, int]:
+    """`dataset` repeated without end, and its batches per pass, for
+    `fit(ds, steps_per_epoch=n, validation_data=val, validation_steps=m)`.
+
+    Keras then keeps one iterator for the whole fit instead of making one per epoch: the same
+    batches in the same order (a reshuffling shuffle reshuffles at each repetition as it would
+    for a new iterator), without an iterator's start-up at every epoch.
+    """
+    steps = int(dataset.cardinality())
+    if steps < 1:
+        raise ValueError(
+            f"Expected a non-empty dataset of known size. Received: cardinality {steps}"
+        )
+    return dataset.repeat(), steps
+
+
+def _with_autotune(ds: tf.data.Dataset, enabled: bool) -> tf.data.Dataset:
+    """`ds` with tf.data's autotuning model on or off (AUTOTUNE parallelism and prefetch sizes
+    then fall back to the number of cores and a growing buffer, without a model thread)."""
+    options = tf.data.Options()
+    options.autotune.enabled = enabled
+    return ds.with_options(options)
 
 
 def make_splits(
@@ -393,6 +422,7 @@ def make_splits(
     seed: int = 0,
     crop: bool = False,
     flip: bool = False,
+    autotune: bool = False,
 ) -> Splits:
     """Wraps uint8 `Arrays` in train (shuffled, augmented), val and test (in order) pipelines."""
 
@@ -408,12 +438,19 @@ def make_splits(
             seed=seed,
             crop=crop,
             flip=flip,
+            autotune=autotune,
         ),
         val=make_dataset(
-            arrays.x_val, labels(arrays.y_val, arrays.coarse_val), batch_size=batch_size
+            arrays.x_val,
+            labels(arrays.y_val, arrays.coarse_val),
+            batch_size=batch_size,
+            autotune=autotune,
         ),
         test=make_dataset(
-            arrays.x_test, labels(arrays.y_test, arrays.coarse_test), batch_size=batch_size
+            arrays.x_test,
+            labels(arrays.y_test, arrays.coarse_test),
+            batch_size=batch_size,
+            autotune=autotune,
         ),
         info=arrays.info,
     )

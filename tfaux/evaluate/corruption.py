@@ -60,9 +60,9 @@ import cv2
 import matplotlib
 import numpy as np
 from imagecorruptions import corrupt, get_corruption_names
-from tqdm.auto import tqdm
 
 from tfaux.names import unknown_name
+from tfaux.progress import progress_bar
 
 matplotlib.use("Agg")  # files only; no display on servers or in CI
 import matplotlib.pyplot as plt  # noqa: E402
@@ -224,7 +224,7 @@ def corrupted_set(
         corruptions: names from `COMMON` and `VALIDATION` (default: all 19).
         severities: subset of 1..5.
         seed: integer in [0, 2**32).
-        progress: show a tqdm bar while generating.
+        progress: show progress (a bar on a terminal) while generating.
 
     Returns:
         A `CorruptedSet`; its `generated` is True if this call wrote the cache.
@@ -315,12 +315,8 @@ def _generate(
             (cache_dir / name).unlink(missing_ok=True)
     files = {_CLEAN: _save_npz(cache_dir / _CLEAN, images=_to_uint8(images), labels=labels)}
     corruptions, severities = params["corruptions"], params["severities"]
-    bar = tqdm(
-        total=len(corruptions) * len(severities),
-        desc="corrupt",
-        unit="set",
-        disable=not progress,
-        leave=False,
+    bar = progress_bar(
+        total=len(corruptions) * len(severities), desc="corrupt", unit="set", enabled=progress
     )
     with bar:
         for corruption in corruptions:
@@ -394,7 +390,7 @@ def corruption_errors(
             dict with "logits" as our multi-head models return); e.g. `model.predict_on_batch`.
         cset: from `corrupted_set`.
         batch_size: images per `predict` call.
-        progress: show a tqdm bar.
+        progress: show progress (a bar on a terminal).
 
     Returns:
         {"clean_error": e, "errors": {corruption: {severity: e}}, "num_examples": n}, errors as
@@ -408,8 +404,8 @@ def corruption_errors(
     jobs = [(None, None)] + [(c, s) for c in cset.corruptions for s in cset.severities]
     errors: dict = {c: {} for c in cset.corruptions}
     clean_error = None
-    for corruption, severity in tqdm(
-        jobs, desc="corruption errors", unit="set", disable=not progress, leave=False
+    for corruption, severity in progress_bar(
+        jobs, desc="corruption errors", unit="set", enabled=progress
     ):
         if corruption is None:
             clean_error = _error(predict, cset.clean_images(), labels, batch_size)

@@ -31,10 +31,10 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 import tensorflow as tf
-from tqdm.auto import tqdm
 
 from tfaux.data.augment import color_jitter, grayscale
 from tfaux.data.pipeline import random_crop_flip
+from tfaux.progress import progress_bar
 
 DISTURBANCES = ("random_crop", "random_flip", "random_grayscale", "color_jitter", "five_crop")
 """The five disturbances, in seed 003's order (the keys of `disturbance_accuracy`)."""
@@ -101,7 +101,7 @@ def disturbance_accuracy(
             numbers.
         flip: evaluate the left-right flip (False for digits).
         batch_size: images per `predict` call.
-        progress: show a tqdm bar over the batches.
+        progress: show progress (a bar on a terminal) over the batches.
 
     Returns:
         {"clean": accuracy, <disturbance>: accuracy, ...}: fractions in [0, 1], in the order of
@@ -132,7 +132,9 @@ def disturbance_accuracy(
     names = applicable_disturbances(x.shape[-1], flip)
     correct = dict.fromkeys(("clean", *names), 0.0)
     starts = range(0, len(x), batch_size)
-    for batch, start in enumerate(tqdm(starts, desc="disturbances", disable=not progress)):
+    for batch, start in enumerate(
+        progress_bar(starts, desc="disturbances", unit="batch", enabled=progress)
+    ):
         images = tf.constant(x[start : start + batch_size])
         labels = y[start : start + batch_size]
         correct["clean"] += _hits(predict, images, labels)

@@ -27,9 +27,9 @@ import keras
 import matplotlib
 import numpy as np
 import tensorflow as tf
-from tqdm.auto import tqdm
 
 from tfaux.attacks import logits_fn
+from tfaux.progress import progress_bar
 
 matplotlib.use("Agg")  # files only; no display on servers or in CI
 import matplotlib.pyplot as plt  # noqa: E402
@@ -120,7 +120,7 @@ def fourier_heatmap(
             ‖v‖ = 4 on CIFAR-10 scaled to the same per-pixel RMS. 0 gives the clean accuracy.
         batch_size: (frequency, image) pairs per forward pass.
         seed: seed of the random signs; same seed, same map.
-        progress: show a tqdm bar over frequencies.
+        progress: show progress (a bar on a terminal) over frequencies.
 
     Returns:
         float64 array (H, W) of accuracies in [0, 1], fftshifted: the centre is DC.
@@ -159,7 +159,7 @@ def fourier_heatmap(
     per_freq = max(1, batch_size // per_image)  # frequencies per forward pass
     count = _correct_counter(model)
     correct = np.zeros(len(rows), np.int64)
-    bar = tqdm(total=len(rows), desc="fourier heatmap", unit="freq", disable=not progress)
+    bar = progress_bar(total=len(rows), desc="fourier heatmap", unit="freq", enabled=progress)
     with bar:
         for f0 in range(0, len(rows), per_freq):
             freqs = slice(f0, f0 + per_freq)
