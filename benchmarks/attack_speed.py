@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import statistics
 import time
 import warnings
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tfaux.console import quiet_tensorflow_start  # noqa: E402
+
+quiet_tensorflow_start()  # before TensorFlow is imported: no start-up chatter
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -51,10 +52,6 @@ from tfaux.config import EvalConfig  # noqa: E402
 from tfaux.evaluate import robustness  # noqa: E402
 from tfaux.evaluate.sanity import UntrustworthyRobustnessWarning  # noqa: E402
 from tfaux.training import seed000_optimizer  # noqa: E402
-
-# The report builds a fresh Attacker per call, so TF warns about retracing; cleverhans' SPSA
-# uses a deprecated while_loop argument. Neither matters here.
-tf.get_logger().setLevel("ERROR")
 
 EPS = 0.1
 STEPS = (10, 20)
@@ -169,7 +166,7 @@ def main() -> None:
         "grad": gradients_only,
         "predict": predict_only,
     }
-    # Warm up: trace every function once per distinct batch shape (a short last batch retraces).
+    # Warm up: trace every function once (the cleverhans loop traces per distinct batch shape).
     shapes = {tuple(x.shape): (x, y) for x, y in batches}
     for fn in runs.values():
         fn(list(shapes.values()))

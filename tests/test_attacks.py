@@ -1,13 +1,23 @@
-"""Attack invariants: budget, pixel range, reproducibility, exact results on a linear model."""
+"""Attack invariants: budget, pixel range, reproducibility, exact results on a linear model,
+equality with cleverhans, and one trace per attack for a whole evaluation."""
+
+import importlib
+import logging
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from cleverhans.tf2.attacks.basic_iterative_method import basic_iterative_method
+from cleverhans.tf2.attacks.momentum_iterative_method import momentum_iterative_method
 from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
+from tensorflow.python.eager.polymorphic_function import polymorphic_function
+from tensorflow.python.util import deprecation
 
-from tests.helpers import random_images, tiny_model
+from tests.helpers import quick_eval, random_images, tiny_model
 from tfaux.attacks import Attacker, AttackSpec, logits_fn
+from tfaux.evaluate import robustness
+from tfaux.training.callbacks import RobustAccuracy
 
 EPS = 0.1
 SPECS = [
@@ -80,6 +90,23 @@ def test_pgd_without_random_start_equals_cleverhans_projected_gradient_descent(s
         clip_min=0.0, clip_max=1.0, y=tf.constant(y), rand_init=False, sanity_checks=False,
     ).numpy()  # fmt: skip
     np.testing.assert_allclose(ours, reference, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["bim", "mim"])
+def test_bim_and_mim_equal_cleverhans(setup, name):
+    # Ours loop in the graph with tensor ε, α and k; cleverhans' unroll a Python loop.
+    attacker, x, y = setup
+    spec = AttackSpec(name, eps=EPS, steps=4, decay=0.5)
+    ours = attacker(spec, x, y, seed=7).numpy()
+    args = (attacker.model_fn, tf.constant(x), EPS, EPS / 4, 4, np.inf, 0.0, 1.0)
+    if name == "bim":
+        reference = basic_iterative_method(*args, y=tf.constant(y), sanity_checks=False)
+    else:
+        reference = momentum_iterative_method(
+            *args, y=tf.constant(y), decay_factor=0.5, sanity_checks=False
+        )
+    np.testing.assert_allclose(ours, reference.numpy(), atol=1e-6)
+    assert np.abs(ours - x).max() > EPS / 2  # the attacks did move the images
 
 
 def _linear_model(w: np.ndarray) -> keras.Model:
@@ -176,3 +203,75 @@ def test_optimizing_attacks_never_turn_a_misclassified_image_into_a_correct_one(
     attacker = Attacker(_linear_model(w))
     x_adv = attacker(spec, x, wrong_labels).numpy()
     np.testing.assert_array_equal(x_adv, x)
+
+
+@pytest.fixture
+def tensorflow_warnings(monkeypatch, caplog):
+    """TensorFlow's warnings from here on, as if this test ran in a fresh process: its retracing
+    detector counts traces per Python function across every `Attacker` so far (earlier tests'
+    included), and it logs a deprecation only once per process."""
+    fresh = polymorphic_function._FrequentTracingDetectorManager()
+    monkeypatch.setattr(polymorphic_function, "_frequent_tracing_detector_manager", fresh)
+    monkeypatch.setattr(deprecation, "_PRINTED_WARNING", {})
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        yield lambda: [r.getMessage() for r in caplog.records if r.name == "tensorflow"]
+
+
+def test_an_evaluation_traces_each_attack_once_and_warns_of_nothing(
+    monkeypatch, tensorflow_warnings
+):
+    # 3 batches, the last one short, prefixes that cut a batch; 5 ε values, PGD-2, PGD-3 and
+    # PGD-6, 1 and 2 restarts, BIM, MIM, SPSA, C&W, a surrogate: every compiled attack is traced
+    # once (before issue 13: twice each, and TensorFlow warned about retracing).
+    attackers = []
+
+    class Recorded(Attacker):
+        def __init__(self, model):
+            super().__init__(model)
+            attackers.append(self)
+
+    monkeypatch.setattr(importlib.import_module("tfaux.evaluate.robustness"), "Attacker", Recorded)
+    x, y = random_images(21, (16, 16, 1), seed=4), np.arange(21) % 4
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    config = quick_eval(
+        pgd_steps=(2, 3), extra_eps=(0.05,), curve_eps=(0.1, 0.2, 0.5), curve_examples=12,
+        sanity_examples=12,
+    )  # fmt: skip
+    report = robustness(tiny_model(), dataset, config, surrogate=tiny_model(seed=1), progress=False)
+    assert report["num_examples"] == 21 and report["examples"]["PGD-6 ε=0.1"] == 12
+    model, surrogate = attackers
+    assert model.tracing_counts() == {
+        "predict 16x16x1": 1,
+        "fgsm linf 16x16x1": 1,
+        "pgd linf 16x16x1": 1,  # PGD-k for every k, ε and restart count, and BIM
+        "mim linf 16x16x1": 1,
+        "pgd l2 16x16x1": 1,
+        "spsa 8 3 16x16x1": 1,
+        "cw_l2 5 4 0.01 2x16x16x1": 2,  # cleverhans' own second trace, see Attacker._cw_l2
+    }
+    assert surrogate.tracing_counts() == {"pgd linf 16x16x1": 1}
+    assert tensorflow_warnings() == []  # no retracing, no back_prop=False notice
+
+
+def test_spsa_hides_only_its_back_prop_notice(setup, tensorflow_warnings):
+    _, x, y = setup
+    Attacker(tiny_model())(AttackSpec("spsa", eps=EPS, steps=2, samples=4), x, y)
+    assert tensorflow_warnings() == []
+    deprecation._PRINTED_WARNING.clear()  # TensorFlow's once-per-process memory
+    tf.while_loop(lambda i: i < 2, lambda i: (i + 1,), (tf.constant(0),), back_prop=False)
+    assert any("back_prop=False is deprecated" in m for m in tensorflow_warnings())
+
+
+def test_robust_accuracy_callback_traces_once_over_epochs():
+    model = tiny_model()
+    x, y = random_images(10, (16, 16, 1), seed=5), np.arange(10) % 4
+    callback = RobustAccuracy(x, y, eps=EPS, steps=2)
+    callback.batch_size = 4  # chunks of 4, 4 and 2
+    callback.set_model(model)
+    callback.on_train_begin()
+    for epoch in range(3):
+        model.set_weights([w * 0.9 for w in model.get_weights()])  # as if trained
+        logs = {"val_accuracy": 0.5}
+        callback.on_epoch_end(epoch, logs)
+        assert 0.0 <= logs["val_pgd_accuracy"] <= 1.0
+    assert callback._attacker.tracing_counts() == {"predict 16x16x1": 1, "pgd linf 16x16x1": 1}

@@ -330,6 +330,7 @@ def test_one_repeated_iterator_is_an_epoch_of_every_example_reshuffled_each_time
 
     first, again = epochs(3), epochs(3)
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))  # reproducible
+
     def examples(epoch):
         return sorted(image.tobytes() for image in epoch)
 

@@ -180,7 +180,7 @@ def test_pgd_training_beats_standard_training_under_pgd_on_real_digits():
         )  # fmt: skip
         model = with_loop(model, loop, AdversarialConfig(eps=0.1, pgd_steps=5), 32)
         model.compile(optimizer=seed000_optimizer(learning_rate=0.05), jit_compile=False)
-        model.fit(digits.train, epochs=8, verbose=0)
+        model.fit(digits.train, epochs=8, verbose=0, shuffle=False)
         attacker, correct, total = Attacker(model), 0, 0
         for x, y in digits.test:
             x_adv = attacker(AttackSpec("pgd", eps=0.1, steps=10), x, y)

@@ -7,12 +7,18 @@ accuracy), BatchNorm in inference mode, and pixels clipped to [0, 1].
     attacker = Attacker(model)
     x_adv = attacker(AttackSpec("pgd", eps=0.1, steps=20, restarts=2), x, y, seed=0)
 
-Each attack is traced once per model and reused: ε, step size and step count are tensors, so an
-accuracy-vs-ε sweep or PGD-k for several k does not retrace. Where cleverhans is slow or broken
-under Keras 3, the fix is a thin wrapper here (never a fork):
+Each attack kind is traced once per model and image shape and reused for a whole evaluation: its
+input signature leaves the batch size open (a short last batch or a prefix of the test set is no
+new shape), and ε, step size, step count, restarts, random start, momentum decay and seed are
+tensors (an accuracy-vs-ε sweep or PGD-k for several k does not retrace). `tracing_counts()`
+shows it. Where cleverhans is slow or broken under Keras 3, the fix is a thin wrapper here:
 - PGD: cleverhans' `projected_gradient_descent` is a Python loop, unrolled k times in a graph
   and retraced per ε; ours loops in `tf.while_loop` over cleverhans' own FGM step and `clip_eta`,
   adds stateless random starts (reproducible with a seed) and restarts keeping the worst case.
+  BIM is this PGD without a random start, which is what cleverhans' `basic_iterative_method` is
+  (its Python `assert eps_iter <= eps` cannot take tensors).
+- MIM: cleverhans' `momentum_iterative_method` is a Python loop too; ours is the same step on
+  cleverhans' helpers in a `tf.while_loop` (tests compare both to 1e-6).
 - C&W-L2: cleverhans calls `optimizer.variables()` and zeroes them to reset Adam (in Keras 3 that
   list holds the learning rate too) and makes the attack *targeted* whenever labels are given; we
   give it an Adam whose reset spares the learning rate, and no labels (untargeted on the
@@ -23,19 +29,19 @@ under Keras 3, the fix is a thin wrapper here (never a fork):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
-from cleverhans.tf2.attacks.basic_iterative_method import basic_iterative_method
 from cleverhans.tf2.attacks.carlini_wagner_l2 import CarliniWagnerL2
 from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
-from cleverhans.tf2.attacks.momentum_iterative_method import momentum_iterative_method
 from cleverhans.tf2.attacks.spsa import SPSAAdam, margin_logit_loss, projected_optimization
-from cleverhans.tf2.utils import clip_eta
+from cleverhans.tf2.utils import clip_eta, compute_gradient, optimize_linear
 
 from tfaux.names import unknown_name
 
@@ -165,70 +171,95 @@ class Attacker:
             raise ValueError(
                 f"Expected as many labels as images. Received: x {x.shape}, y {y.shape}"
             )
+        y = tf.cast(y, tf.int32)  # one label dtype, one trace
         if spec.name == "cw_l2":
             return self._cw_l2(spec, x, y)
         if spec.name == "spsa":
             return self._spsa(spec, x, y, seed)
-        fn = self._function(spec)
-        return fn(x, y, *_tensors(spec.eps, spec.alpha, spec.steps), _seed(seed))
+        kind = "pgd" if spec.name == "bim" else spec.name  # BIM: PGD without a random start
+        return self._function(kind, spec.norm, x)(x, y, _parameters(spec, seed))
 
     def predict(self, x) -> tf.Tensor:
         """Logits in inference mode, compiled."""
-        if "predict" not in self._compiled:
-            self._compiled["predict"] = tf.function(self.model_fn, reduce_retracing=True)
-        return self._compiled["predict"](tf.convert_to_tensor(x, tf.float32))
+        x = tf.convert_to_tensor(x, tf.float32)
+        return self._function("predict", None, x)(x)
 
-    # === Gradient attacks (compiled) ===
-    def _function(self, spec: AttackSpec):
-        key = (spec.name, spec.norm, spec.random_start, spec.restarts, spec.decay)
-        if spec.name == "bim":  # cleverhans asserts α <= ε in Python: numbers, not tensors
-            key += (spec.steps, spec.eps, spec.alpha)
-        if spec.name == "mim":  # cleverhans' Python loop: unrolled, traced per step count
-            key += (spec.steps,)
+    def tracing_counts(self) -> dict[str, int]:
+        """How often each compiled attack (and `predict`) was traced: once per image shape (C&W:
+        twice per batch shape, see `_cw_l2`); more is a retrace, which TensorFlow warns about."""
+        counts = {}
+        for key, fn in self._compiled.items():
+            traced = fn.gradient if isinstance(fn, CarliniWagnerL2) else fn
+            counts[" ".join(str(part) for part in key if part is not None)] = (
+                traced.experimental_get_tracing_count()
+            )
+        return counts
+
+    # === Gradient attacks and predict (compiled) ===
+    def _function(self, kind: str, norm: str | None, x):
+        """The compiled `kind` for images shaped like `x` and any batch size: a short last batch
+        or a prefix of a batch is no new shape. Traced on its first call."""
+        key = (kind, norm, _shape(x.shape[1:]))
         if key not in self._compiled:
-            self._compiled[key] = tf.function(self._graph(spec), reduce_retracing=True)
+            images = tf.TensorSpec([None, *x.shape[1:]], tf.float32)
+            if kind == "predict":
+                fn, signature = self.model_fn, [images]
+            else:
+                labels = tf.TensorSpec([None], tf.int32)
+                fn, signature = self._graph(kind, norm), [images, labels, _PARAMETERS]
+            self._compiled[key] = tf.function(fn, input_signature=signature)
         return self._compiled[key]
 
-    def _graph(self, spec: AttackSpec):
-        model_fn, norm = self.model_fn, NORMS[spec.norm]
-        if spec.name == "fgsm":
-            return lambda x, y, eps, alpha, steps, seed: fast_gradient_method(
-                model_fn, x, eps, norm, clip_min=CLIP_MIN, clip_max=CLIP_MAX, y=y
-            )
-        if spec.name == "bim":
-            return lambda x, y, eps, alpha, steps, seed: basic_iterative_method(
-                model_fn, x, spec.eps, spec.alpha, spec.steps, norm, CLIP_MIN, CLIP_MAX, y=y,
-                sanity_checks=False,  # numpy asserts on symbolic tensors fail in graph mode
-            )  # fmt: skip
-        if spec.name == "mim":
-            return lambda x, y, eps, alpha, steps, seed: momentum_iterative_method(
-                model_fn, x, eps, alpha, spec.steps, norm, CLIP_MIN, CLIP_MAX, y=y,
-                decay_factor=spec.decay, sanity_checks=False,
-            )  # fmt: skip
+    def _graph(self, kind: str, norm: str):
+        model_fn, order = self.model_fn, NORMS[norm]
+        if kind == "fgsm":
 
-        def pgd_with_restarts(x, y, eps, alpha, steps, seed):
-            def attempt(restart):
-                return pgd(
-                    model_fn, x, y, eps=eps, step_size=alpha, steps=steps, norm=spec.norm,
-                    random_start=spec.random_start, seed=tf.stack([seed, restart]),
+            def fgsm(x, y, p):
+                return fast_gradient_method(
+                    model_fn, x, p["eps"], order, clip_min=CLIP_MIN, clip_max=CLIP_MAX, y=y
+                )
+
+            return fgsm
+        if kind == "mim":
+
+            def momentum_iterative(x, y, p):
+                return mim(
+                    model_fn, x, y, eps=p["eps"], step_size=p["alpha"], steps=p["steps"],
+                    decay=p["decay"],
                 )  # fmt: skip
 
-            return worst_case(model_fn, x, y, attempt, spec.restarts)
+            return momentum_iterative
+
+        def pgd_with_restarts(x, y, p):
+            def attempt(restart):
+                return pgd(
+                    model_fn, x, y, eps=p["eps"], step_size=p["alpha"], steps=p["steps"],
+                    norm=norm, random_start=p["random_start"], seed=tf.stack([p["seed"], restart]),
+                )  # fmt: skip
+
+            return worst_case(model_fn, x, y, attempt, p["restarts"])
 
         return pgd_with_restarts
 
     # === C&W-L2 and SPSA (cleverhans' own loops, Keras 3 fixes) ===
     def _cw_l2(self, spec: AttackSpec, x, y):
-        attack = CarliniWagnerL2(
-            self.model_fn,
-            batch_size=int(x.shape[0]),
-            clip_min=CLIP_MIN,
-            clip_max=CLIP_MAX,
-            binary_search_steps=spec.search_steps,
-            max_iterations=spec.steps,
-            learning_rate=spec.step_size or 1e-2,
-        )
-        attack.optimizer = _Keras2Adam(attack.learning_rate)
+        # One attack object per batch shape, reused: a new one would trace its compiled gradient
+        # again (cleverhans traces it twice per object: its `const` changes shape after the first
+        # binary-search step).
+        learning_rate = spec.step_size or 1e-2
+        key = ("cw_l2", spec.steps, spec.search_steps, learning_rate, _shape(x.shape))
+        if key not in self._compiled:
+            self._compiled[key] = CarliniWagnerL2(
+                self.model_fn,
+                batch_size=int(x.shape[0]),
+                clip_min=CLIP_MIN,
+                clip_max=CLIP_MAX,
+                binary_search_steps=spec.search_steps,
+                max_iterations=spec.steps,
+                learning_rate=learning_rate,
+            )
+        attack = self._compiled[key]
+        attack.optimizer = _Keras2Adam(learning_rate)  # a fresh Adam for each call
         x_adv = tf.convert_to_tensor(attack.attack(x.numpy()))
         # A minimal-distortion attack: it counts only within the L2 radius ε. It attacks the
         # predicted label, so on a misclassified image it may move *to* the true label; there
@@ -237,17 +268,25 @@ class Attacker:
         return self._unless_already_wrong(x, y, x_adv, keep=distance <= spec.eps + 1e-6)
 
     def _spsa(self, spec: AttackSpec, x, y, seed: int):
-        key = ("spsa", spec.samples, spec.steps)  # cleverhans mixes float and int step counts
+        # cleverhans uses the step count as a Python number (`float(num_steps)`), and the sample
+        # count is a shape: both key the trace; ε and α are tensors.
+        key = ("spsa", spec.samples, spec.steps, _shape(x.shape[1:]))
         if key not in self._compiled:
-            self._compiled[key] = tf.function(self._spsa_graph(spec.samples, spec.steps))
+            signature = [tf.TensorSpec([1, *x.shape[1:]], tf.float32), tf.TensorSpec([1], tf.int32)]
+            signature += [tf.TensorSpec([], tf.float32)] * 2
+            graph = self._spsa_graph(spec.samples, spec.steps)
+            self._compiled[key] = tf.function(graph, input_signature=signature)
         fn = self._compiled[key]
-        tf.random.set_seed(seed)  # cleverhans' SPSA draws with stateful ops
-        eps, alpha = _tensors(spec.eps, spec.step_size or 0.01)
+        # cleverhans' SPSA draws with stateful ops, seeded when traced (by the global seed at its
+        # first call); later seeds do not change its draws.
+        tf.random.set_seed(seed)
+        eps, alpha = tf.constant(spec.eps, tf.float32), tf.constant(spec.step_size or 0.01)
         # cleverhans' SPSA takes one image at a time; each step evaluates `samples` copies.
-        x_adv = tf.concat([fn(x[i : i + 1], y[i : i + 1], eps, alpha) for i in range(len(x))], 0)
+        with _without_back_prop_notice():
+            x_adv = [fn(x[i : i + 1], y[i : i + 1], eps, alpha) for i in range(len(x))]
         # Its random start can land a misclassified image on the true class, and its early stop
         # keeps it there (found by the robust <= clean check, issue 4).
-        return self._unless_already_wrong(x, y, x_adv)
+        return self._unless_already_wrong(x, y, tf.concat(x_adv, 0))
 
     def _unless_already_wrong(self, x, y, x_adv, keep=True):
         """`x_adv` where the clean prediction is right (and `keep`), else the clean image: an
@@ -281,21 +320,22 @@ def pgd(
     step_size,
     steps,
     norm: str = "linf",
-    random_start: bool = True,
+    random_start=True,
     seed=None,
 ) -> tf.Tensor:
     """Projected gradient descent (Madry et al. 2018) as a graph loop over cleverhans' FGM step.
 
     Each step is cleverhans' `fast_gradient_method` followed by its `clip_eta` projection and
     clipping to [0, 1]. FGSM is `steps=1, random_start=False, step_size=eps`; FGSM with a random
-    start (Wong et al. 2020) is `steps=1, step_size=1.25·eps`. Usable inside a train step.
+    start (Wong et al. 2020) is `steps=1, step_size=1.25·eps`; BIM (Kurakin et al. 2017) is
+    `random_start=False, step_size=eps/steps`. Usable inside a train step.
 
     Args:
         model_fn: x → logits.
         x, y: clean images in [0, 1] and their true labels.
         eps, step_size, steps: budget, α and k (Python numbers or scalar tensors).
         norm: "linf" or "l2".
-        random_start: start uniformly inside the ε-ball.
+        random_start: start uniformly inside the ε-ball (a Python bool or a scalar bool tensor).
         seed: shape-[2] integer seed of the stateless random start.
 
     Reference:
@@ -303,11 +343,15 @@ def pgd(
     """
     order = NORMS[norm]
     eps = tf.cast(eps, x.dtype)
-    if random_start:
-        seed = tf.zeros([2], tf.int32) if seed is None else seed
-        x_adv = _clip(x + random_in_ball(tf.shape(x), norm, eps, seed))
+    seed = tf.zeros([2], tf.int32) if seed is None else seed
+
+    def start():
+        return _clip(x + random_in_ball(tf.shape(x), norm, eps, seed))
+
+    if tf.is_tensor(random_start):  # one trace serves PGD and BIM
+        x_adv = tf.cond(random_start, start, lambda: x)
     else:
-        x_adv = x
+        x_adv = start() if random_start else x
 
     def step(i, x_adv):
         x_adv = fast_gradient_method(
@@ -319,27 +363,74 @@ def pgd(
     return tf.stop_gradient(x_adv)
 
 
-def worst_case(model_fn, x, y, attempt: Callable[[tf.Tensor], tf.Tensor], restarts: int):
+def mim(
+    model_fn: Callable[[tf.Tensor], tf.Tensor],
+    x: tf.Tensor,
+    y: tf.Tensor,
+    *,
+    eps,
+    step_size,
+    steps,
+    decay=1.0,
+) -> tf.Tensor:
+    """The L∞ momentum iterative method (MI-FGSM) as a graph loop: cleverhans'
+    `momentum_iterative_method` step for step, on its own helpers.
+
+    cleverhans loops in Python, so a graph holds `steps` copies of the model and a new step count
+    retraces; here `steps` (like ε, α and the decay μ) may be a tensor.
+
+    Args:
+        model_fn: x → logits.
+        x, y: clean images in [0, 1] and their true labels.
+        eps, step_size, steps: budget, α and k (Python numbers or scalar tensors).
+        decay: the momentum decay μ.
+
+    Reference:
+        Dong et al., "Boosting adversarial attacks with momentum", 2018.
+    """
+    eps = tf.cast(eps, x.dtype)
+
+    def step(i, momentum, x_adv):
+        grad = compute_gradient(
+            model_fn, tf.nn.sparse_softmax_cross_entropy_with_logits, x_adv, y, targeted=False
+        )
+        # Each gradient normalized by its mean |g| per example, then accumulated with decay μ.
+        axes = list(range(1, len(grad.shape)))
+        grad /= tf.maximum(tf.cast(1e-12, grad.dtype), tf.reduce_mean(tf.abs(grad), axes, True))
+        momentum = decay * momentum + grad
+        x_adv = x_adv + optimize_linear(momentum, step_size, np.inf)
+        return i + 1, momentum, _clip(x + clip_eta(x_adv - x, np.inf, eps))
+
+    loop = (tf.constant(0), tf.zeros_like(x), x)
+    _, _, x_adv = tf.while_loop(lambda i, *_: i < steps, step, loop)
+    return tf.stop_gradient(x_adv)
+
+
+def worst_case(
+    model_fn, x, y, attempt: Callable[[tf.Tensor], tf.Tensor], restarts: int | tf.Tensor
+) -> tf.Tensor:
     """Runs `attempt(restart)` `restarts` times and keeps, per example, the most damaging result.
 
     Damage: misclassified beats correctly classified; then the higher cross-entropy wins.
+    `restarts` may be a scalar tensor: the attempts run in a graph loop.
     """
+    restarts = tf.convert_to_tensor(restarts)
 
     def damage(x_adv):
         logits = model_fn(x_adv)
         fooled = tf.cast(tf.argmax(logits, -1, output_type=y.dtype) != y, tf.float32)
         return fooled * 1e6 + tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)
 
-    best = attempt(tf.constant(0))
-    if restarts == 1:
-        return best
-    best_damage = damage(best)
-    for restart in range(1, restarts):
-        candidate = attempt(tf.constant(restart))
-        candidate_damage = damage(candidate)
-        better = candidate_damage > best_damage
+    def step(restart, best, best_damage):
+        candidate = attempt(restart)
+        # A single attempt is compared with nothing: skip its extra forward pass.
+        candidate_damage = tf.cond(restarts > 1, lambda: damage(candidate), lambda: best_damage)
+        better = (restart == 0) | (candidate_damage > best_damage)
         best = tf.where(tf.reshape(better, [-1, 1, 1, 1]), candidate, best)
-        best_damage = tf.maximum(candidate_damage, best_damage)
+        return restart + 1, best, tf.where(better, candidate_damage, best_damage)
+
+    loop = (tf.constant(0), x, tf.zeros(tf.shape(y)))
+    _, best, _ = tf.while_loop(lambda restart, *_: restart < restarts, step, loop)
     return best
 
 
@@ -368,12 +459,58 @@ def _clip(x):
     return tf.clip_by_value(x, CLIP_MIN, CLIP_MAX)
 
 
-def _tensors(*values):
-    return [tf.constant(v, tf.int32 if isinstance(v, int) else tf.float32) for v in values]
+def _shape(shape) -> str:
+    return "x".join(map(str, shape))
 
 
-def _seed(seed: int) -> tf.Tensor:
-    return tf.constant(seed, tf.int32)
+# What a compiled gradient attack takes besides images and labels. All are tensors, so a new ε,
+# α, step count, restart count, start or seed reuses the trace; each attack reads what it needs.
+_PARAMETERS = {
+    "eps": tf.TensorSpec([], tf.float32),
+    "alpha": tf.TensorSpec([], tf.float32),
+    "steps": tf.TensorSpec([], tf.int32),
+    "restarts": tf.TensorSpec([], tf.int32),
+    "random_start": tf.TensorSpec([], tf.bool),
+    "decay": tf.TensorSpec([], tf.float32),
+    "seed": tf.TensorSpec([], tf.int32),
+}
+
+
+def _parameters(spec: AttackSpec, seed: int) -> dict:
+    is_pgd = spec.name == "pgd"  # BIM runs as PGD: one start, not random
+    values = {
+        "eps": spec.eps,
+        "alpha": spec.alpha,
+        "steps": spec.steps,
+        "restarts": spec.restarts if is_pgd else 1,
+        "random_start": spec.random_start and is_pgd,
+        "decay": spec.decay,
+        "seed": seed,
+    }
+    return {k: tf.constant(v, _PARAMETERS[k].dtype) for k, v in values.items()}
+
+
+class _BackPropNotice(logging.Filter):
+    """Drops TensorFlow's notice that `tf.while_loop(..., back_prop=False)` is deprecated."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("while_loop" in message and "back_prop=False is deprecated" in message)
+
+
+@contextlib.contextmanager
+def _without_back_prop_notice():
+    """cleverhans' SPSA calls `tf.while_loop(..., back_prop=False)` twice (spsa.py: its optimizer
+    and `projected_optimization`); while tracing, TensorFlow's `deprecation` module logs a notice
+    for it on the "tensorflow" logger, once per process. We cannot change cleverhans' call, so
+    only that message, only around SPSA's calls, is dropped: every other warning still shows."""
+    logger = tf.get_logger()
+    notice = _BackPropNotice()
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
 
 
 class _Keras2Adam:

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm.auto import tqdm
 
 from tfaux.attacks import Attacker, AttackSpec, check_eps
 from tfaux.config import EvalConfig
 from tfaux.evaluate.sanity import run_checks, warn_failed
+from tfaux.progress import progress_bar
 from tfaux.training.aux_model import labels_of
 
 
@@ -46,7 +46,7 @@ def robustness(
         dataset: batches of (images in [0, 1], labels).
         config: which attacks, budgets and subset sizes (default `EvalConfig()`).
         surrogate: a standard-trained model for the transfer check (skipped without one).
-        progress: show a tqdm bar.
+        progress: show progress (a bar on a terminal, one line otherwise).
         desc: label of the bar.
         context: prefix of the warning printed when a check fails (e.g. the variant).
 
@@ -61,7 +61,7 @@ def robustness(
         attackers["surrogate"] = Attacker(surrogate)
     correct = {job.key: [] for job in jobs}
     seen, gradients = 0, None
-    batches = tqdm(dataset, desc=desc, unit="batch", disable=not progress, leave=False)
+    batches = progress_bar(dataset, desc=desc, unit="batch", enabled=progress)
     for index, (x, y) in enumerate(batches):
         y = labels_of(y)
         if gradients is None:
