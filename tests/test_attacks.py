@@ -253,6 +253,18 @@ def test_an_evaluation_traces_each_attack_once_and_warns_of_nothing(
     assert tensorflow_warnings() == []  # no retracing, no back_prop=False notice
 
 
+def test_an_attacker_per_model_is_no_retracing_to_warn_about(setup, tensorflow_warnings):
+    # A run makes an Attacker per variant, per epoch callback and for the surrogate: each traces
+    # its PGD once and may call it only once or twice. TensorFlow's detector counted all their
+    # traces together ("5 out of the last 5 calls ... triggered tf.function retracing", seen in
+    # the default recipe's quick run) until each compiled attack became its own key.
+    _, x, y = setup
+    model, spec = tiny_model(), AttackSpec("pgd", eps=EPS, steps=2)
+    for _ in range(6):
+        Attacker(model)(spec, x, y)
+    assert tensorflow_warnings() == []
+
+
 def test_spsa_hides_only_its_back_prop_notice(setup, tensorflow_warnings):
     _, x, y = setup
     Attacker(tiny_model())(AttackSpec("spsa", eps=EPS, steps=2, samples=4), x, y)

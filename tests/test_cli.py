@@ -72,11 +72,12 @@ def _cli(*args, tmp_path=None):
         ),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
-    assert _cli(*args) == 2
+def test_bad_input_is_one_line_and_exit_2(args, message, capsys, tmp_path):
+    assert _cli(*args, tmp_path=tmp_path) == 2
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1 and err.startswith("error: ")
+    assert not (tmp_path / "runs").exists()  # bad input leaves no run directory behind
 
 
 def test_missing_data_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
@@ -116,8 +117,21 @@ def test_the_real_command_exits_2_without_traceback():
 
 @pytest.mark.slow
 def test_default_recipe_quick_mode_end_to_end(tmp_path):
-    result = run_recipe_process(*QUICK, tmp_path=tmp_path)
+    with_progress = [arg for arg in QUICK if arg != "--no-progress"]
+    result = run_recipe_process(*with_progress, tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
+    # Redirected output: one progress line per epoch and pass, no bar frames, no TF chatter.
+    assert "\r" not in result.stdout + result.stderr
+    assert [line.split(":")[0] for line in result.stdout.splitlines() if " epoch " in line] == [
+        "none epoch 1/1",
+        "recon epoch 1/1",
+        "fourier epoch 1/1",
+    ]
+    assert "none: test: 2 batch in " in result.stdout  # 256 test images, batches of 128
+    noise = ("tensorflow", "retracing", "deprecat", "Warning", "I0000", "W0000", "E0000")
+    assert not [word for word in noise if word in result.stderr], result.stderr[-3000:]
+    for line in result.stderr.splitlines():  # only what a user can act on, one line each
+        assert line.startswith("warning: ") and "robustness claim not trustworthy" in line
     assert (
         "| variant | val acc | clean test acc | FGSM ε=0.1 | FGSM ε=0.3 | PGD-3 ε=0.1 |"
         in result.stdout

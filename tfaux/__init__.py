@@ -29,9 +29,15 @@ __all__ = sorted(_SOURCES)
 
 
 def __getattr__(name: str):
-    if name not in _SOURCES:
-        raise AttributeError(f"module 'tfaux' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_SOURCES[name]), name)
+    if name in _SOURCES:
+        value = getattr(importlib.import_module(_SOURCES[name]), name)
+    else:  # a subpackage or module: `tfaux.data.load(...)` after `import tfaux`
+        try:
+            value = importlib.import_module(f"tfaux.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"tfaux.{name}":
+                raise
+            raise AttributeError(f"module 'tfaux' has no attribute {name!r}") from None
     globals()[name] = value  # later lookups skip this function
     return value
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -207,7 +208,7 @@ class Attacker:
             else:
                 labels = tf.TensorSpec([None], tf.int32)
                 fn, signature = self._graph(kind, norm), [images, labels, _PARAMETERS]
-            self._compiled[key] = tf.function(fn, input_signature=signature)
+            self._compiled[key] = _compiled(fn, signature)
         return self._compiled[key]
 
     def _graph(self, kind: str, norm: str):
@@ -275,7 +276,7 @@ class Attacker:
             signature = [tf.TensorSpec([1, *x.shape[1:]], tf.float32), tf.TensorSpec([1], tf.int32)]
             signature += [tf.TensorSpec([], tf.float32)] * 2
             graph = self._spsa_graph(spec.samples, spec.steps)
-            self._compiled[key] = tf.function(graph, input_signature=signature)
+            self._compiled[key] = _compiled(graph, signature)
         fn = self._compiled[key]
         # cleverhans' SPSA draws with stateful ops, seeded when traced (by the global seed at its
         # first call); later seeds do not change its draws.
@@ -457,6 +458,18 @@ def _with_gradient_path(model_fn):
 
 def _clip(x):
     return tf.clip_by_value(x, CLIP_MIN, CLIP_MAX)
+
+
+def _compiled(fn, signature) -> tf.types.experimental.PolymorphicFunction:
+    """`tf.function(fn)` whose traces TensorFlow's retracing warning counts on their own.
+
+    The warning counts the traces of every function with the same Python code together, so a
+    run creating an `Attacker` per model (each variant, each epoch's robust-accuracy callback,
+    the surrogate) warned "5 out of the last 5 calls ... triggered retracing", though each
+    function traced once. A `functools.partial` has no `__code__`, so TensorFlow keys it by the
+    function object itself: a function that really retraces still warns.
+    """
+    return tf.function(functools.partial(fn), input_signature=signature)
 
 
 def _shape(shape) -> str:

@@ -109,13 +109,21 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, *, recipes_dir: Path) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["tune"]:
-        return tune_main(argv[1:], recipes_dir=recipes_dir)
-    args = _parser().parse_args(argv)
-    return _attempt(
-        lambda: _run(args, recipes_dir),
-        interrupted="run the same command again to resume from the last backup",
-    )
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        if argv[:1] == ["tune"]:
+            return tune_main(argv[1:], recipes_dir=recipes_dir)
+        args = _parser().parse_args(argv)
+        return _attempt(
+            lambda: _run(args, recipes_dir),
+            interrupted="run the same command again to resume from the last backup",
+        )
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning as the user's one line ("warning: none: robustness claim not
+    trustworthy: ..."), without the file, line number and source line of the library."""
+    print(f"warning: {' '.join(str(message).split())}", file=file or sys.stderr)
 
 
 def _run(args: argparse.Namespace, recipes_dir: Path) -> int:

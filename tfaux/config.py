@@ -17,6 +17,8 @@ from tfaux.names import unknown_name
 STRATEGIES = ("default", "mirrored", "multi_worker")  # see tfaux.distribute
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("plateau", "cosine")
+# Keras dtype policies a model trains under (see `tfaux.precision`); evaluation is float32.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 # In-graph augmentations a variant selects with ":<name>" (see `tfaux.data.augment`).
 AUGMENTATIONS = ("simclr", "geometric")
 # Tasks that train on two views of every image (see `tfaux.aux.contrastive`).
@@ -138,6 +140,10 @@ class TrainingConfig:
     ×0.2 when validation accuracy plateaus), early stopping restoring the best weights. Seed 002's:
     `optimizer="adamw"` (Adam with decoupled weight decay), `schedule="cosine"`: the learning rate
     stays constant for `warmup_epochs`, then follows a cosine to 0 over the remaining epochs.
+
+    `precision` is the Keras dtype policy training computes in: "float32", "mixed_bfloat16" or
+    "mixed_float16" (with loss scaling); variables, logits and losses stay float32, and the
+    evaluation, attacks and export always run on a float32 rebuild (see `tfaux.precision`).
     """
 
     epochs: int = 5
@@ -151,6 +157,7 @@ class TrainingConfig:
     optimizer: str = "sgd"
     schedule: str = "plateau"
     warmup_epochs: int = 0
+    precision: str = "float32"
 
     def __post_init__(self):
         _require(self.epochs > 0, "epochs > 0", epochs=self.epochs)
@@ -166,6 +173,7 @@ class TrainingConfig:
         _choice("training.strategy", self.strategy, STRATEGIES)
         _choice("training.optimizer", self.optimizer, OPTIMIZERS)
         _choice("training.schedule", self.schedule, SCHEDULES)
+        _choice("training.precision", self.precision, PRECISIONS)
         _require(
             0 <= self.warmup_epochs < self.epochs,
             "0 <= warmup_epochs < epochs",

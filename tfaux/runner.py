@@ -20,7 +20,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm.keras import TqdmCallback
 
 from tfaux import data, reporting
 from tfaux.aux import check_task, create_task
@@ -33,7 +32,7 @@ from tfaux.config import (
     variant_weighting,
     variant_weights,
 )
-from tfaux.data.pipeline import default_augmentation
+from tfaux.data.pipeline import default_augmentation, repeated
 from tfaux.data.sources import check_name, has_coarse_labels
 from tfaux.distribute import (
     create_strategy,
@@ -52,6 +51,8 @@ from tfaux.export import saved_model
 from tfaux.models import build, primary_classifier
 from tfaux.models.random_sign import with_random_sign
 from tfaux.models.registry import create_backbone, get_backbone_builder
+from tfaux.precision import loss_scaled
+from tfaux.progress import training_progress
 from tfaux.training import seed000_callbacks, seed000_optimizer
 from tfaux.training.aux_model import labels_of
 from tfaux.training.callbacks import RobustAccuracy
@@ -77,6 +78,7 @@ def run(
     savedmodels_dir: str | Path = "savedmodels",
     fresh: bool = False,
     progress: bool = True,
+    callbacks: tuple[keras.callbacks.Callback, ...] = (),
 ) -> RunResult:
     """Runs every variant of `recipe` and writes config, logs, results, plot and export.
 
@@ -86,17 +88,19 @@ def run(
         savedmodels_dir: parent of the exported SavedModel.
         fresh: start a new run even if an unfinished run of the same config exists.
         progress: show progress bars.
+        callbacks: extra Keras callbacks for every variant's `fit` (e.g. a profiler), after
+            the run's own; they see the epoch logs the run's callbacks wrote.
 
     Returns:
         The run directory, the results dict (also in results.json) and the export location.
     """
     check_names(recipe)  # a typo fails now, not after hours of training
     create_strategy(recipe.training.strategy)  # multi_worker: before any other TF op
-    if recipe.seeds:
-        return _run_seeds(recipe, Path(runs_dir), Path(savedmodels_dir), fresh, progress)
     splits = _load_splits(recipe)  # missing data fails before a run directory exists
     info = splits.info
     _check_random_sign(recipe, info)  # layer names need the image shape: before any training
+    if recipe.seeds:
+        return _run_seeds(recipe, Path(runs_dir), Path(savedmodels_dir), fresh, progress, callbacks)
     run_dir = _run_directory(Path(runs_dir), recipe, fresh)
     _log_to(writable_dir(run_dir) / "log.txt")
     log.info("run %s: %s", run_dir, json.dumps(recipe.to_dict()))
@@ -112,10 +116,10 @@ def run(
 
     # Training: every worker of a multi-worker job takes part.
     for variant in recipe.variants:
-        _train_variant(recipe, variant, run_dir, progress)
+        _train_variant(recipe, variant, run_dir, progress, callbacks)
     if recipe.corruption.enabled:  # the CE reference
         key = f"reference_{recipe.corruption.reference}"
-        _train_variant(_reference_recipe(recipe), "none", run_dir, progress, key=key)
+        _train_variant(_reference_recipe(recipe), "none", run_dir, progress, callbacks, key=key)
     if not is_chief():  # evaluation, reports and export are the chief's
         remove_worker_dirs()
         return RunResult(run_dir, {}, None)
@@ -150,7 +154,7 @@ def run(
     return RunResult(run_dir, results, export_dir)
 
 
-def _run_seeds(recipe: Recipe, runs_dir: Path, savedmodels_dir: Path, fresh, progress):
+def _run_seeds(recipe: Recipe, runs_dir: Path, savedmodels_dir: Path, fresh, progress, callbacks):
     """One complete run per seed under `<run>/seeds/`, then mean ± std of every metric.
 
     A finished seed is read back, an unfinished one resumes: the same command continues.
@@ -175,6 +179,7 @@ def _run_seeds(recipe: Recipe, runs_dir: Path, savedmodels_dir: Path, fresh, pro
                 runs_dir=run_dir / "seeds",
                 savedmodels_dir=savedmodels_dir,
                 progress=progress,
+                callbacks=callbacks,
             )
         )
     _log_to(run_dir / "log.txt")
@@ -241,7 +246,12 @@ def _load_splits(recipe: Recipe):
 
 
 def _train_variant(
-    recipe: Recipe, variant: str, run_dir: Path, progress: bool, key: str | None = None
+    recipe: Recipe,
+    variant: str,
+    run_dir: Path,
+    progress: bool,
+    extra_callbacks=(),
+    key: str | None = None,
 ) -> None:
     """Trains `variant` unless its weights exist; writes weights and `<key>.train.json`.
 
@@ -261,15 +271,22 @@ def _train_variant(
     callbacks = [
         *recipe_loop_callbacks(recipe, loop, epochs),
         *_callbacks(recipe, key, epochs, splits, run_dir, progress),
+        *extra_callbacks,
     ]
     # Last: it restores the state the callbacks above reset when training begins.
     checkpoints = run_dir / "checkpoints" / key
     backup = RunBackup(checkpoints, callbacks, write_dir=writable_dir(checkpoints))
     start = time.perf_counter()
+    # One iterator per split for the whole fit, never one per epoch (`repeated`); multi-worker:
+    # each worker its share of every batch.
+    train, steps = repeated(shard_by_data(splits.train))
+    val, val_steps = repeated(shard_by_data(splits.val))
     with strategy.scope():
         model.fit(
-            shard_by_data(splits.train),  # multi-worker: each worker its share of every batch
-            validation_data=shard_by_data(splits.val),
+            train,
+            steps_per_epoch=steps,
+            validation_data=val,
+            validation_steps=val_steps,
             epochs=epochs,
             callbacks=[*callbacks, backup],
             shuffle=False,  # the tf.data pipeline shuffles, with the run's seed
@@ -428,8 +445,12 @@ def _flip_invariant(recipe: Recipe) -> bool:
 def _trained_model(
     recipe: Recipe, variant: str, info, run_dir: Path, key: str | None = None
 ) -> keras.Model:
-    """The variant's trained model, rebuilt and loaded from its weights file."""
-    model, strategy = _build_model(recipe, variant, info, distributed=False)
+    """The variant's trained model, rebuilt in float32 and loaded from its weights file.
+
+    Whatever `training.precision` trained it, attacks, the report and the export compute in
+    float32: variables are float32 under every mixed policy, so the weights load unchanged.
+    """
+    model, strategy = _build_model(recipe, variant, info, distributed=False, precision="float32")
     with strategy.scope():
         model.optimizer.build(model.trainable_variables)  # the file holds its state too
     model.load_weights(run_dir / "variants" / f"{key or variant}.weights.h5")
@@ -537,13 +558,20 @@ def _guard_batch(splits, recipe: Recipe):
 
 
 def _build_model(
-    recipe: Recipe, variant: str, info, compile: bool = True, distributed: bool = True
+    recipe: Recipe,
+    variant: str,
+    info,
+    compile: bool = True,
+    distributed: bool = True,
+    precision: str | None = None,
 ):
     """The variant's model and its distribution strategy; same seed → same backbone init.
 
     `distributed=False` builds it outside the recipe's strategy, for evaluation and export:
     under MultiWorkerMirroredStrategy, `evaluate` on a distributed model is a collective that
-    every worker would have to join, and only the chief evaluates.
+    every worker would have to join, and only the chief evaluates. `precision` overrides
+    `training.precision` for the layers (evaluation uses "float32"); the optimizer is always
+    the recipe's, loss-scaled for mixed_float16, so a rebuild loads the state it saved.
     """
     keras.utils.set_random_seed(recipe.training.seed)
     strategy = (
@@ -574,6 +602,7 @@ def _build_model(
                 synchronized=strategy.num_replicas_in_sync > 1,
             ),
             name=re.sub(r"\W", "_", variant),
+            precision=precision or recipe.training.precision,
         )
         model = with_loop(
             model,
@@ -589,7 +618,7 @@ def _build_model(
         if not compile:
             return model, strategy
         model.compile(
-            optimizer=_optimizer(recipe, info),
+            optimizer=loss_scaled(_optimizer(recipe, info), recipe.training.precision),
             jit_compile=False,  # XLA is 1.5–10× slower on these CPUs and breaks MirroredStrategy
         )
     return model, strategy
@@ -676,14 +705,8 @@ def _callbacks(recipe: Recipe, variant: str, epochs: int, splits, run_dir, progr
         keras.callbacks.TerminateOnNaN(),
     ]
     if progress:
-        callbacks.append(
-            TqdmCallback(
-                epochs=epochs,
-                data_size=splits.info.num_train,
-                batch_size=recipe.data.batch_size,
-                desc=variant,
-            )
-        )
+        steps = math.ceil(splits.info.num_train / recipe.data.batch_size)
+        callbacks.append(training_progress(epochs=epochs, steps=steps, desc=variant))
     return callbacks
 
 

@@ -81,7 +81,7 @@ class CoarseTask(AuxTask):
 
     def head(self, features, *, images, stride, norm=None):
         x = layers.GlobalAveragePooling2D(name=f"{self.name}_pool")(features)
-        return layers.Dense(self.num_coarse, name=self.name)(x)
+        return layers.Dense(self.num_coarse, name=self.name, dtype="float32")(x)  # float32 logits
 
     def target(self, x, y):
         if isinstance(y, dict) and "coarse_label" in y:

@@ -86,7 +86,7 @@ class ProjectionTask(AuxTask):
     def head(self, features, *, images, stride, norm=None):
         x = layers.GlobalAveragePooling2D(name=f"{self.name}_pool")(features)
         x = layers.Dense(features.shape[-1], activation="relu", name=f"{self.name}_hidden")(x)
-        return layers.Dense(self.dim, name=self.name)(x)
+        return layers.Dense(self.dim, name=self.name, dtype="float32")(x)  # NT-Xent in float32
 
     def target(self, x, y):
         return None  # the positives are the other views: no target

@@ -58,7 +58,7 @@ class CorruptionClassifier(AuxTask):
             x = _attention(x, channels, norm, f"{name}_attention")
         x = _bottleneck(x, channels, norm, f"{name}_bottleneck")
         x = layers.GlobalAveragePooling2D(name=f"{name}_pool")(x)
-        return layers.Dense(self.num_classes, name=name)(x)
+        return layers.Dense(self.num_classes, name=name, dtype="float32")(x)  # like the logits
 
     def target(self, x, y):
         return labels_of(y)

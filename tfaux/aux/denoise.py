@@ -48,7 +48,7 @@ class DenoiseTask(AuxTask):
         x = layers.Conv2D(channels, 3, padding="same", name="denoise_conv")(x)
         if (x.shape[1], x.shape[2]) != (height, width):  # odd sizes round up on the way down
             x = layers.CenterCrop(height, width, name="denoise_crop")(x)
-        return layers.Activation("sigmoid", name=self.name)(x)
+        return layers.Activation("sigmoid", name=self.name, dtype="float32")(x)  # float32 loss
 
     def target(self, x, y):
         return x

@@ -13,7 +13,7 @@ from tfaux.models import heads
 from tfaux.models.layers import NormFactory, RandomSign, batch_norm
 from tfaux.models.random_sign import with_random_sign
 from tfaux.models.registry import create_backbone, feature_stride
-from tfaux.training.aux_model import AuxModel
+from tfaux.precision import check_precision, dtype_policy
 
 
 def build(
@@ -29,8 +29,9 @@ def build(
     dropout: float = 0.0,
     random_sign: RandomSignConfig | None = None,
     name: str | None = None,
+    precision: str = "float32",
     **backbone_kwargs,
-) -> AuxModel:
+) -> keras.Model:
     """Builds the classifier with one output per auxiliary task.
 
     The model takes raw pixels in [0, 1]; standardization with the training split's `mean` and
@@ -49,6 +50,8 @@ def build(
         random_sign: seed 003's random-sign layers (`RandomSign`) on the standardized input
             ("input" in `after`) and after the named backbone layers; None for none.
         name: model name (default: the backbone name).
+        precision: the Keras dtype policy of every layer, "float32", "mixed_bfloat16" or
+            "mixed_float16"; the outputs (logits, every head) are float32 under each.
         **backbone_kwargs: family-specific backbone options.
 
     Returns:
@@ -65,33 +68,39 @@ def build(
     mean = np.broadcast_to(np.asarray(mean, "float32"), (input_shape[-1],))
 
     norm = norm or batch_norm()
+    check_precision(precision)
 
-    # === Layers ===
-    net = create_backbone(
-        backbone, input_shape=input_shape, width=width, norm=norm, **backbone_kwargs
-    )
-    if random_sign is not None:  # seed 003's R-model: g(x) after the chosen hidden layers
-        hidden = [name for name in random_sign.after if name != "input"]
-        net = with_random_sign(
-            net, hidden, eps=random_sign.eps, probability=random_sign.probability
+    with dtype_policy(precision):  # the backbone builders take no dtype (tfaux.precision)
+        # === Layers ===
+        net = create_backbone(
+            backbone, input_shape=input_shape, width=width, norm=norm, **backbone_kwargs
         )
-    stride = feature_stride(net)
+        if random_sign is not None:  # seed 003's R-model: g(x) after the chosen hidden layers
+            hidden = [name for name in random_sign.after if name != "input"]
+            net = with_random_sign(
+                net, hidden, eps=random_sign.eps, probability=random_sign.probability
+            )
+        stride = feature_stride(net)
 
-    # === Functional Model ===
-    images = keras.Input(shape=input_shape, name="images")
-    x, fronts = images, {}
-    for task in (t for t in tasks if t.front):  # front ends (the denoiser) see the pixels first
-        x = fronts[task.name] = task.front_end(x)
-    x = keras.layers.Normalization(
-        mean=mean.tolist(), variance=(std**2).tolist(), name="standardize"
-    )(x)
-    if random_sign is not None and "input" in random_sign.after:
-        x = RandomSign(random_sign.eps, random_sign.probability, name="input_random_sign")(x)
-    features = net(x)
-    outputs = {"logits": heads.classifier(features, num_classes, dropout=dropout), **fronts}
-    for task in (t for t in tasks if not t.front):
-        outputs[task.name] = task.head(features, images=images, stride=stride, norm=norm)
-    return AuxModel(inputs=images, outputs=outputs, tasks=tasks, name=name or backbone)
+        # === Functional Model ===
+        images = keras.Input(shape=input_shape, name="images")
+        x, fronts = images, {}
+        for task in (t for t in tasks if t.front):  # front ends (the denoiser) see pixels first
+            x = fronts[task.name] = task.front_end(x)
+        x = keras.layers.Normalization(
+            mean=mean.tolist(), variance=(std**2).tolist(), name="standardize"
+        )(x)
+        if random_sign is not None and "input" in random_sign.after:
+            x = RandomSign(random_sign.eps, random_sign.probability, name="input_random_sign")(x)
+        features = net(x)
+        outputs = {"logits": heads.classifier(features, num_classes, dropout=dropout), **fronts}
+        for task in (t for t in tasks if not t.front):
+            outputs[task.name] = task.head(features, images=images, stride=stride, norm=norm)
+        # Imported here: AuxModel's module imports the aux tasks, whose decoders import this
+        # package, so a module-level import is a cycle for whichever of them is imported first.
+        from tfaux.training.aux_model import AuxModel
+
+        return AuxModel(inputs=images, outputs=outputs, tasks=tasks, name=name or backbone)
 
 
 def primary_classifier(model: keras.Model) -> keras.Model:

@@ -10,11 +10,15 @@ from tfaux.models.layers import NormFactory, batch_norm
 
 
 def classifier(features, num_classes: int, *, dropout: float = 0.0):
-    """Global average pooling + dense → `logits` (the only output that is deployed)."""
+    """Global average pooling + dense → `logits` (the only output that is deployed).
+
+    The dense layer computes in float32 under any dtype policy: logits, softmax and
+    cross-entropy in 16 bits lose the small differences between classes (tfaux.precision).
+    """
     x = layers.GlobalAveragePooling2D(name="pool")(features)
     if dropout:
         x = layers.Dropout(dropout, name="pool_dropout")(x)
-    return layers.Dense(num_classes, name="logits")(x)
+    return layers.Dense(num_classes, name="logits", dtype="float32")(x)
 
 
 def decoder(
@@ -61,4 +65,5 @@ def decoder(
             x = layers.CenterCrop(height, width, name=f"{name}_crop")(x)
         else:
             x = layers.Resizing(height, width, name=f"{name}_resize")(x)
-    return layers.Activation(activation or "linear", name=name)(x)
+    # float32 output under any dtype policy: the loss is computed in float32 (tfaux.precision)
+    return layers.Activation(activation or "linear", name=name, dtype="float32")(x)

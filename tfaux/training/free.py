@@ -10,9 +10,10 @@ exponential moving average of δ (their losing variant, kept for the comparison)
 that grow m and ε over training (their winning variant, `FreeSchedule`).
 
 Under `tf.distribute`, δ is an ON_READ variable (one copy per replica, never aggregated) sized for
-the per-replica batch and sliced to a short last batch; it is not in `model.weights`. The replays
-are an unrolled Python loop: `optimizer.apply` inside a `tf.while_loop` fails under
-MirroredStrategy ("merge_call called while defining a new graph").
+the per-replica batch and sliced to a short last batch; it is not in `model.weights`. On one
+device the replays are a `tf.while_loop` (one replay traced); on several replicas an unrolled
+Python loop, because `optimizer.apply` inside a graph loop fails under MirroredStrategy
+("merge_call called while defining a new graph"). Both compute the same (tested: 1 vs 2 replicas).
 """
 
 from __future__ import annotations
@@ -107,41 +108,58 @@ class FreeATModel(AuxModel):
     # === Step ===
     def train_step(self, data):
         x, y, originals = self.augment(*data)
+        if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            # `optimizer.apply` inside a graph loop fails under MirroredStrategy ("merge_call
+            # called while defining a new graph"): the m replays are unrolled, traced m times.
+            for replay in range(self.replays):
+                self._replay(x, y, originals, tf.constant(replay))
+        else:
+            # One device: a graph loop traces one replay, as cheap to compile as natural training
+            # (the unrolled step cost Free-AT 14 % more wall time than natural training).
+            tf.while_loop(
+                lambda replay: replay < self.replays,
+                lambda replay: [self._replay(x, y, originals, replay)],
+                [tf.constant(0)],
+            )
+        return {m.name: m.result() for m in self.metrics}
+
+    def _replay(self, x, y, originals, replay: tf.Tensor) -> tf.Tensor:
+        """One replay of the batch: a weight update on x + δ (or x) and δ's ascent step."""
         n = tf.shape(x)[0]
-        eps = self._current_eps
-        logs = {}
-        for replay in range(self.replays):
-            uses_delta = self._uses_delta(replay)
-            delta = self._delta[:n] if uses_delta else None
-            # Forward pass (on x + δ: δ is the input of the tape, so one backward pass serves both)
-            # The tape is persistent when GradNorm reads its per-term gradients from it.
-            with tf.GradientTape(persistent=self.weighting.needs_term_gradients) as tape:
-                x_train = _clip(x + delta) if uses_delta else x
-                tape.watch(x_train)
-                outputs = self(x_train, training=True)
-                loss, terms = self.loss_terms(x, y, outputs, originals)
-                loss = self.optimizer.scale_loss(loss)
-            # Gradients for the weights and for δ, and the updates (learned loss weights too)
-            *gradients, input_gradient = tape.gradient(loss, [*self.trainable_weights, x_train])
-            self.weighting.update(tape, terms)
-            self.optimizer.apply(gradients, self.trainable_weights)
-            if uses_delta:
-                self._update_delta(x, delta, input_gradient, eps, n)
-            # Metrics
-            logs = self._update_metrics(y, outputs, terms)
-        return logs
+        uses_delta = self._uses_delta(replay)
+        delta = self._delta[:n]
+        # Forward pass (on x + δ: δ is the input of the tape, so one backward pass serves both)
+        # The tape is persistent when GradNorm reads its per-term gradients from it.
+        with tf.GradientTape(persistent=self.weighting.needs_term_gradients) as tape:
+            x_train = tf.where(uses_delta, _clip(x + delta), x)
+            tape.watch(x_train)
+            outputs = self(x_train, training=True)
+            loss, terms = self.loss_terms(x, y, outputs, originals)
+            loss = self.optimizer.scale_loss(loss)
+        # Gradients for the weights and for δ, and the updates (learned loss weights too)
+        *gradients, input_gradient = tape.gradient(loss, [*self.trainable_weights, x_train])
+        self.weighting.update(tape, terms)
+        self.optimizer.apply(gradients, self.trainable_weights)
+        self._update_delta(x, delta, input_gradient, self._current_eps, n, uses_delta)
+        # Metrics
+        self._update_metrics(y, outputs, terms)
+        return replay + 1
 
-    def _uses_delta(self, replay: int) -> bool:
-        """γ·m replays use δ, spread evenly (γ = 1: all; γ = 0.5: every second)."""
-        return math.floor((replay + 1) * self.delta_fraction) > math.floor(
-            replay * self.delta_fraction
-        )
+    def _uses_delta(self, replay: tf.Tensor) -> tf.Tensor:
+        """γ·m replays use δ, spread evenly (γ = 1: all; γ = 0.5: every second); float64, so the
+        floors agree with Python's for every γ."""
+        r = tf.cast(replay, tf.float64)
+        return tf.floor((r + 1.0) * self.delta_fraction) > tf.floor(r * self.delta_fraction)
 
-    def _update_delta(self, x, delta, gradient, eps, n):
+    def _update_delta(self, x, delta, gradient, eps, n, uses_delta):
+        # Under mixed_float16 a step whose scaled loss overflowed has non-finite gradients: the
+        # LossScaleOptimizer skips it, and δ must not become NaN either (sign(NaN) = NaN).
+        gradient = tf.where(tf.math.is_finite(gradient), gradient, tf.zeros_like(gradient))
         new = tf.clip_by_value(delta + eps * tf.sign(gradient), -eps, eps)
         if self.delta_ema:
             new = self.delta_ema * delta + (1.0 - self.delta_ema) * new
         new = _clip(x + new) - x  # keep x + δ a valid image
+        new = tf.where(uses_delta, new, delta)  # a clean replay leaves δ as it was
         self._delta.assign(tf.concat([new, self._delta[n:]], axis=0))
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from tfaux.aux.corruption_heads import CorruptionClassifier
 from tfaux.config import AdversarialConfig, AuxTrainingConfig, WeightingConfig
 from tfaux.models.layers import NormFactory, batch_norm, selective_batch_norm
+from tfaux.precision import dtype_policy
 from tfaux.training.adversarial import AdversarialModel
 from tfaux.training.aux_model import AuxModel
 from tfaux.training.auxiliary_training import (
@@ -81,6 +82,15 @@ def with_loop(
         gradnorm_learning_rate=weighting_config.gradnorm_learning_rate,
     )
     auxiliary = auxiliary or AuxTrainingConfig()
+    # The new model keeps the built model's dtype policy, which `compile` reads (mixed_float16:
+    # a LossScaleOptimizer); its layers are the built model's, already in their precision.
+    with dtype_policy(model.dtype_policy):
+        return _loop_model(graph, loop, config, batch_size, auxiliary)
+
+
+def _loop_model(
+    graph: dict, loop: str, config: AdversarialConfig, batch_size: int, auxiliary
+) -> AuxModel:
     if loop in ("standard", "random_sign"):
         return AuxModel(**graph)
     if loop == "corruption_augment":
