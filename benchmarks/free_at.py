@@ -5,7 +5,8 @@ machine; ratios much less).
 
 Shafahi et al. (2019) claim Free-AT costs about as much as natural training (same number of
 gradient steps: each batch is replayed m times for epochs/m epochs) and far less than PGD-7
-training, at comparable robustness. Targets here (issue 13): Free / natural <= 1.05, Free / PGD-7 <= 0.25.
+training, at comparable robustness. Targets here (issue 13): Free / natural <= 1.05,
+Free / PGD-7 <= 0.25.
 
 Every run builds the same backbone with the same seed, gets the same batches (`tfaux.data.load`
 with seed 0), is compiled like `tfaux.runner` compiles it (seed-000 SGD, jit_compile=False) and is
