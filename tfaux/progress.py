@@ -38,16 +38,16 @@ def progress_bar(
     Both support iteration, `update`, `set_postfix_str`, `close` and `with`.
     """
     if enabled and not interactive():
-        return LineProgress(iterable, desc=desc, total=total, unit=unit)
+        return LineProgress(iterable, desc=desc, unit=unit)
     return tqdm(iterable, desc=desc, total=total, unit=unit, disable=not enabled, leave=False)
 
 
 class LineProgress:
     """tqdm's interface for redirected output: "desc: 79 batch in 12.3 s" once, at the end."""
 
-    def __init__(self, iterable=None, *, desc: str, total: int | None = None, unit: str = "it"):
-        self.iterable, self.desc, self.total, self.unit = iterable, desc, total, unit
-        self.n, self.postfix, self._start, self._closed = 0, "", time.perf_counter(), False
+    def __init__(self, iterable=None, *, desc: str, unit: str = "it"):
+        self.iterable, self.desc, self.unit = iterable, desc, unit
+        self.n, self._start, self._closed = 0, time.perf_counter(), False
 
     def __iter__(self):
         try:
@@ -67,7 +67,7 @@ class LineProgress:
         self.n += n
 
     def set_postfix_str(self, text: str = "", refresh: bool = True) -> None:
-        self.postfix = text
+        """Ignored: a postfix describes the moment, and this prints only the end."""
 
     def close(self) -> None:
         if self._closed:
