@@ -18,23 +18,29 @@ from tfaux.data.pipeline import (
 )
 from tfaux.data.sources import (
     DataNotFoundError,
+    DatasetSpec,
     RawData,
     check_name,
+    dataset_spec,
     has_coarse_labels,
     list_datasets,
     load_raw,
+    register_dataset,
 )
 
 __all__ = [
     "Arrays",
     "DataNotFoundError",
     "DatasetInfo",
+    "DatasetSpec",
     "RawData",
     "Splits",
+    "dataset_spec",
     "list_datasets",
     "load",
     "load_arrays",
     "load_raw",
+    "register_dataset",
 ]
 
 
@@ -68,11 +74,12 @@ def load(
             gives the same batches.
         augment: augment the training split: None for the dataset's default, True/False to
             force it on/off (see `tfaux.data.pipeline.default_augmentation`; horizontal flips are
-            never applied to digit datasets).
+            only applied to datasets whose `DatasetSpec` is `flip_invariant`, never to digits).
         train_size: keep only a random N of the training part (quick runs).
         test_size: keep only the first N test examples.
         image_size: resize every image to `image_size` x `image_size` (e.g. digits 8 → 32).
-        coarse: yield `{"label": y, "coarse_label": y_coarse}` labels (cifar100 only).
+        coarse: yield `{"label": y, "coarse_label": y_coarse}` labels (only for datasets with
+            coarse labels: `dataset_spec(name).coarse_labels`, e.g. cifar100).
         data_dir: the TFDS data dir (default `$TFDS_DATA_DIR` or `~/tensorflow_datasets`).
         download: let TFDS download a dataset that is not on disk.
         autotune: tf.data autotuning (off: see `tfaux.data.pipeline.make_dataset`).

@@ -18,15 +18,10 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from tfaux.data.sources import RawData
+from tfaux.data.sources import RawData, dataset_spec
 
 CROP_PADDING = 4
 """Zero padding (pixels per side) of the random-crop augmentation, as in the CIFAR ResNets."""
-
-# Label-preserving under a left-right mirror: clothes and natural images, not digits.
-_FLIP_INVARIANT = frozenset({"fashion_mnist", "cifar10", "cifar100"})
-# 8x8 digits lose a whole stroke to a 4-pixel shift, so they are not cropped by default.
-_NO_DEFAULT_CROP = frozenset({"digits"})
 
 # Images per chunk when resizing or computing statistics, to bound temporary float memory.
 _CHUNK = 2048
@@ -268,18 +263,21 @@ def _check_size(arg: str, value: int, available: int) -> None:
 def default_augmentation(name: str, augment: bool | None = None) -> tuple[bool, bool]:
     """Which augmentations the training split gets: (random crop, random horizontal flip).
 
+    The dataset's `DatasetSpec` decides: `default_crop` (off for `digits`, where a 4-pixel shift
+    erases a stroke of an 8x8 digit) and `flip_invariant` (off for every digit dataset: a
+    mirrored 2, 3 or 7 is not a digit, let alone the same one).
+
     - `augment=False`: none.
-    - `augment=None` (the dataset default): crop with zero padding 4 for every dataset but
-      `digits` (a 4-pixel shift erases a stroke of an 8x8 digit); flip only for
-      `fashion_mnist`, `cifar10` and `cifar100`.
-    - `augment=True`: crop for every dataset, flip as above. Flip is never applied to digits
-      (`digits`, `mnist`, `svhn_cropped`): a mirrored 2, 3, 7 is not a digit, let alone the same
-      one.
+    - `augment=None` (the dataset default): crop if `default_crop`, flip if `flip_invariant`.
+    - `augment=True`: crop for every dataset, flip if `flip_invariant`.
+
+    Raises:
+        ValueError: `name` is not a registered dataset.
     """
+    spec = dataset_spec(name)
     if augment is False:
         return False, False
-    crop = augment is True or name not in _NO_DEFAULT_CROP
-    return crop, name in _FLIP_INVARIANT
+    return augment is True or spec.default_crop, spec.flip_invariant
 
 
 def random_crop_flip(

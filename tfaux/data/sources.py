@@ -14,6 +14,10 @@ The IDX files are parsed with gzip + numpy rather than through TFDS' manual_dir:
 are re-gzipped, so their checksums differ from the ones TFDS expects and TFDS rejects them.
 
 mnist, cifar10, cifar100 and svhn_cropped come from TFDS; digits from scikit-learn (offline).
+
+Each loader is registered with its dataset's facts (`DatasetSpec`: title, class count, coarse
+labels, whether mirroring or cropping suits it); other modules read them with `dataset_spec(name)`
+rather than keeping lists of dataset names of their own.
 """
 
 from __future__ import annotations
@@ -54,18 +58,6 @@ FASHION_MNIST_CLASSES = (
     "Bag",
     "Ankle boot",
 )
-
-# TFDS' own names for the datasets it serves, used in messages.
-_TFDS_TITLES = {
-    "fashion_mnist": "Fashion-MNIST",
-    "mnist": "MNIST",
-    "cifar10": "CIFAR-10",
-    "cifar100": "CIFAR-100",
-    "svhn_cropped": "SVHN",
-}
-
-# Datasets that carry a second, coarser label (CIFAR-100's 20 superclasses).
-_COARSE_LABELS = frozenset({"cifar100"})
 
 # Batch size used only to turn a TFDS split into arrays; large batches decode faster.
 _TFDS_READ_BATCH = 4096
@@ -139,32 +131,90 @@ class RawData:
 
 Loader = Callable[..., RawData]
 
-_LOADERS: dict[str, Loader] = {}
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset's loader and the facts other modules need, kept in one place so that no module
+    keeps its own list of dataset names.
+
+    Attributes:
+        name: the name `load_raw` accepts.
+        title: the dataset's usual written name, for messages ("CIFAR-100").
+        num_classes: number of (fine) labels; `load_raw` checks the loaded data against it.
+        loader: `loader(data_dir=..., download=...)` returns the `RawData`.
+        coarse_labels: the data carries a second, coarser label (CIFAR-100's 20 superclasses).
+        flip_invariant: a left-right mirror keeps every label (clothes and natural images, not
+            digits), so training may flip and evaluation may test flips.
+        default_crop: the training split gets a random crop unless augmentation is off.
+    """
+
+    name: str
+    title: str
+    num_classes: int
+    loader: Loader = dataclasses.field(repr=False)
+    coarse_labels: bool = False
+    flip_invariant: bool = False
+    default_crop: bool = True
 
 
-def _register(name: str) -> Callable[[Loader], Loader]:
+_DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(
+    name: str,
+    *,
+    title: str,
+    num_classes: int,
+    coarse_labels: bool = False,
+    flip_invariant: bool = False,
+    default_crop: bool = True,
+) -> Callable[[Loader], Loader]:
+    """Decorator that registers a loader under `name` with its dataset's facts (`DatasetSpec`).
+
+    Example:
+        @register_dataset("cifar10", title="CIFAR-10", num_classes=10, flip_invariant=True)
+        def _load_cifar10(*, data_dir, download): ...
+    """
+    if name in _DATASETS:
+        raise ValueError(f"Expected a new dataset name. Received: {name!r}, already registered")
+    if num_classes < 2:
+        raise ValueError(f"Expected num_classes >= 2. Received: num_classes={num_classes}")
+
     def wrap(fn: Loader) -> Loader:
-        _LOADERS[name] = fn
+        _DATASETS[name] = DatasetSpec(
+            name=name,
+            title=title,
+            num_classes=num_classes,
+            loader=fn,
+            coarse_labels=coarse_labels,
+            flip_invariant=flip_invariant,
+            default_crop=default_crop,
+        )
         return fn
 
     return wrap
 
 
+def dataset_spec(name: str) -> DatasetSpec:
+    """The registry entry of dataset `name`; an unknown name raises, suggesting the closest."""
+    if name not in _DATASETS:
+        raise unknown_name("dataset", name, _DATASETS)
+    return _DATASETS[name]
+
+
 def list_datasets() -> list[str]:
     """Returns the names `load_raw` (and `tfaux.data.load`) accept, sorted."""
-    return sorted(_LOADERS)
+    return sorted(_DATASETS)
 
 
 def check_name(name: str) -> None:
     """Raises ValueError for an unknown dataset name, suggesting the closest known ones."""
-    if name not in _LOADERS:
-        raise unknown_name("dataset", name, _LOADERS)
+    dataset_spec(name)
 
 
 def has_coarse_labels(name: str) -> bool:
     """Whether dataset `name` carries coarse labels (CIFAR-100's 20 superclasses)."""
-    check_name(name)
-    return name in _COARSE_LABELS
+    return dataset_spec(name).coarse_labels
 
 
 def load_raw(name: str, *, data_dir: str | None = None, download: bool = False) -> RawData:
@@ -181,18 +231,26 @@ def load_raw(name: str, *, data_dir: str | None = None, download: bool = False) 
         A `RawData`.
 
     Raises:
-        ValueError: `name` is unknown.
+        ValueError: `name` is unknown, or the data disagrees with its `DatasetSpec`.
         DataNotFoundError: the data is not on disk and `download` is False (or the download
             failed); the message names the ways to provide it.
     """
-    check_name(name)
-    return _LOADERS[name](data_dir=data_dir, download=download)
+    spec = dataset_spec(name)
+    raw = spec.loader(data_dir=data_dir, download=download)
+    # Other modules act on the spec without loading any data, so hold the spec to the data here.
+    loaded = (len(raw.class_names), raw.coarse_names is not None)
+    if loaded != (spec.num_classes, spec.coarse_labels):
+        raise ValueError(
+            f"Expected {name!r} data as its DatasetSpec describes it (classes, coarse labels): "
+            f"{(spec.num_classes, spec.coarse_labels)}. Received: {loaded}"
+        )
+    return raw
 
 
 # === Fashion-MNIST (IDX files) ===
 
 
-@_register("fashion_mnist")
+@register_dataset("fashion_mnist", title="Fashion-MNIST", num_classes=10, flip_invariant=True)
 def _load_fashion_mnist(*, data_dir: str | None, download: bool) -> RawData:
     for folder in _fashion_mnist_dirs():
         if all(os.path.isfile(os.path.join(folder, f)) for f in FASHION_MNIST_FILES):
@@ -278,22 +336,24 @@ def read_idx(path: str) -> np.ndarray:
 # === TFDS datasets ===
 
 
-@_register("mnist")
+@register_dataset("mnist", title="MNIST", num_classes=10)
 def _load_mnist(*, data_dir: str | None, download: bool) -> RawData:
     return _load_tfds("mnist", data_dir=data_dir, download=download)
 
 
-@_register("cifar10")
+@register_dataset("cifar10", title="CIFAR-10", num_classes=10, flip_invariant=True)
 def _load_cifar10(*, data_dir: str | None, download: bool) -> RawData:
     return _load_tfds("cifar10", data_dir=data_dir, download=download)
 
 
-@_register("cifar100")
+@register_dataset(
+    "cifar100", title="CIFAR-100", num_classes=100, coarse_labels=True, flip_invariant=True
+)
 def _load_cifar100(*, data_dir: str | None, download: bool) -> RawData:
     return _load_tfds("cifar100", data_dir=data_dir, download=download, coarse_key="coarse_label")
 
 
-@_register("svhn_cropped")
+@register_dataset("svhn_cropped", title="SVHN", num_classes=10)
 def _load_svhn_cropped(*, data_dir: str | None, download: bool) -> RawData:
     return _load_tfds("svhn_cropped", data_dir=data_dir, download=download)
 
@@ -370,7 +430,7 @@ def _tfds_split_to_numpy(builder, split: str, coarse_key: str | None):
 
 
 def _tfds_missing(name: str, data_dir: str | None, reason: str) -> str:
-    title = _TFDS_TITLES.get(name, name)
+    title = dataset_spec(name).title
     folder = _tfds_data_dir(data_dir)
     return (
         f"{title} (TFDS {name!r}) not found in the TFDS data dir {folder}. Prepare it there with "
@@ -384,7 +444,8 @@ def _tfds_missing(name: str, data_dir: str | None, reason: str) -> str:
 # === scikit-learn digits ===
 
 
-@_register("digits")
+# 8x8 digits lose a whole stroke to a 4-pixel shift, so they are not cropped by default.
+@register_dataset("digits", title="scikit-learn digits", num_classes=10, default_crop=False)
 def _load_digits(*, data_dir: str | None, download: bool) -> RawData:
     """The 1797 8x8 digits bundled with scikit-learn; a stratified 80/20 split (seed 0)."""
     del data_dir, download  # Shipped with scikit-learn: nothing to find or download.
