@@ -1,7 +1,6 @@
 """Fourier heat maps: basis images against numpy's FFT, symmetry, clean and perturbed accuracy."""
 
 import keras
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
@@ -158,7 +157,6 @@ def test_plot_writes_a_png_with_a_panel_per_map_and_a_difference_for_two(tmp_pat
     maps = {f"model {k}": np.random.default_rng(k).random((16, 16)) for k in range(count)}
     fig = heatmap_figure(maps, title="test")
     assert len(fig.axes) == axes  # panels, one shared accuracy colourbar, a difference colourbar
-    plt.close(fig)
     path = heatmap_plot(maps, tmp_path / "heatmap.png", title="test")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
     saved = save_heatmap(maps["model 0"], path)

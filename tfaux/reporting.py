@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only; no display on servers or in CI
-import matplotlib.pyplot as plt  # noqa: E402
-
-from tfaux.evaluate.corruption import corruption_plot  # noqa: E402
-from tfaux.evaluate.fourier_heatmap import heatmap_plot  # noqa: E402
+from tfaux.evaluate.corruption_plot import corruption_plot
+from tfaux.evaluate.fourier_heatmap import heatmap_plot
 
 
 def markdown_table(results: dict) -> str:
@@ -76,7 +73,8 @@ def robustness_details(results: dict) -> str:
 
 def curves_plot(results: dict, path: Path) -> Path:
     """Accuracy vs ε for FGSM and PGD, one line per variant, with the chance level."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+    fig = Figure(figsize=(9, 3.6))
+    axes = fig.subplots(1, 2, sharey=True)
     pgd_name = next(iter(results["variants"].values()))["pgd_attack"].split(" ")[0]
     for ax, attack in zip(axes, ("fgsm", "pgd"), strict=True):
         for name, r in results["variants"].items():
@@ -93,7 +91,6 @@ def curves_plot(results: dict, path: Path) -> Path:
     fig.suptitle(f"{results['recipe']}: accuracy vs ε", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -106,7 +103,8 @@ def accuracy_plot(results: dict, path: Path) -> Path:
     for eps in eps_keys:
         series[f"FGSM ε={eps}"] = [100 * variants[n]["fgsm_accuracy"][eps] for n in names]
     series[variants[names[0]]["pgd_attack"]] = [100 * variants[n]["pgd_accuracy"] for n in names]
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(names), 3.6))
+    fig = Figure(figsize=(1.8 + 1.6 * len(names), 3.6))
+    ax = fig.subplots()
     bar = 0.8 / len(series)
     for i, (label, values) in enumerate(series.items()):
         xs = [j + (i - (len(series) - 1) / 2) * bar for j in range(len(names))]
@@ -133,7 +131,6 @@ def accuracy_plot(results: dict, path: Path) -> Path:
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -274,7 +271,8 @@ def seed_plot(summary: dict, path: Path) -> Path:
     for stats in variants.values():
         metrics += [m for m in stats if m not in metrics]
     width = 0.8 / len(variants)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(metrics)), 4.0))
+    fig = Figure(figsize=(max(6.0, 1.2 * len(metrics)), 4.0))
+    ax = fig.subplots()
     for i, (name, stats) in enumerate(variants.items()):
         positions = np.arange(len(metrics)) + (i - (len(variants) - 1) / 2) * width
         means = [100 * stats[m]["mean"] if m in stats else np.nan for m in metrics]
@@ -289,7 +287,6 @@ def seed_plot(summary: dict, path: Path) -> Path:
     ax.set_title(f"{summary['recipe']}: mean ± std over seeds {seeds}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 

@@ -1,8 +1,9 @@
 """Evaluation: adversarial robustness with sanity checks, the -C corruption benchmark, Fourier
 heat maps, test-time disturbances, augmented test sets, denoiser reports."""
 
+from tfaux.data.corrupted_set import corrupted_set  # re-exported: -C sets are made in data
 from tfaux.evaluate.augmented import augmented_accuracy
-from tfaux.evaluate.corruption import corrupted_set, corruption_error, corruption_errors
+from tfaux.evaluate.corruption import corruption_error, corruption_errors
 from tfaux.evaluate.denoiser import denoiser_report
 from tfaux.evaluate.disturbances import disturbance_accuracy
 from tfaux.evaluate.fourier_heatmap import fourier_heatmap, heatmap_plot

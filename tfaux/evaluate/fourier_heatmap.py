@@ -24,17 +24,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import keras
-import matplotlib
 import numpy as np
 import tensorflow as tf
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
 
 from tfaux.attacks import logits_fn
 from tfaux.progress import progress_bar
-
-matplotlib.use("Agg")  # files only; no display on servers or in CI
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.colors import TwoSlopeNorm  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
 
 # Yin et al.'s CIFAR-10 setting: ‖v‖₂ = 4 per channel on 32x32 images in [0, 1].
 _REFERENCE_EPS = 4.0
@@ -210,7 +206,10 @@ def save_heatmap(heatmap: np.ndarray, path) -> Path:
 
 
 def heatmap_figure(maps: Mapping[str, np.ndarray], *, title: str | None = None) -> Figure:
-    """One panel per map on a shared 0–1 scale; with two maps, also their difference."""
+    """One panel per map on a shared 0–1 scale; with two maps, also their difference.
+
+    Built as a plain `Figure`, outside any global state: `fig.savefig` draws it, nothing to close.
+    """
     if not maps:
         raise ValueError("Expected at least one heat map. Received: maps={}")
     arrays = {name: np.asarray(m, dtype=np.float64) for name, m in maps.items()}
@@ -231,10 +230,8 @@ def heatmap_figure(maps: Mapping[str, np.ndarray], *, title: str | None = None) 
     names = list(arrays)
     with_diff = len(arrays) == 2
     panels = len(arrays) + with_diff
-    fig, axes = plt.subplots(
-        1, panels, figsize=(3.2 * panels + 1.2, 3.4), squeeze=False, layout="constrained"
-    )
-    axes = axes[0]
+    fig = Figure(figsize=(3.2 * panels + 1.2, 3.4), layout="constrained")
+    axes = fig.subplots(1, panels, squeeze=False)[0]
     for ax, name in zip(axes, names, strict=False):
         image = ax.imshow(
             arrays[name], cmap="viridis", vmin=0.0, vmax=1.0, extent=extent, origin="lower"
@@ -267,5 +264,4 @@ def heatmap_plot(maps: Mapping[str, np.ndarray], path, *, title: str | None = No
     fig = heatmap_figure(maps, title=title)
     path = Path(path)
     fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
     return path

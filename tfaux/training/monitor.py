@@ -25,7 +25,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import keras
-import matplotlib
 import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
@@ -34,9 +33,6 @@ from tfaux.attacks import Attacker, AttackSpec, check_eps
 from tfaux.aux.fourier import fourier_target
 from tfaux.evaluate.fourier_heatmap import heatmap_figure
 from tfaux.training.aux_model import PRIMARY, labels_of
-
-matplotlib.use("Agg")  # files only; no display on servers or in CI
-import matplotlib.pyplot as plt  # noqa: E402
 
 IMAGES_DIR = "images"
 HEATMAP_TAG = "fourier_heatmap"
@@ -237,7 +233,6 @@ def write_heatmap(
     fig = heatmap_figure({"accuracy under Fourier-basis noise": heatmap}, title=title)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
     image = tf.image.decode_png(buffer.getvalue(), channels=3)
     with _file_writer(log_dir, step):
         tf.summary.image(HEATMAP_TAG, image[None], max_outputs=1)
