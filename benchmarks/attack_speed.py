@@ -51,7 +51,7 @@ from tfaux.attacks import Attacker, AttackSpec, logits_fn  # noqa: E402
 from tfaux.config import EvalConfig  # noqa: E402
 from tfaux.evaluate import robustness  # noqa: E402
 from tfaux.evaluate.sanity import UntrustworthyRobustnessWarning  # noqa: E402
-from tfaux.training import seed000_optimizer  # noqa: E402
+from tfaux.training import sgd_momentum  # noqa: E402
 
 EPS = 0.1
 STEPS = (10, 20)
@@ -73,7 +73,7 @@ def trained_model(backbone: str, splits, train_size: int) -> keras.Model:
         mean=info.mean,
         std=info.std,
     )
-    model.compile(optimizer=seed000_optimizer(), jit_compile=False)
+    model.compile(optimizer=sgd_momentum(), jit_compile=False)
     if train_size:
         # A trained model matters for the report: SPSA stops early on examples already fooled.
         model.fit(splits.train, epochs=1, shuffle=False, verbose=0)

@@ -53,6 +53,23 @@ def warmed_up(model, x, y, batch: int, steps: int):
     return model, data
 
 
+def random_data_info(x: np.ndarray, num_classes: int = 10):
+    """A `DatasetInfo` for `random_images`, so `tfaux.experiment.build_model` builds on them."""
+    from tfaux.data import DatasetInfo
+
+    return DatasetInfo(
+        name="fashion_mnist",
+        num_classes=num_classes,
+        class_names=tuple(map(str, range(num_classes))),
+        image_shape=tuple(x.shape[1:]),
+        mean=(0.5,) * x.shape[-1],
+        std=(0.29,) * x.shape[-1],
+        num_train=len(x),
+        num_val=0,
+        num_test=0,
+    )
+
+
 def random_images(steps: int, batch: int) -> tuple[np.ndarray, np.ndarray]:
     """`steps` batches of random 28x28x1 images and labels (step time does not depend on them)."""
     rng = np.random.default_rng(0)

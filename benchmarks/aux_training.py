@@ -15,21 +15,26 @@ from tfaux.console import quiet_tensorflow_start  # noqa: E402
 
 quiet_tensorflow_start()  # before TensorFlow is imported: no start-up chatter
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from aux_overhead import (  # noqa: E402
     inference_latency,
     median_step_times,
+    random_data_info,
     random_images,
     step_time_arguments,
     warmed_up,
 )
 
-from tfaux import build  # noqa: E402
-from tfaux.config import TRAIN_CORRUPTIONS, AdversarialConfig, AuxTrainingConfig  # noqa: E402
+from tfaux.config import (  # noqa: E402
+    TRAIN_CORRUPTIONS,
+    AuxTrainingConfig,
+    DataConfig,
+    ModelConfig,
+    Recipe,
+)
+from tfaux.experiment import build_model  # noqa: E402
 from tfaux.export import saved_model  # noqa: E402
-from tfaux.training.loops import loop_norm, loop_tasks, with_loop  # noqa: E402
 
 # name → (loop, corruptions)
 VARIANTS = {
@@ -42,16 +47,14 @@ VARIANTS = {
 
 
 def compiled_model(backbone: str, loop: str, corruptions, x, y, batch: int, steps: int):
-    config = AuxTrainingConfig(corruptions=corruptions)
-    keras.utils.set_random_seed(0)
-    model = build(
-        backbone,
-        input_shape=x.shape[1:],
-        num_classes=10,
-        tasks=loop_tasks(loop, config, 10),
-        norm=loop_norm(loop, config, 0.9, synchronized=False),
+    """The runner's model of "none@`loop`" with `corruptions`, warmed up on the batches."""
+    recipe = Recipe(
+        "aux_training",
+        data=DataConfig(batch_size=batch),
+        model=ModelConfig(backbone=backbone),
+        auxiliary=AuxTrainingConfig(corruptions=corruptions),
     )
-    model = with_loop(model, loop, AdversarialConfig(), batch, config)
+    model, _ = build_model(recipe, f"none@{loop}", random_data_info(x), compile=False)
     return warmed_up(model, x, y, batch, steps)
 
 

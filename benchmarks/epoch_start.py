@@ -9,8 +9,9 @@ and then (`py-spy dump --native` shows the main thread in `~LogicalThreadWrapper
 `RootDataset::Iterator::~Iterator`). tfaux turns autotuning off in its pipelines and gives `fit`
 one iterator per split for the whole fit (`tfaux.data.pipeline.repeated`).
 
-Rows: "runner" trains through `tfaux.runner.run` (its pipelines, callbacks, validation and
-per-epoch PGD accuracy; a callback records every training and validation batch); "Keras default"
+Rows: "runner" trains through `tfaux.experiment` as the runner does (its pipelines, callbacks,
+validation and per-epoch PGD accuracy; a callback records every training and validation batch);
+"Keras default"
 fits the same model and data with a new iterator per epoch and autotuning on; "new iterator,
 autotune off" isolates the autotuning model. Evaluation passes (compiled clean predictions and
 PGD-10 over the test split, a new iterator each pass) run on the trained model with autotuning
@@ -34,12 +35,11 @@ quiet_tensorflow_start()  # before TensorFlow is imported: no start-up chatter
 
 import keras  # noqa: E402
 
-from tfaux import build, data  # noqa: E402
+from tfaux import build, data, experiment  # noqa: E402
 from tfaux.attacks import Attacker, AttackSpec  # noqa: E402
-from tfaux.config import DataConfig, EvalConfig, MonitorConfig, Recipe, TrainingConfig  # noqa: E402
+from tfaux.config import DataConfig, MonitorConfig, Recipe, TrainingConfig  # noqa: E402
 from tfaux.models import primary_classifier  # noqa: E402
-from tfaux.runner import run  # noqa: E402
-from tfaux.training import seed000_optimizer  # noqa: E402
+from tfaux.training import sgd_momentum  # noqa: E402
 from tfaux.training.aux_model import labels_of  # noqa: E402
 
 GOAL = 2.0
@@ -95,27 +95,26 @@ def timed_passes(make_iterable, step, passes: int) -> list[list[float]]:
 
 
 def runner_fit(args, root: Path) -> BatchTimes:
-    """A one-variant recipe through `tfaux.runner.run`, timed by a `BatchTimes` callback."""
+    """A one-variant recipe trained as the runner trains it (`tfaux.experiment`: its pipelines,
+    callbacks and `fit`), timed by a `BatchTimes` callback."""
     recipe = Recipe(
         name="epoch_start",
         variants=("none",),
         data=DataConfig(train_size=args.train_size, test_size=args.test_size),
         training=TrainingConfig(epochs=args.epochs),
         monitor=MonitorConfig(robust_examples=args.robust_examples, images_every=0),
-        evaluation=EvalConfig(
-            fgsm_eps=(0.1,),
-            pgd_steps=(2,),
-            bim_steps=0,
-            mim_steps=0,
-            l2_eps=0,
-            sanity=False,
-            curve_eps=(),
-        ),  # fmt: skip
         export=False,
     )
+    splits = experiment.load_splits(recipe)
+    model, strategy = experiment.build_model(recipe, "none", splits.info)
+    loop = experiment.variant_loop_of(recipe, "none")
+    callbacks = experiment.training_callbacks(
+        recipe, loop, args.epochs, splits, history_file=root / "history.csv", log_dir=root / "tb"
+    )
     timer = BatchTimes()
-    run(recipe, runs_dir=root / "runs", savedmodels_dir=root / "sm", progress=False,
-        callbacks=(timer,))  # fmt: skip
+    experiment.fit(
+        model, splits, epochs=args.epochs, callbacks=[*callbacks, timer], strategy=strategy
+    )
     return timer
 
 
@@ -126,7 +125,7 @@ def keras_fit(args, autotune: bool) -> BatchTimes:
     keras.utils.set_random_seed(0)
     model = build("resnet8", input_shape=info.image_shape, num_classes=info.num_classes,
                   mean=info.mean, std=info.std)  # fmt: skip
-    model.compile(optimizer=seed000_optimizer(), jit_compile=False)
+    model.compile(optimizer=sgd_momentum(), jit_compile=False)
     timer = BatchTimes()
     model.fit(splits.train, validation_data=splits.val, epochs=args.epochs, verbose=0,
               shuffle=False, callbacks=[timer])  # fmt: skip

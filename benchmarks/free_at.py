@@ -35,13 +35,13 @@ quiet_tensorflow_start()  # before TensorFlow is imported: no start-up chatter
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tfaux import build, data  # noqa: E402
+from tfaux import data  # noqa: E402
 from tfaux.attacks import Attacker, AttackSpec  # noqa: E402
-from tfaux.config import AdversarialConfig  # noqa: E402
-from tfaux.training import seed000_optimizer  # noqa: E402
+from tfaux.config import AdversarialConfig, DataConfig, ModelConfig, Recipe  # noqa: E402
+from tfaux.experiment import build_model  # noqa: E402
+from tfaux.training import sgd_momentum  # noqa: E402
 from tfaux.training.aux_model import labels_of  # noqa: E402
 from tfaux.training.free import free_epochs  # noqa: E402
-from tfaux.training.loops import with_loop  # noqa: E402
 
 # --quick changes the defaults only: options given explicitly still win.
 QUICK = {"train_size": 640, "test_size": 128}
@@ -67,27 +67,23 @@ def train(args, loop: str, config: AdversarialConfig, epochs: int) -> dict:
         train_size=args.train_size,
         test_size=args.test_size,
     )
-    info = splits.info
-    keras.utils.set_random_seed(0)
-    model = build(
-        args.backbone,
-        input_shape=info.image_shape,
-        num_classes=info.num_classes,
-        mean=info.mean,
-        std=info.std,
-        width=args.width,
+    recipe = Recipe(
+        "free_at",
+        data=DataConfig(batch_size=args.batch),
+        model=ModelConfig(backbone=args.backbone, width=args.width),
+        adversarial=config,
     )
-    model = with_loop(model, loop, config, args.batch)
-    model.compile(optimizer=seed000_optimizer(), jit_compile=False)
+    model, _ = build_model(recipe, f"none@{loop}", splits.info, compile=False)
+    model.compile(optimizer=sgd_momentum(), jit_compile=False)
     first = _FirstStep()
     start = time.perf_counter()
     model.fit(splits.train, epochs=epochs, shuffle=False, verbose=0, callbacks=[first])
     seconds = time.perf_counter() - start
-    steps = epochs * int(splits.train.cardinality())
+    steps = int(model.optimizer.iterations.numpy())  # Free-AT: m per batch
     clean, robust = evaluate(model, splits.test, args.eps)
     return {
         "epochs": epochs,
-        "gradient_steps": steps * (config.replays if loop == "free" else 1),
+        "gradient_steps": steps,
         "seconds": seconds,
         "after_first": seconds - first.seconds,
         "clean": clean,

@@ -13,21 +13,17 @@ from tfaux.console import quiet_tensorflow_start  # noqa: E402
 
 quiet_tensorflow_start()  # before TensorFlow is imported: no start-up chatter
 
-import keras  # noqa: E402
-from aux_overhead import median_step_times, random_images, step_time_arguments, warmed_up  # noqa: E402
-
-from tfaux import build  # noqa: E402
-from tfaux.aux import create_task  # noqa: E402
-from tfaux.config import (  # noqa: E402
-    AdversarialConfig,
-    RandomSignConfig,
-    variant_augmentation,
-    variant_loop,
-    variant_weighting,
-    variant_weights,
+from aux_overhead import (  # noqa: E402
+    median_step_times,
+    random_data_info,
+    random_images,
+    step_time_arguments,
+    warmed_up,
 )
+
+from tfaux.config import DataConfig, ModelConfig, RandomSignConfig, Recipe  # noqa: E402
+from tfaux.experiment import build_model  # noqa: E402
 from tfaux.models import primary_classifier  # noqa: E402
-from tfaux.training.loops import with_loop  # noqa: E402
 
 VARIANTS = {
     "standard": "none",
@@ -41,23 +37,16 @@ RANDOM_SIGN = RandomSignConfig(after=("input", "stage1_block1_out", "stage2_bloc
 
 
 def compiled_model(backbone: str, variant: str, x, y, batch: int, steps: int):
-    loop = variant_loop(variant)
-    keras.utils.set_random_seed(0)
-    model = build(
-        backbone,
-        input_shape=x.shape[1:],
-        num_classes=10,
-        tasks=[create_task(n, w) for n, w in variant_weights(variant, 1.0).items()],
-        random_sign=RANDOM_SIGN if loop == "random_sign" else None,
+    """The runner's model of `variant` (every λ = 1), warmed up on the cached batches."""
+    recipe = Recipe(
+        "multitask_cost",
+        variants=(variant,),
+        aux_weight=1.0,
+        data=DataConfig(batch_size=batch),
+        model=ModelConfig(backbone=backbone),
+        random_sign=RANDOM_SIGN,
     )
-    model = with_loop(
-        model,
-        loop,
-        AdversarialConfig(),
-        batch,
-        augmentation=variant_augmentation(variant),
-        weighting=variant_weighting(variant),
-    )
+    model, _ = build_model(recipe, variant, random_data_info(x), compile=False)
     return warmed_up(model, x, y, batch, steps)
 
 

@@ -1,14 +1,32 @@
-"""Shared checks for models, serialization and export."""
+"""Shared test helpers: small models and images, output checks, quick evaluation and CLI runs."""
 
+from pathlib import Path
+
+import cv2
 import keras
 import numpy as np
 
 from tfaux import build
+from tfaux.cli import main
 from tfaux.config import EvalConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ROOT / "recipes"
 
 
 def random_images(n: int, shape=(28, 28, 1), seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((n, *shape), dtype=np.float32)
+
+
+def garments(n: int = 6, shape=(28, 28, 1), seed: int = 0) -> np.ndarray:
+    """Fashion-MNIST-like images: a smooth textured object on a black background."""
+    height, width, channels = shape
+    low = np.random.default_rng(seed).random((n, 7, 7, channels), dtype=np.float32)
+    smooth = [cv2.resize(im, (width, height), interpolation=cv2.INTER_CUBIC) for im in low]
+    yy, xx = np.mgrid[:height, :width]
+    ellipse = ((yy - height / 2) / (0.4 * height)) ** 2 + ((xx - width / 2) / (0.3 * width)) ** 2
+    mask = (ellipse < 1).astype(np.float32)[..., None]
+    return np.clip(np.stack(smooth).reshape(n, *shape) * mask, 0, 1)
 
 
 def assert_same_outputs(a: keras.Model, b: keras.Model, x: np.ndarray, atol: float = 1e-5):
@@ -85,3 +103,79 @@ def quick_eval_cli() -> list[str]:
         text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
         args += ["--set", f"evaluation.{key}={text}"]
     return args
+
+
+# The default recipe shrunk to a minute-long end-to-end run: 1 epoch, 512 training images.
+QUICK = [
+    "--set",
+    "training.epochs=1",
+    "--set",
+    "data.train_size=512",
+    "--set",
+    "data.test_size=256",
+    "--set",
+    "model.width=0.5",
+    "--set",
+    "data.val_fraction=0.01",  # 600 validation images, not 3,000
+    "--set",
+    "monitor.robust_examples=64",
+    "--no-progress",
+    *quick_eval_cli(),
+]
+
+
+def run_cli(*args: str, tmp_path: Path | None = None) -> int:
+    """`recipes/run.py ARGS` in this process (one TensorFlow start-up); its exit code.
+
+    With `tmp_path`, runs and SavedModels are written under it instead of the repository.
+    """
+    if tmp_path is not None:
+        args = (*args, "--runs-dir", str(tmp_path / "runs"), "--savedmodels-dir", str(tmp_path))
+    return main(list(args), recipes_dir=RECIPES)
+
+
+def loop_recipe(*, dataset: str = "fashion_mnist", batch_size: int = 8, **sections):
+    """A recipe holding a loop's settings (`adversarial=AdversarialConfig(...)`, ...) for tests
+    that build models by hand; `dataset` decides whether augmentations may mirror images."""
+    from tfaux.config import DataConfig, Recipe
+
+    return Recipe("test", data=DataConfig(dataset=dataset, batch_size=batch_size), **sections)
+
+
+def with_loop(
+    model, loop: str, recipe=None, *, augmentation=None, weighting="fixed", **recipe_settings
+):
+    """`model`'s graph in the class of the registered `loop`, set up from `recipe` (default:
+    `loop_recipe(**recipe_settings)`)."""
+    from tfaux.training.loops import create_loop
+
+    spec = create_loop(loop, recipe or loop_recipe(**recipe_settings))
+    return spec.wrap(model, augmentation=augmentation, weighting=weighting)
+
+
+def loop_model(
+    loop: str,
+    tasks=(),
+    *,
+    synchronized: bool = False,
+    precision: str = "float32",
+    num_classes: int = 4,
+    seed: int = 0,
+    augmentation=None,
+    weighting="fixed",
+    **recipe_settings,
+):
+    """A `tiny_model` with `tasks` and the heads, norm layers and random signs `loop` adds,
+    wrapped by it."""
+    from tfaux.training.loops import create_loop
+
+    spec = create_loop(loop, loop_recipe(**recipe_settings))
+    model = tiny_model(
+        [*tasks, *spec.tasks(num_classes)],
+        seed=seed,
+        num_classes=num_classes,
+        norm=spec.norm(0.9, synchronized),
+        random_sign=spec.random_sign(),
+        precision=precision,
+    )
+    return spec.wrap(model, augmentation=augmentation, weighting=weighting)

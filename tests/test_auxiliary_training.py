@@ -5,25 +5,23 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import random_images, tiny_model
+from tests.helpers import loop_model, loop_recipe, random_images, tiny_model
 from tfaux.config import AdversarialConfig, AuxTrainingConfig
 from tfaux.export import saved_model
 from tfaux.models import primary_classifier
 from tfaux.models.layers import ChunkSelect, SelectiveBatchNorm
 from tfaux.training import auxiliary_training
 from tfaux.training.auxiliary_training import AuxiliaryTrainingModel, MergeStage
-from tfaux.training.loops import loop_callbacks, loop_norm, loop_tasks, with_loop
+from tfaux.training.loops import create_loop
 
 X, Y = random_images(16, (16, 16, 1), seed=3), np.arange(16) % 4
 CONFIG = AuxTrainingConfig(corruptions=("gaussian_noise", "rotation"))  # 3 chunks: fast
 ABLATIONS = ("auxiliary_no_sbn", "auxiliary_no_distill", "auxiliary_no_attention")
 
 
-def _model(loop="auxiliary", config=CONFIG, synchronized=False, **kw):
-    model = tiny_model(
-        loop_tasks(loop, config, 4), norm=loop_norm(loop, config, 0.9, synchronized), **kw
-    )
-    return with_loop(model, loop, AdversarialConfig(eps=0.1, pgd_steps=2), 8, config)
+def _model(loop="auxiliary", config=CONFIG, synchronized=False):
+    adversarial = AdversarialConfig(eps=0.1, pgd_steps=2)
+    return loop_model(loop, synchronized=synchronized, adversarial=adversarial, auxiliary=config)
 
 
 # === Selective BatchNorm ===
@@ -168,7 +166,7 @@ def test_stage_switch_sets_gamma_per_epoch_and_ablations_keep_it_off():
         record = keras.callbacks.LambdaCallback(
             on_epoch_end=lambda e, logs, gammas=gammas: gammas.append(logs["merge_gamma"])
         )
-        stage = loop_callbacks(loop, AdversarialConfig(), lambda: None, CONFIG, epochs=3)
+        stage = create_loop(loop, loop_recipe(auxiliary=CONFIG)).callbacks(3, lambda: None)
         assert [type(c) for c in stage] == [MergeStage]
         model.fit(X, Y, batch_size=8, epochs=3, verbose=0, callbacks=[*stage, record])
     assert CONFIG.stage_two_epoch(3) == 2
@@ -248,8 +246,8 @@ def test_export_has_no_auxiliary_weights_and_the_size_of_a_standard_model(tmp_pa
 
 def test_recipe_corruption_names_match_the_implementations():
     from tfaux.config import C_CORRUPTIONS
+    from tfaux.data.corrupted_set import COMMON, VALIDATION
     from tfaux.data.corruptions import SEVERITY_PARAMETERS
-    from tfaux.evaluate.corruption import COMMON, VALIDATION
 
     assert C_CORRUPTIONS == COMMON + VALIDATION
     assert set(SEVERITY_PARAMETERS) == set(AuxTrainingConfig().corruptions)

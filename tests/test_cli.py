@@ -3,32 +3,12 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import tensorflow as tf
 
-from tests.helpers import quick_eval_cli
-from tfaux.cli import DEFAULT_RECIPE, main
-
-ROOT = Path(__file__).resolve().parents[1]
-RECIPES = ROOT / "recipes"
-QUICK = [
-    "--set",
-    "training.epochs=1",
-    "--set",
-    "data.train_size=512",
-    "--set",
-    "data.test_size=256",
-    "--set",
-    "model.width=0.5",
-    "--set",
-    "data.val_fraction=0.01",  # 600 validation images, not 3,000
-    "--set",
-    "monitor.robust_examples=64",
-    "--no-progress",
-    *quick_eval_cli(),
-]
+from tests.helpers import QUICK, RECIPES, ROOT, run_cli
+from tfaux.cli import DEFAULT_RECIPE
 
 
 def run_recipe_process(*args, tmp_path, timeout: int = 1200) -> subprocess.CompletedProcess:
@@ -41,12 +21,6 @@ def run_recipe_process(*args, tmp_path, timeout: int = 1200) -> subprocess.Compl
         cwd=ROOT,
         timeout=timeout,
     )
-
-
-def _cli(*args, tmp_path=None):
-    if tmp_path is not None:
-        args = (*args, "--runs-dir", str(tmp_path / "runs"), "--savedmodels-dir", str(tmp_path))
-    return main(list(args), recipes_dir=RECIPES)
 
 
 @pytest.mark.parametrize(
@@ -73,7 +47,7 @@ def _cli(*args, tmp_path=None):
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message, capsys, tmp_path):
-    assert _cli(*args, tmp_path=tmp_path) == 2
+    assert run_cli(*args, tmp_path=tmp_path) == 2
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1 and err.startswith("error: ")
@@ -82,7 +56,7 @@ def test_bad_input_is_one_line_and_exit_2(args, message, capsys, tmp_path):
 
 def test_missing_data_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
-    code = _cli(
+    code = run_cli(
         "--set",
         "data.dataset=cifar10",
         "--set",
@@ -96,9 +70,9 @@ def test_missing_data_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
 
 
 def test_list_and_keys(capsys):
-    assert _cli("--list") == 0
+    assert run_cli("--list") == 0
     assert f"{DEFAULT_RECIPE} (default): Seed 000" in capsys.readouterr().out
-    assert _cli("--keys") == 0
+    assert run_cli("--keys") == 0
     assert "training.epochs" in capsys.readouterr().out.split()
 
 
@@ -158,7 +132,7 @@ def test_default_recipe_quick_mode_end_to_end(tmp_path):
 
 
 def test_a_diverging_run_stops_with_one_line_and_exit_1(tmp_path, capsys):
-    code = _cli(
+    code = run_cli(
         *("--set", "data.dataset=digits", "--set", "data.train_size=none"),
         *("--set", "data.test_size=none", "--set", "variants=none"),
         *("--set", "model.backbone=small_cnn", "--set", "training.learning_rate=1e12"),

@@ -12,35 +12,44 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import random_images, tiny_model
-from tfaux.config import LOOPS, AdversarialConfig, AuxTrainingConfig, RandomSignConfig
-from tfaux.training import adversarial, auxiliary_training
-from tfaux.training.loops import loop_callbacks, loop_epochs, loop_norm, loop_tasks, with_loop
+from tests.helpers import loop_model, loop_recipe, random_images
+from tfaux.config import AdversarialConfig, AuxTrainingConfig, RandomSignConfig
+from tfaux.training import adversarial, auxiliary_training, trades
+from tfaux.training.loops import create_loop, list_loops
 
 X = random_images(16, (16, 16, 1), seed=1)  # two steps of 8: one per replica count is too few
 Y = np.arange(16) % 4
 ADVERSARIAL = AdversarialConfig(eps=0.1, pgd_steps=2, replays=2, ramp_epochs=1, guard="off")
 AUXILIARY = AuxTrainingConfig(corruptions=("rotation",), merge_epoch=0)  # batch [clean, T(x)]
+SETTINGS = {
+    "adversarial": ADVERSARIAL,
+    "auxiliary": AUXILIARY,
+    "random_sign": RandomSignConfig(probability=1.0),  # p = 1: every replica draws the same signs
+}
+
+
+def _trades_from_a_fixed_start(model, x, **kwargs):
+    # TRADES' Gaussian start draws per replica; a start that is a function of the pixels does not.
+    start = x + trades.START_STD * tf.cos(1e4 * x)
+    return _TRADES_EXAMPLES(model, x, **{**kwargs, "start": start})
+
+
+_TRADES_EXAMPLES = trades.trades_examples
 
 
 def _model(loop):
-    return tiny_model(
-        loop_tasks(loop, AUXILIARY, 4),
-        norm=loop_norm(loop, AUXILIARY, 0.9, synchronized=True),
-        # p = 1: every replica draws the same signs
-        random_sign=RandomSignConfig(probability=1.0) if loop == "random_sign" else None,
-    )
+    return loop_model(loop, synchronized=True, **SETTINGS)
 
 
 def _steps(loop, strategy, weights):
     with strategy.scope():
         model = _model(loop)
         model.set_weights(weights)
-        model = with_loop(model, loop, ADVERSARIAL, batch_size=8, auxiliary=AUXILIARY)
         model.random_start = False  # adversarial loops: a random start draws per replica
         model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
-    epochs = loop_epochs(loop, 1, ADVERSARIAL)
-    callbacks = loop_callbacks(loop, ADVERSARIAL, lambda: None, AUXILIARY, epochs)
+    spec = create_loop(loop, loop_recipe(**SETTINGS))
+    epochs = spec.epochs(1)
+    callbacks = spec.callbacks(epochs, lambda: None)
     dataset = tf.data.Dataset.from_tensor_slices((X, Y)).batch(8)
     history = model.fit(dataset, epochs=epochs, verbose=0, shuffle=False, callbacks=callbacks)
     return history.history, model.get_weights()
@@ -49,7 +58,8 @@ def _steps(loop, strategy, weights):
 # "auxiliary_no_distill" and "auxiliary_no_merge" are "auxiliary" with one loss term switched off
 # (the same step, the same reductions); every other loop is here.
 @pytest.mark.parametrize(
-    "loop", [loop for loop in LOOPS if loop not in ("auxiliary_no_distill", "auxiliary_no_merge")]
+    "loop",
+    [loop for loop in list_loops() if loop not in ("auxiliary_no_distill", "auxiliary_no_merge")],
 )
 def test_two_replicas_train_like_one(loop, mirrored, monkeypatch):
     monkeypatch.setattr(  # deterministic corruptions: their severities differ per replica
@@ -59,6 +69,7 @@ def test_two_replicas_train_like_one(loop, mirrored, monkeypatch):
             x * {"gaussian_noise": 0.5, "rotation": 1.5}[name], 0, 1
         ),
     )
+    monkeypatch.setattr(trades, "trades_examples", _trades_from_a_fixed_start)
     monkeypatch.setattr(  # auxiliary_pgd: no random start
         auxiliary_training,
         "adversarial_examples",

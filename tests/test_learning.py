@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from tests.helpers import quick_eval
-from tfaux import FourierTask, build, data, runner
+from tfaux import FourierTask, build, data, experiment, runner
 from tfaux.config import DataConfig, ModelConfig, Recipe, TrainingConfig
 from tfaux.evaluate import robustness
-from tfaux.training import seed000_optimizer
+from tfaux.training import sgd_momentum
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_digits_test_accuracy_above_85_percent(digits, tasks):
         std=info.std,
         tasks=tasks,
     )
-    model.compile(optimizer=seed000_optimizer(learning_rate=0.05), jit_compile=False)
+    model.compile(optimizer=sgd_momentum(learning_rate=0.05), jit_compile=False)
     model.fit(digits.train, validation_data=digits.val, epochs=8, verbose=0, shuffle=False)
     result = robustness(model, digits.test, quick_eval(fgsm_eps=(0.3,)), progress=False)
     assert result["num_examples"] == 360
@@ -66,12 +66,12 @@ def test_an_unfinished_run_resumes_in_its_own_directory(tmp_path):
     assert "none: already evaluated" in log
     assert json.loads((first.run_dir / "results.json").read_text())["best_by"] == "val_accuracy"
     # A finished run is never reused; --fresh does not reuse an unfinished one either.
-    new = runner._run_directory(tmp_path, _recipe(), fresh=False)
+    new = runner.run_directory(tmp_path, _recipe(), fresh=False)
     assert new != first.run_dir
     shutil.rmtree(new)
     (first.run_dir / "results.json").unlink()
-    assert runner._run_directory(tmp_path, _recipe(), fresh=False) == first.run_dir
-    assert runner._run_directory(tmp_path, _recipe(), fresh=True) != first.run_dir
+    assert runner.run_directory(tmp_path, _recipe(), fresh=False) == first.run_dir
+    assert runner.run_directory(tmp_path, _recipe(), fresh=True) != first.run_dir
 
 
 def test_every_variant_trains_on_the_same_batches():
@@ -80,11 +80,11 @@ def test_every_variant_trains_on_the_same_batches():
     recipe = Recipe(name="t", data=DataConfig(dataset="digits", batch_size=16, train_size=64))
     first = []
     for _ in range(2):  # building a model sets TF's global seed, which tf.data also reads
-        splits = runner._load_splits(recipe)
+        splits = experiment.load_splits(recipe)
         first.append(next(iter(splits.train))[1].numpy())
-        runner._build_model(recipe, "none", splits.info)
+        experiment.build_model(recipe, "none", splits.info)
     np.testing.assert_array_equal(first[0], first[1])
-    shared = runner._load_splits(recipe).train
+    shared = experiment.load_splits(recipe).train
     assert not np.array_equal(next(iter(shared))[1].numpy(), next(iter(shared))[1].numpy())
 
 

@@ -9,16 +9,16 @@ import pytest
 import tensorflow as tf
 from sklearn.datasets import load_digits
 
-from tests.helpers import random_images, tiny_model
+from tests.helpers import random_images, tiny_model, with_loop
 from tfaux.aux import COARSE_GROUPS, CoarseTask, DenoiseTask, ProjectionTask, nt_xent
 from tfaux.aux.coarse import coarse_options, label_map
 from tfaux.aux.contrastive import distributed_nt_xent
+from tfaux.config import AdversarialConfig
 from tfaux.data.augment import geometric_augment
 from tfaux.evaluate.augmented import augmented_accuracy
 from tfaux.evaluate.denoiser import denoiser_report
 from tfaux.models.layers import batch_norm
 from tfaux.training.aux_model import AuxModel
-from tfaux.training.loops import with_loop
 from tfaux.training.schedules import cosine_after_warmup
 
 
@@ -95,7 +95,7 @@ def test_coarse_target_from_the_map_or_from_the_data():
 
 
 def test_two_views_repeat_labels_and_originals():
-    model = with_loop(tiny_model([ProjectionTask(1.0)]), "standard", None, 8, augmentation=None)
+    model = with_loop(tiny_model([ProjectionTask(1.0)]), "standard")
     model.compile(optimizer="adam", jit_compile=False)
     x = random_images(4, (16, 16, 1))
     y = {"label": tf.constant([0, 1, 2, 3], tf.int64), "coarse_label": tf.constant([0, 0, 1, 1])}
@@ -155,10 +155,10 @@ def test_denoiser_front_end_shape_and_its_loss_falls_on_real_digits():
     model = with_loop(
         tiny_model([DenoiseTask(10.0, filters=8)]),
         "fgsm",
-        _adversarial(),
-        32,
         augmentation="geometric",
-        flip=False,
+        dataset="digits",  # no mirroring
+        batch_size=32,
+        adversarial=AdversarialConfig(eps=0.1),
     )
     out = model(x[:3])
     assert out["denoise"].shape == (3, 16, 16, 1)
@@ -170,12 +170,6 @@ def test_denoiser_front_end_shape_and_its_loss_falls_on_real_digits():
     # The classifier sees the denoiser's output: the deployed model keeps it.
     names = {layer.name for layer in keras.Model(model.input, model.output["logits"]).layers}
     assert "denoise" in names
-
-
-def _adversarial():
-    from tfaux.config import AdversarialConfig
-
-    return AdversarialConfig(eps=0.1)
 
 
 def test_denoiser_report_recognizes_an_identity_front_end():
@@ -203,7 +197,7 @@ def test_cosine_schedule_is_constant_through_the_warm_up_then_anneals_to_zero():
 
 def test_two_view_model_round_trips_through_its_config():
     model = with_loop(
-        tiny_model([ProjectionTask(0.7)]), "standard", None, 8, augmentation="geometric", flip=False
+        tiny_model([ProjectionTask(0.7)]), "standard", augmentation="geometric", dataset="digits"
     )
     revived = AuxModel.from_config(model.get_config())
     assert (revived.augmentation, revived.flip, revived.views) == ("geometric", False, 2)

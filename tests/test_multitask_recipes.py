@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tests.test_cli import QUICK, _cli
+from tests.helpers import QUICK, run_cli
 
 # Smaller still than QUICK: 300 validation images instead of 3,000, 128 test images.
 TINY = [
@@ -33,7 +33,7 @@ NO_SANITY = ("evaluation.sanity=false", "evaluation.curve_eps=0.1")
 
 def _run(recipe: str, tmp_path, *settings: str) -> tuple[int, dict, object]:
     args = [arg for s in settings for arg in ("--set", s)]
-    code = _cli(recipe, *TINY, *args, tmp_path=tmp_path)
+    code = run_cli(recipe, *TINY, *args, tmp_path=tmp_path)
     (run_dir,) = (tmp_path / "runs").iterdir()
     return code, json.loads((run_dir / "results.json").read_text()), run_dir
 

@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import quick_eval, random_images, tiny_model
-from tfaux import build, data, runner
+from tests.helpers import loop_model, loop_recipe, quick_eval, random_images, tiny_model
+from tfaux import build, data, experiment, runner
 from tfaux.aux import create_task
 from tfaux.config import (
-    LOOPS,
     PRECISIONS,
     AdversarialConfig,
     AuxTrainingConfig,
@@ -24,9 +23,10 @@ from tfaux.config import (
     apply_overrides,
 )
 from tfaux.precision import dtype_policy, loss_scaled
-from tfaux.training import seed000_optimizer
+from tfaux.training import sgd_momentum
 from tfaux.training.aux_model import labels_of
-from tfaux.training.loops import loop_callbacks, loop_epochs, loop_norm, loop_tasks, with_loop
+from tfaux.training.free import FreeATModel
+from tfaux.training.loops import create_loop, list_loops
 
 X = random_images(8, (16, 16, 1), seed=1)
 Y = np.arange(8) % 4
@@ -37,20 +37,13 @@ AUXILIARY = AuxTrainingConfig(corruptions=("rotation",), merge_epoch=0)  # γ = 
 COMPILED = ("pgd", "free_gamma", "auxiliary_pgd", "corruption_augment")
 
 
-def _model(loop: str, precision: str):
-    model = tiny_model(
-        loop_tasks(loop, AUXILIARY, 4),
-        norm=loop_norm(loop, AUXILIARY, 0.9, synchronized=False),
-        random_sign=RandomSignConfig() if loop == "random_sign" else None,
-        precision=precision,
-    )
-    return with_loop(model, loop, ADVERSARIAL, batch_size=8, auxiliary=AUXILIARY)
+SETTINGS = {"adversarial": ADVERSARIAL, "auxiliary": AUXILIARY, "random_sign": RandomSignConfig()}
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
-@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("loop", list_loops())
 def test_every_loop_trains_in_every_precision(loop, precision):
-    model = _model(loop, precision)
+    model = loop_model(loop, precision=precision, **SETTINGS)
     assert keras.config.dtype_policy().name == "float32"  # the policy was scoped to building
     model.compile(optimizer=keras.optimizers.SGD(0.1), run_eagerly=loop not in COMPILED)
     # compile wraps the optimizer for float16 (with_loop kept the policy), as loss_scaled does
@@ -62,14 +55,15 @@ def test_every_loop_trains_in_every_precision(loop, precision):
     outputs = model(X, training=False)
     assert {k: v.dtype for k, v in outputs.items()} == {k: tf.float32 for k in outputs}
 
-    epochs = loop_epochs(loop, 1, ADVERSARIAL)
-    callbacks = loop_callbacks(loop, ADVERSARIAL, lambda: None, AUXILIARY, epochs)
+    spec = create_loop(loop, loop_recipe(**SETTINGS))
+    epochs = spec.epochs(1)
+    callbacks = spec.callbacks(epochs, lambda: None)
     dataset = tf.data.Dataset.from_tensor_slices((X, Y)).batch(8)
     history = model.fit(dataset, epochs=epochs, verbose=0, shuffle=False, callbacks=callbacks)
     history = history.history
     assert np.isfinite(history["loss"]).all(), history
     assert all(np.isfinite(w).all() for w in model.get_weights())
-    if loop.startswith("free"):  # δ stays float32 and finite
+    if isinstance(model, FreeATModel):  # δ stays float32 and finite
         assert model.delta().dtype == tf.float32 and np.isfinite(model.delta()).all()
 
 
@@ -113,7 +107,7 @@ def test_bfloat16_training_learns_digits_and_its_weights_evaluate_in_float32():
             precision=precision,
         )
     trained, rebuilt = models["mixed_bfloat16"], models["float32"]
-    trained.compile(optimizer=seed000_optimizer(learning_rate=0.05))
+    trained.compile(optimizer=sgd_momentum(learning_rate=0.05))
     trained.fit(digits.train, epochs=2, verbose=0, shuffle=False)
     rebuilt.set_weights(trained.get_weights())  # variables are float32 under mixed policies
     x, y = next(iter(digits.test.unbatch().batch(info.num_test)))
@@ -128,9 +122,9 @@ def test_bfloat16_training_learns_digits_and_its_weights_evaluate_in_float32():
 
 def test_a_bfloat16_run_is_evaluated_and_exported_in_float32(tmp_path, monkeypatch):
     built = []
-    build_model = runner.build
+    build_model = experiment.build
     monkeypatch.setattr(
-        runner, "build", lambda *a, **kw: built.append(kw["precision"]) or build_model(*a, **kw)
+        experiment, "build", lambda *a, **kw: built.append(kw["precision"]) or build_model(*a, **kw)
     )
     recipe = Recipe(
         name="digits_bf16",
@@ -147,8 +141,9 @@ def test_a_bfloat16_run_is_evaluated_and_exported_in_float32(tmp_path, monkeypat
     assert keras.config.dtype_policy().name == "float32"
     reported = json.loads((result.run_dir / "results.json").read_text())["variants"]["none"]
 
-    splits = runner._load_splits(recipe)
-    model = runner._trained_model(recipe, "none", splits.info, result.run_dir)
+    splits = experiment.load_splits(recipe)
+    weights = result.run_dir / "variants" / "none.weights.h5"
+    model = experiment.load_trained(recipe, "none", splits.info, weights)
     assert {layer.compute_dtype for layer in model.layers} == {"float32"}
     x, y = next(iter(splits.test.unbatch().batch(splits.info.num_test)))
     predictions = np.argmax(model.predict(x, verbose=0)["logits"], -1)

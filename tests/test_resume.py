@@ -12,13 +12,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import Interrupt, random_images, tiny_model
-from tests.test_cli import RECIPES, ROOT
+from tests.helpers import RECIPES, ROOT, Interrupt, random_images, tiny_model, with_loop
 from tfaux.config import AdversarialConfig
 from tfaux.models.layers import batch_norm
 from tfaux.training.free import FreeSchedule, free_epochs
-from tfaux.training.loops import with_loop
-from tfaux.training.resume import POINTER, RunBackup, _latest
+from tfaux.training.resume import POINTER, RunBackup, latest_backup
 
 X = random_images(32, (16, 16, 1), seed=3)
 Y = np.arange(32) % 4
@@ -42,7 +40,7 @@ def _free_model(strategy=None, weights=None):
         model = tiny_model(norm=batch_norm(synchronized=strategy.num_replicas_in_sync > 1))
         if weights is not None:
             model.set_weights(weights)
-        model = with_loop(model, "free", AdversarialConfig(eps=0.1, replays=2), batch_size=8)
+        model = with_loop(model, "free", adversarial=AdversarialConfig(eps=0.1, replays=2))
         model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), jit_compile=False)
     return model
 
@@ -69,7 +67,7 @@ def test_killed_and_resumed_free_at_equals_uninterrupted_training(tmp_path):
     interrupted = _free_model(weights=weights)
     with pytest.raises(KeyboardInterrupt):
         _fit(interrupted, tmp_path / "b", extra=[Interrupt(2)])
-    assert _latest(tmp_path / "b").name == "epoch-00002"
+    assert latest_backup(tmp_path / "b").name == "epoch-00002"
     resumed = _free_model(weights=weights)  # a new process: fresh model, zero δ
     history, backup, record, stop = _fit(resumed, tmp_path / "b")
 
@@ -114,7 +112,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_backup(tmp_path):
     )
     assert backup.diverged_epoch == 2
     assert len(history.epoch) == 3  # stopped in the poisoned epoch
-    assert _latest(tmp_path).name == "epoch-00002"  # kept, and not overwritten by NaNs
+    assert latest_backup(tmp_path).name == "epoch-00002"  # kept, and not overwritten by NaNs
     assert all(np.isfinite(v) for v in backup.history["loss"])
     fresh = _free_model()
     restore = RunBackup(tmp_path)
@@ -124,11 +122,11 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_backup(tmp_path):
 
 
 def test_an_incomplete_backup_is_never_restored(tmp_path):
-    assert _latest(tmp_path) is None
+    assert latest_backup(tmp_path) is None
     (tmp_path / "epoch-00003").mkdir()  # killed while writing: the pointer was not swapped
-    assert _latest(tmp_path) is None
+    assert latest_backup(tmp_path) is None
     (tmp_path / POINTER).write_text("epoch-00003")  # pointer without a complete state
-    assert _latest(tmp_path) is None
+    assert latest_backup(tmp_path) is None
 
 
 # === The real command, killed with SIGKILL and started again ===

@@ -5,17 +5,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import random_images, tiny_model
+from tests.helpers import loop_recipe, random_images, tiny_model, with_loop
 from tfaux import data
 from tfaux.attacks import Attacker, AttackSpec
 from tfaux.aux import FourierTask
 from tfaux.config import AdversarialConfig
 from tfaux.models import build
-from tfaux.training import seed000_optimizer
+from tfaux.training import sgd_momentum
 from tfaux.training.aux_model import AuxModel
 from tfaux.training.callbacks import CatastrophicOverfittingGuard
 from tfaux.training.free import FreeATModel, FreeSchedule, free_epochs
-from tfaux.training.loops import loop_epochs, with_loop
+from tfaux.training.loops import create_loop
 
 X, Y = random_images(16, (16, 16, 1), seed=1), np.arange(16) % 4
 
@@ -25,7 +25,7 @@ SMALL = AdversarialConfig(eps=0.1, pgd_steps=2, replays=2)
 
 def _wrapped(loop, config=SMALL, tasks=(), **kw):
     model = tiny_model(tasks, **kw)
-    return with_loop(model, loop, config, batch_size=8)
+    return with_loop(model, loop, adversarial=config)
 
 
 @pytest.mark.parametrize("loop", ["fgsm", "fgsm_rs", "pgd", "free", "free_ema", "free_gamma"])
@@ -127,7 +127,8 @@ def test_free_schedule_grows_m_and_eps_and_retraces():
     assert eps == pytest.approx((0.025, 0.05, 0.075, 0.1, 0.1))
     assert replays == (2, 2, 3, 4, 4)
     assert free_epochs(8, 4) == 2 and free_epochs(8, 4, schedule) == 4  # 2 + 2 + 3 + 4 >= 8
-    assert loop_epochs("pgd", 8, AdversarialConfig()) == 8
+    assert create_loop("pgd", loop_recipe()).epochs(8) == 8
+    assert create_loop("free", loop_recipe(adversarial=AdversarialConfig(replays=4))).epochs(8) == 2
     model = _wrapped("free", AdversarialConfig(eps=0.1, replays=4))
     model.compile(optimizer=keras.optimizers.SGD(0.05), jit_compile=False)
     history = model.fit(
@@ -178,8 +179,10 @@ def test_pgd_training_beats_standard_training_under_pgd_on_real_digits():
             "small_cnn", input_shape=info.image_shape, num_classes=10, mean=info.mean,
             std=info.std,
         )  # fmt: skip
-        model = with_loop(model, loop, AdversarialConfig(eps=0.1, pgd_steps=5), 32)
-        model.compile(optimizer=seed000_optimizer(learning_rate=0.05), jit_compile=False)
+        model = with_loop(
+            model, loop, batch_size=32, adversarial=AdversarialConfig(eps=0.1, pgd_steps=5)
+        )
+        model.compile(optimizer=sgd_momentum(learning_rate=0.05), jit_compile=False)
         model.fit(digits.train, epochs=8, verbose=0, shuffle=False)
         attacker, correct, total = Attacker(model), 0, 0
         for x, y in digits.test:

@@ -9,7 +9,7 @@ from tests.helpers import quick_eval
 from tfaux import build, data
 from tfaux.evaluate import robustness
 from tfaux.evaluate.sanity import UntrustworthyRobustnessWarning, run_checks
-from tfaux.training import seed000_optimizer
+from tfaux.training import sgd_momentum
 
 
 def _checks(**arrays):
@@ -58,7 +58,7 @@ def trained_digits():
     model = build(
         "small_cnn", input_shape=info.image_shape, num_classes=10, mean=info.mean, std=info.std
     )
-    model.compile(optimizer=seed000_optimizer(learning_rate=0.05), jit_compile=False)
+    model.compile(optimizer=sgd_momentum(learning_rate=0.05), jit_compile=False)
     model.fit(digits.train, epochs=6, verbose=0, shuffle=False)
     return digits, model
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.test_cli import QUICK, _cli
+from tests.helpers import QUICK, run_cli
 
 
 def _quick_corruption(tmp_path, heatmap: int = 0) -> list[str]:
@@ -26,7 +26,7 @@ def test_seed001_aux_quick_mode_end_to_end(tmp_path, capsys):
     # ablation loop, and the PGD-trained primary, trains in test_auxiliary_training): the
     # method beside standard training.
     variants = ["none", "none@auxiliary"]
-    code = _cli(
+    code = run_cli(
         "seed001_aux",
         *QUICK,
         *_quick_corruption(tmp_path, heatmap=8),

@@ -10,9 +10,9 @@ from sklearn.datasets import load_digits
 from tfaux.data.corruptions import (
     SEVERITY_PARAMETERS,
     TRAIN_CORRUPTIONS,
-    _rotate,
     corrupt,
     random_corruption,
+    rotate,
 )
 
 SEVERITIES = range(1, 6)
@@ -149,11 +149,11 @@ def test_rotation_matches_scipy_rotate_everywhere(digits, smooth_rgb):
     # scipy's "reflect" (d c b a | a b c d) is TensorFlow's REFLECT fill.
     for x in (digits[:4], smooth_rgb[:4]):
         degrees = np.array([3.0, -12.5, 30.0, -30.0], np.float32)
-        out = _rotate(tf.constant(x), tf.constant(degrees)).numpy()
+        out = rotate(tf.constant(x), tf.constant(degrees)).numpy()
         for row, angle in enumerate(degrees):
             expected = ndi.rotate(x[row], angle, reshape=False, order=1, mode="reflect")
             np.testing.assert_allclose(out[row], expected, atol=1e-5)
-    quarter = _rotate(tf.constant(digits[:2]), tf.constant([90.0, 90.0])).numpy()
+    quarter = rotate(tf.constant(digits[:2]), tf.constant([90.0, 90.0])).numpy()
     np.testing.assert_allclose(quarter, np.rot90(digits[:2], 1, axes=(1, 2)), atol=1e-5)
 
 

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import Interrupt, random_images, tiny_model
-from tests.test_cli import RECIPES, ROOT
+from tests.helpers import RECIPES, ROOT, Interrupt, random_images, tiny_model
 from tfaux.attacks import Attacker, AttackSpec
 from tfaux.cli import discover, load_recipe_file, main
 from tfaux.config import Recipe, apply_overrides, variant_weights
@@ -210,7 +209,7 @@ def test_a_changed_search_space_or_recipe_is_refused(robust_search, args, messag
         (["--set", "tuning.max_trial=3"], "Did you mean tuning.max_trials?"),
         (["--set", "tuning.tuner=random"], "Unknown tuning.tuner 'random'"),
         (["--set", "tuning.eps=0.05,0.2"], "a loop that trains at adversarial.eps"),
-        (["--set", "tuning.replays=2,4"], "a Free-AT loop"),
+        (["--set", "tuning.replays=2,4"], "a loop that replays batches"),
         (["--set", "tuning.variant=fourrier"], "Did you mean 'fourier'"),
         (
             ["--set", "variants=none@fgsm,fourier", "--set", "tuning.variant=none@fgsm"],

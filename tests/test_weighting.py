@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import random_images, tiny_model
+from tests.helpers import loop_recipe, random_images, tiny_model, with_loop
 from tfaux import build
 from tfaux.aux import FourierTask, ReconTask, list_weightings, shared_kernel
 from tfaux.config import (
@@ -24,7 +24,6 @@ from tfaux.models import batch_norm
 from tfaux.training.adversarial import AdversarialModel
 from tfaux.training.aux_model import AuxModel
 from tfaux.training.free import FreeATModel
-from tfaux.training.loops import with_loop
 
 X, Y = random_images(16, (16, 16, 1), seed=1), np.arange(16) % 4
 SMALL = AdversarialConfig(eps=0.1, pgd_steps=2, replays=2)
@@ -32,14 +31,8 @@ SMALL = AdversarialConfig(eps=0.1, pgd_steps=2, replays=2)
 
 def _model(weighting, loop="standard", tasks=None, config=None, **kwargs):
     tasks = [FourierTask(0.01)] if tasks is None else tasks
-    return with_loop(
-        tiny_model(tasks, **kwargs),
-        loop,
-        SMALL,
-        batch_size=8,
-        weighting=weighting,
-        weighting_config=config,
-    )
+    recipe = loop_recipe(adversarial=SMALL, weighting=config or WeightingConfig())
+    return with_loop(tiny_model(tasks, **kwargs), loop, recipe, weighting=weighting)
 
 
 class LoudRecon(ReconTask):
@@ -172,7 +165,7 @@ def test_config_round_trip_keeps_the_weighting(weighting, loop):
 
 def test_loops_with_their_own_weights_refuse_learned_weighting():
     with pytest.raises(ValueError, match=r"weighting in \('fixed',\) for CorruptionAugmentModel"):
-        with_loop(tiny_model(), "corruption_augment", SMALL, 8, weighting="gradnorm")
+        with_loop(tiny_model(), "corruption_augment", weighting="gradnorm")
     with pytest.raises(ValueError, match="Unknown loss weighting 'gradnrom'"):
         _model("gradnrom")
 
@@ -182,7 +175,7 @@ def _first_steps(loop, weighting, strategy, weights):
     with strategy.scope():
         model = tiny_model([FourierTask(0.01)], norm=batch_norm(synchronized=True))
         model.set_weights(weights)
-        model = with_loop(model, loop, config, batch_size=8, weighting=weighting)
+        model = with_loop(model, loop, weighting=weighting, adversarial=config)
         model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
     dataset = tf.data.Dataset.from_tensor_slices((X, Y)).batch(8)
     history = model.fit(dataset, epochs=1, verbose=0, shuffle=False)
@@ -239,8 +232,11 @@ def test_variant_weighting_is_parsed_after_everything_else(variant, weighting):
     ("variant", "message"),
     [
         ("fourier~gradnrom", "Unknown loss weighting 'gradnrom'. Did you mean 'gradnorm'"),
-        ("none@auxiliary~uncertainty", "fixed loss weights with the Auxiliary Training loops"),
-        ("fourier@corruption_augment~gradnorm", "fixed loss weights with the Auxiliary"),
+        ("none@auxiliary~uncertainty", "fixed loss weights with the loop '@auxiliary'"),
+        (
+            "fourier@corruption_augment~gradnorm",
+            "fixed loss weights with the loop '@corruption_augment'",
+        ),
         ("fourier=0.5~uncertainty", "no task λ with '~uncertainty'"),
         ("none~gradnorm", "at least one aux task with '~gradnorm'"),
     ],

@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 
 _SOURCES = {
     "AuxModel": "tfaux.training",
+    "Loop": "tfaux.training",
     "CoarseTask": "tfaux.aux",
     "DenoiseTask": "tfaux.aux",
     "FourierTask": "tfaux.aux",
@@ -18,11 +19,16 @@ _SOURCES = {
     "ReconTask": "tfaux.aux",
     "build": "tfaux.models",
     "create_backbone": "tfaux.models",
+    "create_loop": "tfaux.training",
     "create_task": "tfaux.aux",
     "fourier_target": "tfaux.aux",
     "list_backbones": "tfaux.models",
+    "list_loops": "tfaux.training",
     "list_tasks": "tfaux.aux",
     "primary_classifier": "tfaux.models",
+    "register_backbone": "tfaux.models",
+    "register_loop": "tfaux.training",
+    "register_task": "tfaux.aux",
 }
 
 __all__ = sorted(_SOURCES)

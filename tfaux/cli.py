@@ -50,9 +50,9 @@ def resolve(name: str, assignments: list[str], recipes: dict) -> Recipe:
     else:
         recipe = recipes[name][0]
     recipe = apply_overrides(recipe, assignments)
-    from tfaux.runner import check_names  # imports TensorFlow: only once a recipe is chosen
+    from tfaux.experiment import check_recipe  # imports TensorFlow: once a recipe is chosen
 
-    check_names(recipe)
+    check_recipe(recipe)
     return recipe
 
 

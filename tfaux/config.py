@@ -21,32 +21,6 @@ SCHEDULES = ("plateau", "cosine")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 # In-graph augmentations a variant selects with ":<name>" (see `tfaux.data.augment`).
 AUGMENTATIONS = ("simclr", "geometric")
-# Tasks that train on two views of every image (see `tfaux.aux.contrastive`).
-TWO_VIEW_TASKS = ("projection",)
-# Training loops a variant selects with "@loop" (see `AdversarialConfig`).
-ADVERSARIAL_LOOPS = (
-    "standard",
-    "fgsm",
-    "fgsm_rs",
-    "pgd",
-    "free",
-    "free_scheduled",
-    "free_ema",
-    "free_gamma",
-    "random_sign",
-)
-# Auxiliary Training (seed 001, see `AuxTrainingConfig`): the full method, its Table 9 ablations,
-# its Table 8 variant (PGD-trained primary) and Table 6's plain-augmentation baseline.
-AUXILIARY_LOOPS = (
-    "auxiliary",
-    "auxiliary_no_sbn",
-    "auxiliary_no_distill",
-    "auxiliary_no_attention",
-    "auxiliary_no_merge",
-    "auxiliary_pgd",
-    "corruption_augment",
-)
-LOOPS = ADVERSARIAL_LOOPS + AUXILIARY_LOOPS
 # The -C benchmark's corruptions (imagecorruptions' names; the last four are its validation set).
 C_CORRUPTIONS = (
     "gaussian_noise",
@@ -76,11 +50,6 @@ WEIGHTINGS = ("fixed", "uncertainty", "gradnorm")
 # KerasTuner search of a variant's λ (see `TuningConfig`, `tfaux.tune`).
 TUNERS = ("bayesian", "hyperband")
 TUNING_OBJECTIVES = ("val_accuracy", "val_pgd_accuracy", "val_clean_pgd_accuracy")
-# The loops that train on `adversarial.eps`, and those that replay each batch `adversarial.replays`
-# times: the only ones where searching ε or m means anything.
-EPS_LOOPS = ("fgsm", "fgsm_rs", "pgd", "free", "free_scheduled", "free_ema", "free_gamma")
-EPS_LOOPS += ("auxiliary_pgd",)
-REPLAY_LOOPS = ("free", "free_scheduled", "free_ema", "free_gamma")
 
 
 def _require(condition: bool, expected: str, **received) -> None:
@@ -220,14 +189,15 @@ class MonitorConfig:
 
 @dataclass(frozen=True)
 class AdversarialConfig:
-    """Settings of the robust-training loops a variant selects with "@<loop>".
+    """Settings of the robust-training loops a variant selects with "@<loop>" (`list_loops()`).
 
-    Loops: `standard` (natural training), `fgsm` (Goodfellow et al.), `fgsm_rs` (FGSM with a random
-    start, α = 1.25ε; Wong et al.), `pgd` (Madry et al., `pgd_steps` steps, α = 2.5ε/steps),
-    `free` (Shafahi et al., m = `replays`, epochs ÷ m), and seed 004's variants of it:
-    `free_scheduled` (m and ε grow over `ramp_epochs`), `free_ema` (δ averaged with β = `ema`),
-    `free_gamma` (a fraction `gamma` of the replays uses δ). Single-step loops (FGSM, Free) run
-    the catastrophic-overfitting guard on `guard_examples` training images (`guard` action).
+    `eps` is the L∞ training budget of every loop that trains at ε; `pgd_steps` the steps of
+    multi-step attacks (α = 2.5ε/steps); `clean_fraction` of each batch stays clean in FGSM/PGD
+    training; `beta` weighs the robust regularizer of TRADES and MART (6 in both papers on
+    CIFAR-10, 1 for TRADES on MNIST). Free adversarial training replays each batch `replays`
+    times (m); its seed 004 variants grow m and ε over `ramp_epochs`, average δ with β = `ema`,
+    or use δ in a fraction `gamma` of the replays. Single-step loops run the catastrophic-
+    overfitting guard on `guard_examples` training images (`guard` action).
     """
 
     eps: float = 0.1
@@ -239,6 +209,7 @@ class AdversarialConfig:
     ema: float = 0.9
     guard: str = "log"
     guard_examples: int = 256
+    beta: float = 6.0
 
     def __post_init__(self):
         _require(0 <= self.eps <= 1, "0 <= eps <= 1 (pixels are in [0, 1])", eps=self.eps)
@@ -252,12 +223,13 @@ class AdversarialConfig:
         _require(0 < self.gamma <= 1, "0 < gamma <= 1", gamma=self.gamma)
         _require(0 <= self.ema < 1, "0 <= ema < 1", ema=self.ema)
         _require(self.guard in GUARD_ACTIONS, f"guard in {GUARD_ACTIONS}", guard=self.guard)
+        _require(self.beta >= 0, "beta >= 0", beta=self.beta)
 
 
 @dataclass(frozen=True)
 class RandomSignConfig:
     """Seed 003's random-sign layers, g(x) = x + ε·x⊙l(x) with l = ±sgn(x) (+ w.p. `probability`),
-    in training only, for variants with the loop "@random_sign" (the paper's "R-" models).
+    in training only, for variants on the random-sign loop (the paper's "R-" models).
 
     `after` names where: "input" (the standardized input) and/or backbone layers, e.g.
     "stage1_block1_out" (the names of `create_backbone(...).layers`).
@@ -279,16 +251,13 @@ class RandomSignConfig:
 
 @dataclass(frozen=True)
 class AuxTrainingConfig:
-    """Auxiliary Training (Zhang et al., CVPR 2020), the loops "@auxiliary…" and
-    "@corruption_augment".
+    """Auxiliary Training (Zhang et al., CVPR 2020), its ablations and its plain-augmentation
+    baseline (the loops of `tfaux.training.auxiliary_training`).
 
     Eq. (7): CE(primary) + Σ_j α_j·CE(aux_j) + λ·Σ_j [KL(primary ‖ aux_j) + γ·‖θ_0 − θ_j‖²]
     with α_j = `alpha`, λ = `penalty`, γ = 0 before epoch `merge_epoch` and 1 from it on (None:
     the last third of training). One auxiliary classifier per train-time corruption in
-    `corruptions`; `auxiliary_pgd` trains the primary on PGD-`pgd_steps` examples at
-    `adversarial.eps`. Loops: `auxiliary` (all of it), `auxiliary_no_sbn`, `auxiliary_no_distill`,
-    `auxiliary_no_attention`, `auxiliary_no_merge` (Table 9), `auxiliary_pgd` (Table 8),
-    `corruption_augment` (the same corruptions as plain augmentation; Table 6).
+    `corruptions`; the PGD-trained variant (Table 8) uses `adversarial.eps` and `pgd_steps`.
     """
 
     corruptions: tuple[str, ...] = TRAIN_CORRUPTIONS
@@ -561,14 +530,16 @@ class Recipe:
     A variant is "<tasks>[@<loop>][:<augmentation>][~<weighting>]":
     - tasks: "none" or aux-task names joined by "+" ("recon", "recon+fourier"); each gets the
       weight λ = `aux_weight` unless it names its own ("projection=0.5+coarse").
-    - loop: a robust-training loop ("fourier@fgsm", "none@free_scheduled"; see
-      `AdversarialConfig`, `AuxTrainingConfig`, `RandomSignConfig`); default "standard".
+    - loop: a training loop of `list_loops()` ("fourier@fgsm", "none@free_scheduled"; their
+      settings are in `AdversarialConfig`, `AuxTrainingConfig`, `RandomSignConfig`); default
+      "standard".
     - augmentation: an in-graph augmentation of every training batch ("none:geometric");
       two-view tasks ("projection") use it for both views (default "simclr").
     - weighting: how the loss terms are weighted, after everything else ("fourier~uncertainty",
       "recon+fourier@fgsm~gradnorm"): "fixed" λ (default), or learned weights that replace every
-      λ and the primary's 1, "uncertainty" or "gradnorm" (see `WeightingConfig`). Not with the
-      Auxiliary Training loops (eq. (7) fixes their weights) nor with a task's own λ; "gradnorm"
+      λ and the primary's 1, "uncertainty" or "gradnorm" (see `WeightingConfig`). Not with a
+      loop whose objective fixes its weights (Auxiliary Training's eq. (7)) nor with a task's
+      own λ; "gradnorm"
       needs an aux task (with the primary alone its weight stays 1).
     `seeds` (e.g. (0, 1, 2)) repeats the whole run once per seed and adds mean ± std tables.
     """
@@ -649,10 +620,18 @@ def variant_tasks(variant: str) -> tuple[str, ...]:
 
 def variant_loop(variant: str) -> str:
     """Training loop of a variant: "fourier" → "standard", "fourier@fgsm" → "fgsm"."""
-    loop = _variant_parts(variant)[1] or "standard"
-    if loop not in LOOPS:
-        raise unknown_name("training loop", loop, LOOPS)
+    from tfaux.training.loops import STANDARD, loop_class  # loops import TensorFlow
+
+    loop = _variant_parts(variant)[1] or STANDARD
+    loop_class(loop)  # an unknown name fails with the closest
     return loop
+
+
+def variant_loop_class(variant: str) -> type:
+    """The `Loop` class of a variant, whose declared properties validation reads."""
+    from tfaux.training.loops import loop_class
+
+    return loop_class(variant_loop(variant))
 
 
 def variant_augmentation(variant: str) -> str | None:
@@ -673,23 +652,26 @@ def variant_weighting(variant: str) -> str:
 
 def check_variant(variant: str) -> None:
     """Parses every part of a variant and rejects combinations no loop implements."""
-    loop, augmentation = variant_loop(variant), variant_augmentation(variant)
+    from tfaux.aux.base import task_class
+
+    loop, augmentation = variant_loop_class(variant), variant_augmentation(variant)
     tasks = variant_tasks(variant)
     named = [part.partition("=")[0] for part in _variant_parts(variant)[0].split("+")]
     _require(named == ["none"] or named == list(tasks), "distinct tasks", variant=variant)
-    if loop in AUXILIARY_LOOPS:
+    if loop.chunked_batch:
+        two_view = [task for task in tasks if task_class(task).views == 2]
         _require(
-            augmentation is None and not set(tasks) & set(TWO_VIEW_TASKS),
-            f"no augmentation and no two-view task ({', '.join(TWO_VIEW_TASKS)}) with the "
-            "Auxiliary Training loops (their batch is already [clean, T_1(x), …])",
+            augmentation is None and not two_view,
+            f"no augmentation and no two-view task with the loop '@{loop.name}' (its batch is "
+            "already [clean, T_1(x), …])",
             variant=variant,
         )
     weighting = variant_weighting(variant)
     if weighting != "fixed":
         _require(
-            loop not in AUXILIARY_LOOPS,
-            f"fixed loss weights with the Auxiliary Training loops ({', '.join(AUXILIARY_LOOPS)}: "
-            f"eq. (7) fixes them), not '~{weighting}'",
+            not loop.fixed_loss_weights,
+            f"fixed loss weights with the loop '@{loop.name}' (its objective fixes them), not "
+            f"'~{weighting}'",
             variant=variant,
         )
         _require(
@@ -733,17 +715,17 @@ def tuning_variant(recipe: Recipe) -> str:
         "a tuning.variant with fixed λ (learned weighting has no λ to tune)",
         variant=variant,
     )
-    loop = variant_loop(variant)
+    loop = variant_loop_class(variant)
     if t.eps is not None:
         _require(
-            loop in EPS_LOOPS,
-            f"a loop that trains at adversarial.eps ({', '.join(EPS_LOOPS)}) to search tuning.eps",
+            loop.trains_at_eps,
+            f"a loop that trains at adversarial.eps (not '@{loop.name}') to search tuning.eps",
             variant=variant,
         )
     if t.replays is not None:
         _require(
-            loop in REPLAY_LOOPS,
-            f"a Free-AT loop ({', '.join(REPLAY_LOOPS)}) to search tuning.replays",
+            loop.replays,
+            f"a loop that replays batches (not '@{loop.name}') to search tuning.replays",
             variant=variant,
         )
     return variant

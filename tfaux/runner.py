@@ -11,8 +11,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfaux import data, reporting
-from tfaux.aux import check_task, create_task
-from tfaux.aux.coarse import check_hierarchy, coarse_options
+from tfaux import reporting
 from tfaux.config import (
     Recipe,
     variant_augmentation,
@@ -32,34 +28,35 @@ from tfaux.config import (
     variant_weighting,
     variant_weights,
 )
-from tfaux.data.pipeline import default_augmentation, repeated
-from tfaux.data.sources import check_name, has_coarse_labels
+from tfaux.data.corrupted_set import corrupted_set
+from tfaux.data.sources import dataset_spec
 from tfaux.distribute import (
     create_strategy,
     is_chief,
     remove_worker_dirs,
-    shard_by_data,
     writable_dir,
 )
 from tfaux.evaluate import robustness
 from tfaux.evaluate.augmented import augmented_accuracy
-from tfaux.evaluate.corruption import corrupted_set, corruption_error, corruption_errors
-from tfaux.evaluate.denoiser import denoiser_report
+from tfaux.evaluate.corruption import corruption_error, corruption_errors
 from tfaux.evaluate.disturbances import disturbance_accuracy
 from tfaux.evaluate.fourier_heatmap import fourier_heatmap, save_heatmap
+from tfaux.experiment import build_model as build_variant
+from tfaux.experiment import (
+    check_recipe,
+    first_examples,
+    fit,
+    load_splits,
+    load_trained,
+    log_to,
+    training_callbacks,
+    variant_loop_of,
+)
 from tfaux.export import saved_model
-from tfaux.models import build, primary_classifier
-from tfaux.models.random_sign import with_random_sign
-from tfaux.models.registry import create_backbone, get_backbone_builder
-from tfaux.precision import loss_scaled
-from tfaux.progress import training_progress
-from tfaux.training import seed000_callbacks, seed000_optimizer
-from tfaux.training.aux_model import labels_of
-from tfaux.training.callbacks import RobustAccuracy
-from tfaux.training.loops import loop_callbacks, loop_epochs, loop_norm, loop_tasks, with_loop
-from tfaux.training.monitor import ImageLogger, LearningRateLogger, write_heatmap, write_hparams
+from tfaux.models import primary_classifier
+from tfaux.training.loops import STANDARD
+from tfaux.training.monitor import write_heatmap, write_hparams
 from tfaux.training.resume import RunBackup, TrainingDivergedError
-from tfaux.training.schedules import cosine_after_warmup, seed002_optimizer
 
 log = logging.getLogger("tfaux")
 
@@ -94,15 +91,15 @@ def run(
     Returns:
         The run directory, the results dict (also in results.json) and the export location.
     """
-    check_names(recipe)  # a typo fails now, not after hours of training
+    check_recipe(recipe)  # a typo fails now, not after hours of training
     create_strategy(recipe.training.strategy)  # multi_worker: before any other TF op
-    splits = _load_splits(recipe)  # missing data fails before a run directory exists
+    splits = load_splits(recipe)  # missing data fails before a run directory exists
     info = splits.info
-    _check_random_sign(recipe, info)  # layer names need the image shape: before any training
+    check_recipe(recipe, info.image_shape)  # layer names need the image shape
     if recipe.seeds:
         return _run_seeds(recipe, Path(runs_dir), Path(savedmodels_dir), fresh, progress, callbacks)
-    run_dir = _run_directory(Path(runs_dir), recipe, fresh)
-    _log_to(writable_dir(run_dir) / "log.txt")
+    run_dir = run_directory(Path(runs_dir), recipe, fresh)
+    log_to(writable_dir(run_dir) / "log.txt")
     log.info("run %s: %s", run_dir, json.dumps(recipe.to_dict()))
     log.info(
         "data %s: %d train / %d val / %d test, mean %s std %s",
@@ -160,7 +157,7 @@ def _run_seeds(recipe: Recipe, runs_dir: Path, savedmodels_dir: Path, fresh, pro
     A finished seed is read back, an unfinished one resumes: the same command continues.
     Only the first seed exports its best model.
     """
-    run_dir = _run_directory(runs_dir, recipe, fresh)
+    run_dir = run_directory(runs_dir, recipe, fresh)
     per_seed = {}
     for seed in recipe.seeds:
         single = dataclasses.replace(
@@ -182,7 +179,7 @@ def _run_seeds(recipe: Recipe, runs_dir: Path, savedmodels_dir: Path, fresh, pro
                 callbacks=callbacks,
             )
         )
-    _log_to(run_dir / "log.txt")
+    log_to(run_dir / "log.txt")
     summary = reporting.seed_summary(recipe.name, run_dir.name, per_seed)
     reporting.write_seed_report(run_dir, summary)
     first = per_seed[recipe.seeds[0]]
@@ -198,51 +195,6 @@ def _finished_run(runs_dir: Path, recipe: Recipe) -> Path | None:
         ):
             return candidate
     return None
-
-
-def check_names(recipe: Recipe) -> None:
-    """Checks the recipe's backbone, dataset and aux tasks against their registries (each error
-    suggests the closest name), before any data is loaded or model built."""
-    get_backbone_builder(recipe.model.backbone)
-    check_name(recipe.data.dataset)
-    for variant in recipe.variants:
-        for task in variant_tasks(variant):
-            check_task(task)
-            if task == "coarse":
-                check_hierarchy(recipe.data.dataset, has_coarse_labels(recipe.data.dataset))
-
-
-def _check_random_sign(recipe: Recipe, info) -> None:
-    """Fails on a `random_sign.after` name the backbone does not have, suggesting the closest."""
-    if not any(variant_loop(v) == "random_sign" for v in recipe.variants):
-        return
-    hidden = [name for name in recipe.random_sign.after if name != "input"]
-    backbone = create_backbone(
-        recipe.model.backbone, input_shape=info.image_shape, width=recipe.model.width
-    )
-    with_random_sign(backbone, hidden, eps=recipe.random_sign.eps)
-
-
-def _load_splits(recipe: Recipe):
-    # tf.data combines its op seeds with TF's global seed, which building a model sets: fix it
-    # here too, or a pipeline built after a model (every variant but a process's first) would
-    # shuffle and augment differently from one built before.
-    keras.utils.set_random_seed(recipe.training.seed)
-    d = recipe.data
-    wants_coarse = any("coarse" in variant_tasks(v) for v in recipe.variants)
-    return data.load(
-        d.dataset,
-        batch_size=d.batch_size,
-        val_fraction=d.val_fraction,
-        seed=recipe.training.seed,
-        augment=d.augment,
-        train_size=d.train_size,
-        test_size=d.test_size,
-        image_size=d.image_size,
-        data_dir=d.data_dir,
-        download=d.download,
-        coarse=wants_coarse and has_coarse_labels(d.dataset),
-    )
 
 
 def _train_variant(
@@ -263,35 +215,28 @@ def _train_variant(
     weights_file = run_dir / "variants" / f"{key}.weights.h5"
     if weights_file.exists():
         return
-    splits = _load_splits(recipe)
+    splits = load_splits(recipe)
     variants_dir = writable_dir(run_dir / "variants")  # the chief's; a temporary one elsewhere
-    loop = variant_loop(variant)
-    model, strategy = _build_model(recipe, variant, splits.info)
-    epochs = loop_epochs(loop, recipe.training.epochs, recipe.adversarial)
+    loop = variant_loop_of(recipe, variant)
+    model, strategy = build_variant(recipe, variant, splits.info)
+    epochs = loop.epochs(recipe.training.epochs)
     callbacks = [
-        *recipe_loop_callbacks(recipe, loop, epochs),
-        *_callbacks(recipe, key, epochs, splits, run_dir, progress),
+        *training_callbacks(
+            recipe,
+            loop,
+            epochs,
+            splits,
+            history_file=variants_dir / f"{key}.history.csv",
+            log_dir=writable_dir(run_dir / "tensorboard" / key),
+            progress=key if progress else None,
+        ),
         *extra_callbacks,
     ]
     # Last: it restores the state the callbacks above reset when training begins.
     checkpoints = run_dir / "checkpoints" / key
     backup = RunBackup(checkpoints, callbacks, write_dir=writable_dir(checkpoints))
     start = time.perf_counter()
-    # One iterator per split for the whole fit, never one per epoch (`repeated`); multi-worker:
-    # each worker its share of every batch.
-    train, steps = repeated(shard_by_data(splits.train))
-    val, val_steps = repeated(shard_by_data(splits.val))
-    with strategy.scope():
-        model.fit(
-            train,
-            steps_per_epoch=steps,
-            validation_data=val,
-            validation_steps=val_steps,
-            epochs=epochs,
-            callbacks=[*callbacks, backup],
-            shuffle=False,  # the tf.data pipeline shuffles, with the run's seed
-            verbose=0,
-        )
+    fit(model, splits, epochs=epochs, callbacks=[*callbacks, backup], strategy=strategy)
     if backup.diverged_epoch is not None:
         epoch = backup.diverged_epoch
         kept = (
@@ -305,8 +250,12 @@ def _train_variant(
             "again (a changed recipe starts a new run)."
         )
     history = backup.history  # every epoch, those before a resume included
+    optimizer_steps = int(model.optimizer.iterations.numpy())  # resumed runs: restored with it
     train = {
-        "loop": loop,
+        "loop": loop.name,
+        "optimizer_steps": optimizer_steps,
+        # Forward-backward passes over a batch-sized input: the budget variants compare by.
+        "gradient_passes": optimizer_steps * loop.passes_per_step(),
         "train_seconds": round(time.perf_counter() - start, 1),
         "epochs_run": len(history.get("loss", [])),
         "resumed_from_epoch": backup.resumed_from,
@@ -406,7 +355,8 @@ def _metrics(result: dict) -> dict:
 def _input_robustness(recipe, variant, model, classifier, splits, surrogate) -> dict:
     """Seed 003's disturbances, seed 004's augmented accuracies and denoiser report."""
     config, result = recipe.evaluation, {}
-    if not (config.disturbances or config.augmented or "denoise" in variant_tasks(variant)):
+    reporting_tasks = [task for task in model.tasks if task.reports]
+    if not (config.disturbances or config.augmented or reporting_tasks):
         return result
     x, y = _test_prefix(splits, splits.info.num_test)
     flip = _flip_invariant(recipe)
@@ -429,44 +379,29 @@ def _input_robustness(recipe, variant, model, classifier, splits, surrogate) -> 
             )
             for name in config.augmented
         }
-    if "denoise" in variant_tasks(variant):
-        n = min(config.denoiser_examples, len(x))
-        result["denoiser"] = denoiser_report(
-            model, x[:n], y[:n], eps=recipe.adversarial.eps, seed=seed, flip=flip
-        )
+    for task in reporting_tasks:  # the tasks' own reports (the denoiser's)
+        result.update(task.report(model, x, y, recipe=recipe, flip=flip))
     return result
 
 
 def _flip_invariant(recipe: Recipe) -> bool:
     """Whether mirroring keeps the labels of the recipe's dataset (not for digits)."""
-    return default_augmentation(recipe.data.dataset, True)[1]
+    return dataset_spec(recipe.data.dataset).flip_invariant
 
 
 def _trained_model(
     recipe: Recipe, variant: str, info, run_dir: Path, key: str | None = None
 ) -> keras.Model:
-    """The variant's trained model, rebuilt in float32 and loaded from its weights file.
-
-    Whatever `training.precision` trained it, attacks, the report and the export compute in
-    float32: variables are float32 under every mixed policy, so the weights load unchanged.
-    """
-    model, strategy = _build_model(recipe, variant, info, distributed=False, precision="float32")
-    with strategy.scope():
-        model.optimizer.build(model.trainable_variables)  # the file holds its state too
-    model.load_weights(run_dir / "variants" / f"{key or variant}.weights.h5")
-    return model
+    """The variant's trained model, in float32 (see `load_trained`)."""
+    return load_trained(
+        recipe, variant, info, run_dir / "variants" / f"{key or variant}.weights.h5"
+    )
 
 
 # === Corruption benchmark and Fourier heat map (seed 001) ===
 def _test_prefix(splits, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The first `n` test images and labels, as arrays (the test split is not shuffled)."""
-    return _prefix(splits.test, n)
-
-
-def _prefix(dataset, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first `n` images and labels of an unshuffled split, as arrays."""
-    x, y = next(iter(dataset.unbatch().take(n).batch(n)))
-    return x.numpy(), labels_of(y).numpy()
+    return first_examples(splits.test, n)
 
 
 def _corrupted_test_set(recipe: Recipe, splits, progress: bool):
@@ -544,170 +479,12 @@ def _heatmap(recipe: Recipe, classifier, splits, stem: Path, log_dir: Path, prog
 
 def _surrogate(recipe: Recipe, info, run_dir: Path) -> keras.Model | None:
     """A standard-trained variant for the transfer check: "none" if present, else None."""
-    standard = [v for v in recipe.variants if variant_loop(v) == "standard"]
+    standard = [v for v in recipe.variants if variant_loop(v) == STANDARD]
     if not standard:
         log.info("no standard-trained variant: the transfer sanity check is skipped")
         return None
     model = _trained_model(recipe, "none" if "none" in standard else standard[0], info, run_dir)
     return primary_classifier(model)
-
-
-def _guard_batch(splits, recipe: Recipe):
-    """A fixed batch of training images for the catastrophic-overfitting guard."""
-    return _prefix(splits.train, recipe.adversarial.guard_examples)
-
-
-def _build_model(
-    recipe: Recipe,
-    variant: str,
-    info,
-    compile: bool = True,
-    distributed: bool = True,
-    precision: str | None = None,
-):
-    """The variant's model and its distribution strategy; same seed → same backbone init.
-
-    `distributed=False` builds it outside the recipe's strategy, for evaluation and export:
-    under MultiWorkerMirroredStrategy, `evaluate` on a distributed model is a collective that
-    every worker would have to join, and only the chief evaluates. `precision` overrides
-    `training.precision` for the layers (evaluation uses "float32"); the optimizer is always
-    the recipe's, loss-scaled for mixed_float16, so a rebuild loads the state it saved.
-    """
-    keras.utils.set_random_seed(recipe.training.seed)
-    strategy = (
-        create_strategy(recipe.training.strategy) if distributed else tf.distribute.get_strategy()
-    )
-    loop = variant_loop(variant)
-    tasks = [
-        create_task(name, weight=weight, **_task_options(name, info))
-        for name, weight in variant_weights(variant, recipe.aux_weight).items()
-    ]
-    tasks += loop_tasks(loop, recipe.auxiliary, info.num_classes)
-    with strategy.scope():
-        model = build(
-            recipe.model.backbone,
-            input_shape=info.image_shape,
-            num_classes=info.num_classes,
-            mean=info.mean,
-            std=info.std,
-            tasks=tasks,
-            width=recipe.model.width,
-            dropout=recipe.model.dropout,
-            random_sign=recipe.random_sign if loop == "random_sign" else None,
-            # Synchronized statistics make a multi-replica step equal a single-device step.
-            norm=loop_norm(
-                loop,
-                recipe.auxiliary,
-                recipe.model.bn_momentum,
-                synchronized=strategy.num_replicas_in_sync > 1,
-            ),
-            name=re.sub(r"\W", "_", variant),
-            precision=precision or recipe.training.precision,
-        )
-        model = with_loop(
-            model,
-            loop,
-            recipe.adversarial,
-            recipe.data.batch_size,
-            recipe.auxiliary,
-            augmentation=variant_augmentation(variant),
-            flip=_flip_invariant(recipe),
-            weighting=variant_weighting(variant),
-            weighting_config=recipe.weighting,
-        )
-        if not compile:
-            return model, strategy
-        model.compile(
-            optimizer=loss_scaled(_optimizer(recipe, info), recipe.training.precision),
-            jit_compile=False,  # XLA is 1.5–10× slower on these CPUs and breaks MirroredStrategy
-        )
-    return model, strategy
-
-
-def _task_options(name: str, info) -> dict:
-    """Dataset-dependent task arguments: the coarse head's label hierarchy."""
-    if name != "coarse":
-        return {}
-    return coarse_options(info.name, info.num_classes, info.coarse_names)
-
-
-def _optimizer(recipe: Recipe, info) -> keras.optimizers.Optimizer:
-    """SGD (seed 000) or AdamW (seed 002), at a constant rate cut on plateaus or on a cosine."""
-    t = recipe.training
-    learning_rate = t.learning_rate
-    if t.schedule == "cosine":
-        learning_rate = cosine_after_warmup(
-            t.learning_rate,
-            epochs=t.epochs,
-            warmup_epochs=t.warmup_epochs,
-            steps_per_epoch=math.ceil(info.num_train / recipe.data.batch_size),
-        )
-    if t.optimizer == "adamw":
-        return seed002_optimizer(learning_rate, t.weight_decay)
-    return seed000_optimizer(learning_rate, t.momentum, t.weight_decay)
-
-
-def recipe_loop_callbacks(recipe: Recipe, loop: str, epochs: int) -> list:
-    """The loop's ε/m schedule, overfitting guard and stage switch, set up from the recipe."""
-    return loop_callbacks(
-        loop,
-        recipe.adversarial,
-        lambda: _guard_batch(_load_splits(recipe), recipe),  # its own pipeline
-        recipe.auxiliary,
-        epochs,
-    )
-
-
-def schedule_callbacks(recipe: Recipe) -> list:
-    """Seed 000's plateau LR cut and early stopping; early stopping only with a cosine LR."""
-    t = recipe.training
-    schedule = seed000_callbacks(t.plateau_patience, t.stop_patience)
-    if t.schedule != "plateau":  # the LR follows its schedule
-        schedule = [c for c in schedule if isinstance(c, keras.callbacks.EarlyStopping)]
-    return schedule
-
-
-def _callbacks(recipe: Recipe, variant: str, epochs: int, splits, run_dir, progress: bool) -> list:
-    """Monitoring, schedule, logging and NaN callbacks, in the order their logs need.
-
-    Callbacks that add to the epoch logs (the loops' schedules before this list, the learning
-    rate, the robust accuracy) come before TensorBoard and the CSV log; TensorBoard comes before
-    ReduceLROnPlateau, so it plots the rate each epoch used, not the next epoch's.
-    """
-    m = recipe.monitor
-    log_dir = writable_dir(run_dir / "tensorboard" / variant)
-    callbacks = [LearningRateLogger()]
-    if m.robust_examples:  # the primary's clean vs adversarial accuracy, every epoch
-        x, y = _prefix(splits.val, min(m.robust_examples, splits.info.num_val))
-        callbacks.append(
-            RobustAccuracy(x, y, eps=recipe.evaluation.eps, steps=recipe.adversarial.pgd_steps)
-        )
-    callbacks.append(keras.callbacks.TensorBoard(str(log_dir)))
-    if m.images_every:
-        x, y = _prefix(splits.val, min(m.images, splits.info.num_val))
-        callbacks.append(
-            ImageLogger(
-                log_dir,
-                x,
-                y,
-                n=len(x),
-                every=m.images_every,
-                eps=recipe.evaluation.eps,
-                steps=recipe.adversarial.pgd_steps,
-            )
-        )
-    callbacks += [
-        *schedule_callbacks(recipe),
-        # append: a resumed run continues the file of the epochs before the crash
-        keras.callbacks.CSVLogger(
-            str(writable_dir(run_dir / "variants") / f"{variant}.history.csv"), append=True
-        ),
-        keras.callbacks.TerminateOnNaN(),
-    ]
-    if progress:
-        steps = math.ceil(splits.info.num_train / recipe.data.batch_size)
-        callbacks.append(training_progress(epochs=epochs, steps=steps, desc=variant))
-    return callbacks
 
 
 def _export(recipe: Recipe, variant: str, result: dict, splits, run_dir: Path, parent: Path):
@@ -730,7 +507,7 @@ def _export(recipe: Recipe, variant: str, result: dict, splits, run_dir: Path, p
     )
 
 
-def _run_directory(runs_dir: Path, recipe: Recipe, fresh: bool) -> Path:
+def run_directory(runs_dir: Path, recipe: Recipe, fresh: bool) -> Path:
     """A new `runs/<recipe>-<timestamp>`, or the newest unfinished run of the same config.
 
     A multi-worker run is `runs/<recipe>-<hash of the config>` instead: every worker computes
@@ -767,12 +544,3 @@ def _run_directory(runs_dir: Path, recipe: Recipe, fresh: bool) -> Path:
     run_dir.mkdir(parents=True)
     (run_dir / "config.json").write_text(json.dumps(config, indent=2))
     return run_dir
-
-
-def _log_to(path: Path) -> None:
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.handlers = [h for h in log.handlers if not isinstance(h, logging.FileHandler)]
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False  # the console shows progress bars and the final table, not the log

@@ -48,22 +48,17 @@ import keras_tuner
 import numpy as np
 from keras_tuner.errors import FailedTrialError
 
-from tfaux.config import Recipe, tuning_variant, variant_loop, variant_tasks
-from tfaux.data.pipeline import repeated
+from tfaux.config import Recipe, tuning_variant, variant_tasks
 from tfaux.distribute import create_strategy
-from tfaux.progress import training_progress
-from tfaux.runner import (
-    _build_model,
-    _check_random_sign,
-    _load_splits,
-    _log_to,
-    _prefix,
-    check_names,
-    recipe_loop_callbacks,
-    schedule_callbacks,
+from tfaux.experiment import (
+    build_model,
+    check_recipe,
+    fit,
+    load_splits,
+    log_to,
+    training_callbacks,
+    variant_loop_of,
 )
-from tfaux.training.callbacks import RobustAccuracy
-from tfaux.training.loops import loop_epochs
 from tfaux.training.resume import RunBackup, TrainingFailedError
 
 PROJECT = "keras_tuner"
@@ -110,15 +105,15 @@ def tune(
         ValueError: a bad tuning setting, or a search directory holding another search.
         TuningError: KerasTuner stopped after consecutive failed trials.
     """
-    check_names(recipe)
+    check_recipe(recipe)
     variant = tuning_variant(recipe)
-    info = _load_splits(_trial_recipe(recipe)).info  # missing data fails before any directory
-    _check_random_sign(recipe, info)  # layer names need the image shape: before any trial
+    info = load_splits(_trial_recipe(recipe)).info  # missing data fails before any directory
+    check_recipe(recipe, info.image_shape)  # layer names need the image shape: before any trial
     search_dir = Path(runs_dir) / f"{recipe.name}-tune"
     if fresh and search_dir.exists():
         shutil.rmtree(search_dir)
     _claim(search_dir, search_description(recipe))
-    _log_to(search_dir / "log.txt")
+    log_to(search_dir / "log.txt")
     log.info("search %s: %s", search_dir, json.dumps(search_description(recipe)))
 
     report = _Report(recipe, variant, search_dir, verbose)
@@ -295,7 +290,7 @@ class LambdaHyperModel(keras_tuner.HyperModel):
 
     def build(self, hp) -> keras.Model:
         recipe, variant = self.trial_recipe(hp)
-        model, strategy = _build_model(recipe, variant, self.info)
+        model, strategy = build_model(recipe, variant, self.info)
         with strategy.scope():
             # Hyperband continues a trial from another's checkpoint, optimizer state included.
             model.optimizer.build(model.trainable_variables)
@@ -314,51 +309,36 @@ class LambdaHyperModel(keras_tuner.HyperModel):
     ) -> dict:
         recipe, variant = self.trial_recipe(hp)
         trial_dir = Path(trial_dir)
-        splits = _load_splits(recipe)
-        loop = variant_loop(variant)
+        splits = load_splits(recipe)
+        loop = variant_loop_of(recipe, variant)
         if epochs is None:  # Hyperband sets its own epochs; otherwise the loop's (Free-AT: ÷ m)
-            epochs = loop_epochs(loop, recipe.training.epochs, recipe.adversarial)
-        ours = [
-            *self._robust_accuracy(recipe, splits),  # first: the others read its metrics
-            *recipe_loop_callbacks(recipe, loop, epochs),
-            *schedule_callbacks(recipe),
-            keras.callbacks.TerminateOnNaN(),
-            # The log before the backup: an epoch in the backup is always in the log.
-            keras.callbacks.CSVLogger(str(trial_dir / HISTORY_FILE), append=True),
-        ]
-        # Last of ours: it restores the state of those above (δ, early stopping, the guard).
-        ours.append(RunBackup(trial_dir / BACKUP_DIR, ours))
-        if self.progress:
-            ours.append(
-                training_progress(
-                    epochs=epochs,
-                    steps=math.ceil(self.info.num_train / recipe.data.batch_size),
-                    desc=f"trial {trial_dir.name.removeprefix('trial_')}",
-                )
-            )
-        start = time.perf_counter()
-        train, steps = repeated(splits.train)  # one iterator for the whole fit (see runner)
-        val, val_steps = repeated(splits.val)
-        with create_strategy(recipe.training.strategy).scope():
-            history = model.fit(
-                train,
-                steps_per_epoch=steps,
-                validation_data=val,
-                validation_steps=val_steps,
-                epochs=epochs,
-                initial_epoch=initial_epoch,
-                callbacks=[*ours, *callbacks],
-                shuffle=False,  # the tf.data pipeline shuffles, with the run's seed
-                verbose=0,
-            )
-        return self._result(trial_dir, variant, history, initial_epoch, start)
-
-    def _robust_accuracy(self, recipe: Recipe, splits) -> list:
+            epochs = loop.epochs(recipe.training.epochs)
         t = recipe.tuning
-        if t.objective == "val_accuracy":
-            return []
-        x, y = _prefix(splits.val, t.robust_examples)
-        return [RobustAccuracy(x, y, eps=recipe.evaluation.eps, steps=t.pgd_steps)]
+        robust = t.objective != "val_accuracy"  # the objective needs `val_pgd_accuracy`
+        ours = training_callbacks(
+            recipe,
+            loop,
+            epochs,
+            splits,
+            # The log before the backup: an epoch in the backup is always in the log.
+            history_file=trial_dir / HISTORY_FILE,
+            robust_examples=t.robust_examples if robust else 0,
+            robust_steps=t.pgd_steps,
+            progress=f"trial {trial_dir.name.removeprefix('trial_')}" if self.progress else None,
+        )
+        # Last of ours: it restores the state of those above (δ, early stopping, the guard);
+        # KerasTuner's callbacks (its TensorBoard, checkpoint) follow and read the same logs.
+        ours.append(RunBackup(trial_dir / BACKUP_DIR, ours))
+        start = time.perf_counter()
+        history = fit(
+            model,
+            splits,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=[*ours, *callbacks],
+            strategy=create_strategy(recipe.training.strategy),
+        )
+        return self._result(trial_dir, variant, history, initial_epoch, start)
 
     def _result(self, trial_dir: Path, variant: str, history, initial_epoch: int, start) -> dict:
         epochs = read_history(trial_dir / HISTORY_FILE)

@@ -10,6 +10,7 @@ import keras
 import tensorflow as tf
 
 from tfaux.names import unknown_name
+from tfaux.plugins import import_submodules
 
 _TASKS: dict[str, type[AuxTask]] = {}
 
@@ -32,6 +33,11 @@ class AuxTask:
     # Whether the task is a front end: an image-to-image network in front of the backbone
     # (`front_end`), rather than a head on its features (`head`).
     front: bool = False
+    # Whether the task trains on the dataset's own coarse labels when it has them (CIFAR-100's
+    # superclasses): the data pipeline then yields {"label", "coarse_label"}.
+    coarse_labels: bool = False
+    # Whether `report` adds results to a trained variant's evaluation.
+    reports: bool = False
 
     def __init__(self, weight: float = 0.01):
         if not weight >= 0:
@@ -62,6 +68,20 @@ class AuxTask:
         """Scalar loss; use `keras.losses` objects so it is scaled per replica."""
         raise NotImplementedError
 
+    # === Data and evaluation: what the runner asks of a task ===
+    @classmethod
+    def check_dataset(cls, dataset: str) -> None:
+        """Raises ValueError when the task cannot train on `dataset` (before any data loads)."""
+
+    @classmethod
+    def options(cls, info) -> dict:
+        """Constructor arguments that depend on the data (`tfaux.data.DataInfo`)."""
+        return {}
+
+    def report(self, model, x, y, *, recipe, flip: bool) -> dict:
+        """Results of a trained `model` with this task on test images `x`, `y` (when `reports`)."""
+        return {}
+
     def get_config(self) -> dict:
         return {"weight": self.weight}
 
@@ -83,13 +103,21 @@ def register_task(cls: type[AuxTask]) -> type[AuxTask]:
 
 def list_tasks() -> list[str]:
     """Names of the registered auxiliary tasks."""
+    import_submodules("tfaux.aux")
     return sorted(_TASKS)
 
 
 def check_task(name: str) -> None:
     """Raises ValueError for an unknown task name, suggesting the closest."""
+    import_submodules("tfaux.aux")
     if name not in _TASKS:
         raise unknown_name("aux task", name, _TASKS)
+
+
+def task_class(name: str) -> type[AuxTask]:
+    """The class registered as `name` (its declared `views`, `front`, ...)."""
+    check_task(name)
+    return _TASKS[name]
 
 
 def create_task(name: str, weight: float = 0.01, **kwargs) -> AuxTask:

@@ -5,7 +5,8 @@ CIFAR-100 brings its 20 superclasses (TFDS `coarse_label`). Fashion-MNIST has no
 classes a Fashion-MNIST classifier confuses most (T-shirt/top, pullover, shirt; coat and
 dress) in the same group, as CIFAR-100's superclasses group visually similar fine classes, so the
 coarse task asks for the features the fine task needs first and lets the fine head separate
-within a group.
+within a group. Being this task's design rather than a fact of the data, a grouping lives here,
+keyed by a name in the dataset registry (`tfaux.data.dataset_spec`), which a test holds it to.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import tensorflow as tf
 from keras import layers
 
 from tfaux.aux.base import AuxTask, register_task
+from tfaux.data.sources import dataset_spec, list_datasets
 
 # Fashion-MNIST classes: 0 T-shirt/top, 1 Trouser, 2 Pullover, 3 Dress, 4 Coat, 5 Sandal,
 # 6 Shirt, 7 Sneaker, 8 Bag, 9 Ankle boot.
@@ -60,6 +62,7 @@ class CoarseTask(AuxTask):
     """
 
     name = "coarse"
+    coarse_labels = True
 
     def __init__(
         self,
@@ -78,6 +81,15 @@ class CoarseTask(AuxTask):
         self.num_coarse = int(num_coarse)
         self.fine_to_coarse = None if fine_to_coarse is None else tuple(fine_to_coarse)
         self._cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @classmethod
+    def check_dataset(cls, dataset: str) -> None:
+        check_hierarchy(dataset)
+
+    @classmethod
+    def options(cls, info) -> dict:
+        """The dataset's own coarse labels (CIFAR-100), or its `COARSE_GROUPS` hierarchy."""
+        return coarse_options(info.name, info.num_classes, info.coarse_names)
 
     def head(self, features, *, images, stride, norm=None):
         x = layers.GlobalAveragePooling2D(name=f"{self.name}_pool")(features)
@@ -108,17 +120,30 @@ def coarse_options(dataset: str, num_classes: int, coarse_names=None) -> dict:
     """`CoarseTask` arguments for a dataset: its own coarse labels, or a `COARSE_GROUPS` map."""
     if coarse_names:
         return {"num_coarse": len(coarse_names)}
-    check_hierarchy(dataset)
+    if dataset not in COARSE_GROUPS:
+        check_hierarchy(dataset)  # no hierarchy at all: the error names the datasets with one
+        raise ValueError(
+            f"Expected {dataset!r} loaded with its own coarse labels (coarse=True). "
+            "Received: coarse_names=None"
+        )
     groups = COARSE_GROUPS[dataset]
     return {"num_coarse": len(groups), "fine_to_coarse": label_map(groups, num_classes)}
 
 
-def check_hierarchy(dataset: str, has_coarse_labels: bool = False) -> None:
-    """Raises unless the dataset brings coarse labels or has a grouping in `COARSE_GROUPS`."""
+def check_hierarchy(dataset: str, has_coarse_labels: bool | None = None) -> None:
+    """Raises unless the dataset brings coarse labels or has a grouping in `COARSE_GROUPS`.
+
+    Args:
+        dataset: a name from `tfaux.data.list_datasets()`.
+        has_coarse_labels: whether the dataset brings coarse labels; None asks its `DatasetSpec`.
+    """
+    if has_coarse_labels is None:
+        has_coarse_labels = dataset_spec(dataset).coarse_labels
     if has_coarse_labels or dataset in COARSE_GROUPS:
         return
+    with_labels = [name for name in list_datasets() if dataset_spec(name).coarse_labels]
     raise ValueError(
-        "Expected a dataset with coarse labels (cifar100) or a grouping in "
+        f"Expected a dataset with coarse labels ({', '.join(with_labels)}) or a grouping in "
         f"tfaux.aux.coarse.COARSE_GROUPS ({', '.join(COARSE_GROUPS)}) for the coarse task. "
         f"Received: dataset={dataset!r}"
     )

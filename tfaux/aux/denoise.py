@@ -28,6 +28,7 @@ class DenoiseTask(AuxTask):
     name = "denoise"
     front = True
     target_originals = True
+    reports = True
 
     def __init__(self, weight: float = 0.01, filters: int = 32):
         super().__init__(weight)
@@ -55,6 +56,17 @@ class DenoiseTask(AuxTask):
 
     def loss(self, target, prediction):
         return self._mse(target, prediction)
+
+    def report(self, model, x, y, *, recipe, flip: bool) -> dict:
+        """Whether it denoises or passes the perturbation through (`denoiser_report`), on the
+        first `evaluation.denoiser_examples` images, perturbed at the training ε."""
+        from tfaux.evaluate.denoiser import denoiser_report  # evaluation imports the models
+
+        n = min(recipe.evaluation.denoiser_examples, len(x))
+        report = denoiser_report(
+            model, x[:n], y[:n], eps=recipe.adversarial.eps, seed=recipe.training.seed, flip=flip
+        )
+        return {"denoiser": report}
 
     def get_config(self) -> dict:
         return {**super().get_config(), "filters": self.filters}

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from tfaux.data.corruptions import _check_seed, _rotate
+from tfaux.data.corruptions import rotate, stateless_seed
 from tfaux.names import unknown_name
 
 # ITU-R 601-2 luma, as PIL's convert("L") and torchvision's rgb_to_grayscale.
@@ -46,7 +46,7 @@ def random_resized_crop(x, seed, *, scale=(0.25, 1.0), ratio=(3 / 4, 4 / 3)) -> 
         ratio: (min, max) aspect ratio, 0 < min <= max.
     """
     x, dtype = _check_images(x)
-    seed = _check_seed(seed)
+    seed = stateless_seed(seed)
     low, high = _check_range("scale", scale, upper=1.0)
     ratio_low, ratio_high = _check_range("ratio", ratio)
     area_seed, ratio_seed, y_seed, x_seed = _split(seed, 4)
@@ -71,7 +71,7 @@ def random_resized_crop(x, seed, *, scale=(0.25, 1.0), ratio=(3 / 4, 4 / 3)) -> 
 def random_flip(x, seed) -> tf.Tensor:
     """Mirrors each image left-right with probability 1/2."""
     x, dtype = _check_images(x)
-    flip = _coin(tf.shape(x)[:1], _check_seed(seed), 0.5)
+    flip = _coin(tf.shape(x)[:1], stateless_seed(seed), 0.5)
     return _finish(tf.where(flip, tf.reverse(x, axis=[2]), x), x, dtype)
 
 
@@ -93,7 +93,7 @@ def color_jitter(x, seed, *, brightness=0.4, contrast=0.4, saturation=0.4, hue=0
         hue: strength in [0, 0.5].
     """
     x, dtype = _check_images(x)
-    seed = _check_seed(seed)
+    seed = stateless_seed(seed)
     for name, value in (
         ("brightness", brightness),
         ("contrast", contrast),
@@ -152,7 +152,7 @@ def random_grayscale(x, seed, *, probability=0.2) -> tf.Tensor:
     shape is kept; 1-channel images are already gray and come back unchanged.
     """
     x, dtype = _check_images(x)
-    seed = _check_seed(seed)
+    seed = stateless_seed(seed)
     _check_probability(probability)
     if x.shape[-1] == 1:
         return _finish(x, x, dtype)
@@ -166,10 +166,10 @@ def random_rotation(x, seed, *, max_degrees=20.0) -> tf.Tensor:
     Bilinear with reflected borders (`tfaux.data.corruptions`'s rotation), so no black corners.
     """
     x, dtype = _check_images(x)
-    seed = _check_seed(seed)
+    seed = stateless_seed(seed)
     _check_strength("max_degrees", max_degrees, upper=180.0)
     degrees = tf.random.stateless_uniform(tf.shape(x)[:1], seed, -1.0, 1.0) * max_degrees
-    return _finish(_rotate(x, degrees), x, dtype)
+    return _finish(rotate(x, degrees), x, dtype)
 
 
 def simclr_augment(x, seed, *, flip=True) -> tf.Tensor:
@@ -180,7 +180,7 @@ def simclr_augment(x, seed, *, flip=True) -> tf.Tensor:
     probability 0.2. Pass `flip=False` where a mirror changes the label (digits).
     """
     x, dtype = _check_images(x)
-    crop_seed, flip_seed, jitter_seed, apply_seed, gray_seed = _split(_check_seed(seed), 5)
+    crop_seed, flip_seed, jitter_seed, apply_seed, gray_seed = _split(stateless_seed(seed), 5)
     out = random_resized_crop(x, crop_seed, scale=(0.25, 1.0))
     if flip:
         out = random_flip(out, flip_seed)
@@ -201,7 +201,7 @@ def geometric_augment(
     grayscale images, so on grayscale data only the rotation (and the flip) apply.
     """
     x, dtype = _check_images(x)
-    rotate_seed, jitter_seed, flip_seed = _split(_check_seed(seed), 3)
+    rotate_seed, jitter_seed, flip_seed = _split(stateless_seed(seed), 3)
     out = random_rotation(x, rotate_seed, max_degrees=max_degrees)
     out = color_jitter(
         out, jitter_seed, brightness=0.0, contrast=0.0, saturation=saturation, hue=hue
@@ -232,7 +232,7 @@ def two_views(x, seed, augment: Callable[..., tf.Tensor], **kwargs) -> tf.Tensor
     (2B images: row i and row B + i are views of image i), where `s1, s2` are
     `tf.random.experimental.stateless_split(seed, 2)`.
     """
-    first, second = _split(_check_seed(seed), 2)
+    first, second = _split(stateless_seed(seed), 2)
     return tf.concat([augment(x, first, **kwargs), augment(x, second, **kwargs)], axis=0)
 
 

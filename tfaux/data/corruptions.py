@@ -74,7 +74,7 @@ def corrupt(x, name: str, *, severity, seed) -> tf.Tensor:
     """
     _check_name(name)
     x = _check_images(x)
-    seed = _check_seed(seed)
+    seed = stateless_seed(seed)
     level = _severity_index(severity, tf.shape(x)[0])
     dtype = x.dtype
     x = tf.cast(x, tf.float32)
@@ -86,7 +86,7 @@ def corrupt(x, name: str, *, severity, seed) -> tf.Tensor:
     elif name == "rotation":
         max_degrees = tf.gather(tf.constant(SEVERITY_PARAMETERS[name], tf.float32), level)
         u = tf.random.stateless_uniform(tf.shape(level), seed, -1.0, 1.0)  # sign and size
-        out = _rotate(x, max_degrees * u)
+        out = rotate(x, max_degrees * u)
     else:
         contrast, shift = zip(*SEVERITY_PARAMETERS[name], strict=True)
         # Both signs: CIFAR-10-C only brightens, but darker test images are just as plausible.
@@ -115,7 +115,7 @@ def random_corruption(x, name: str, *, seed) -> tf.Tensor:
     _check_name(name)
     x = _check_images(x)
     severity_seed, corrupt_seed = tf.unstack(
-        tf.random.experimental.stateless_split(_check_seed(seed), 2)
+        tf.random.experimental.stateless_split(stateless_seed(seed), 2)
     )
     severity = tf.random.stateless_uniform(
         tf.shape(x)[:1], severity_seed, minval=1, maxval=NUM_SEVERITIES + 1, dtype=tf.int32
@@ -137,7 +137,8 @@ def _check_images(x) -> tf.Tensor:
     return x
 
 
-def _check_seed(seed) -> tf.Tensor:
+def stateless_seed(seed) -> tf.Tensor:
+    """`seed` as an integer tensor of shape [2], as TF's stateless random ops take it."""
     seed = tf.convert_to_tensor(seed)
     if not seed.dtype.is_integer or not seed.shape.is_compatible_with([2]):
         raise ValueError(
@@ -211,7 +212,7 @@ def _blur_axis(x: tf.Tensor, kernels: tf.Tensor, axis: int) -> tf.Tensor:
     return out
 
 
-def _rotate(x: tf.Tensor, degrees: tf.Tensor) -> tf.Tensor:
+def rotate(x: tf.Tensor, degrees: tf.Tensor) -> tf.Tensor:
     """Rotates each image about its centre by its own angle (bilinear, reflected borders).
 
     Reflection rather than zeros: black corners would be a cue of the corruption on natural

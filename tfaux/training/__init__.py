@@ -1,6 +1,16 @@
-"""Training loops (train_step overrides) and paper schedules."""
+"""Training loops (train_step overrides, registered by name) and optimizer schedules."""
 
 from tfaux.training.aux_model import AuxModel
-from tfaux.training.schedules import seed000_callbacks, seed000_optimizer
+from tfaux.training.loops import Loop, create_loop, list_loops, register_loop
+from tfaux.training.schedules import adamw, plateau_callbacks, sgd_momentum
 
-__all__ = ["AuxModel", "seed000_callbacks", "seed000_optimizer"]
+__all__ = [
+    "AuxModel",
+    "Loop",
+    "adamw",
+    "create_loop",
+    "list_loops",
+    "plateau_callbacks",
+    "register_loop",
+    "sgd_momentum",
+]

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from tfaux.attacks import check_eps, logits_fn, pgd
 from tfaux.training.aux_model import AuxModel, labels_of, replica_id
+from tfaux.training.loops import Loop, register_loop
 
 ATTACKS = ("fgsm", "pgd")
 
@@ -109,3 +110,50 @@ def adversarial_examples(
         keep = tf.reshape(tf.range(tf.shape(x)[0]) < clean, [-1, 1, 1, 1])
         x_adv = tf.where(keep, x, x_adv)
     return x_adv
+
+
+@register_loop
+class PGDLoop(Loop):
+    """ "@pgd": Madry et al.'s PGD adversarial training, `adversarial.pgd_steps` steps,
+    α = 2.5ε/steps, a random start."""
+
+    name = "pgd"
+    model_class = AdversarialModel
+    trains_at_eps = True
+
+    def model_options(self, batch_size: int) -> dict:
+        config = self.recipe.adversarial
+        return {
+            "attack": "pgd",
+            "eps": config.eps,
+            "steps": config.pgd_steps,
+            "clean_fraction": config.clean_fraction,
+        }
+
+    def passes_per_step(self) -> int:
+        return self.recipe.adversarial.pgd_steps + 1
+
+
+@register_loop
+class FGSMLoop(PGDLoop):
+    """ "@fgsm": Goodfellow et al.'s FGSM adversarial training from the clean image, α = ε."""
+
+    name = "fgsm"
+    single_step = True
+    random_start = False
+
+    def model_options(self, batch_size: int) -> dict:
+        options = super().model_options(batch_size)
+        return {**options, "attack": "fgsm", "random_start": self.random_start}
+
+    def passes_per_step(self) -> int:
+        return 2
+
+
+@register_loop
+class FGSMRandomStartLoop(FGSMLoop):
+    """ "@fgsm_rs": FGSM from a uniform random start in the ε-ball, α = 1.25ε (Wong et al.,
+    "Fast is better than free")."""
+
+    name = "fgsm_rs"
+    random_start = True

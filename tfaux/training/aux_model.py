@@ -163,17 +163,32 @@ class AuxModel(keras.Model):
         # Augmentation and perturbation (outside the weight tape)
         x, y, originals = self.augment(*data)
         x_train = self.perturb(x, y)
+        # Forward pass, gradients, update; metrics
+        outputs, terms, _ = self.gradient_step(x, y, originals, x_train)
+        return self._update_metrics(y, outputs, terms)
+
+    def gradient_step(self, x, y, originals, x_train, input_gradient: bool = False):
+        """One optimizer step on `x_train` (aux targets from the clean `x`): the step every loop
+        shares. Returns (outputs, loss terms, ∂loss/∂x_train or None); Free-AT asks for the input
+        gradient, which the same backward pass gives for free."""
         # Forward pass (GradNorm reads per-term gradients from the tape: then it is persistent)
         with tf.GradientTape(persistent=self.weighting.needs_term_gradients) as tape:
-            outputs = self(x_train, training=True)
+            if input_gradient:
+                tape.watch(x_train)
+            outputs = self.train_outputs(x, x_train)
             loss, terms = self.loss_terms(x, y, outputs, originals)
             loss = self.optimizer.scale_loss(loss)
         # Gradients and update (of the weights, then of learned loss weights)
-        gradients = tape.gradient(loss, self.trainable_weights)
+        sources = [*self.trainable_weights, *([x_train] if input_gradient else [])]
+        gradients = tape.gradient(loss, sources)
         self.weighting.update(tape, terms)
-        self.optimizer.apply(gradients, self.trainable_weights)
-        # Metrics
-        return self._update_metrics(y, outputs, terms)
+        self.optimizer.apply(gradients[: len(self.trainable_weights)], self.trainable_weights)
+        return outputs, terms, gradients[-1] if input_gradient else None
+
+    def train_outputs(self, x: tf.Tensor, x_train: tf.Tensor) -> dict:
+        """The outputs the loss is computed from, inside the tape: the model on `x_train`;
+        loops whose loss compares clean and perturbed predictions (TRADES) add to it."""
+        return self(x_train, training=True)
 
     def test_step(self, data):
         x, y = data
@@ -197,7 +212,7 @@ class AuxModel(keras.Model):
             originals: the images before augmentation, for tasks whose `target_originals` is
                 set (the denoiser reproduces the pre-augmentation image); default `x`.
         """
-        terms = {PRIMARY: self._cross_entropy(labels_of(y), outputs[PRIMARY])}
+        terms = {PRIMARY: self.primary_loss(labels_of(y), outputs[PRIMARY])}
         for task in self.tasks:
             source = originals if task.target_originals and originals is not None else x
             terms[task.name] = task.loss(task.target(source, y), outputs[task.name])
@@ -207,8 +222,9 @@ class AuxModel(keras.Model):
         terms["loss"] = total
         return total, terms
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        return self.loss_terms(x, y, y_pred)[0]
+    def primary_loss(self, labels, logits) -> tf.Tensor:
+        """The primary classifier's term: cross-entropy (MART boosts it)."""
+        return self._cross_entropy(labels, logits)
 
     def compile(self, *args, **kwargs):
         super().compile(*args, **kwargs)

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from tfaux.aux.corruption_heads import CorruptionClassifier
 from tfaux.data.corruptions import random_corruption
-from tfaux.models.layers import chunk
+from tfaux.models.layers import NormFactory, batch_norm, chunk, selective_batch_norm
 from tfaux.training.adversarial import adversarial_examples
 from tfaux.training.aux_model import (
     PRIMARY,
@@ -30,6 +30,7 @@ from tfaux.training.aux_model import (
     repeat_batch,
     step_seed,
 )
+from tfaux.training.loops import Loop, register_loop
 
 
 def corrupted_batch(
@@ -215,3 +216,104 @@ class MergeStage(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["merge_gamma"] = self.model.gamma
+
+
+@register_loop
+class AuxiliaryTrainingLoop(Loop):
+    """ "@auxiliary": Auxiliary Training with all its parts (`AuxTrainingConfig`): one auxiliary
+    classifier per corruption, Selective BatchNorm, self-distillation, the stage switch to
+    weight merging. Its subclasses are Table 9's ablations and Table 8's PGD-trained primary."""
+
+    name = "auxiliary"
+    model_class = AuxiliaryTrainingModel
+    chunked_batch = True
+    fixed_loss_weights = True
+    attention, selective_norm, distill, merge, adversarial = True, True, True, True, False
+
+    def model_options(self, batch_size: int) -> dict:
+        return {
+            "penalty": self.recipe.auxiliary.penalty,
+            "distill": self.distill,
+            "merge": self.merge,
+            "adversarial_eps": self.recipe.adversarial.eps if self.adversarial else None,
+            "adversarial_steps": self.recipe.adversarial.pgd_steps,
+        }
+
+    def tasks(self, num_classes: int) -> list:
+        config = self.recipe.auxiliary
+        return [
+            CorruptionClassifier(
+                config.alpha,
+                corruption=corruption,
+                index=index,
+                chunks=len(config.corruptions) + 1,
+                num_classes=num_classes,
+                attention=self.attention,
+            )
+            for index, corruption in enumerate(config.corruptions, start=1)
+        ]
+
+    def norm(self, momentum: float, synchronized: bool) -> NormFactory:
+        if not self.selective_norm:
+            return batch_norm(momentum, synchronized=synchronized)
+        chunks = len(self.recipe.auxiliary.corruptions) + 1
+        return selective_batch_norm(chunks, momentum, synchronized=synchronized)
+
+    def callbacks(self, epochs, guard_batch):
+        return [MergeStage(self.recipe.auxiliary.stage_two_epoch(epochs))]
+
+    def passes_per_step(self) -> int:
+        chunks = len(self.recipe.auxiliary.corruptions) + 1
+        return chunks + (self.recipe.adversarial.pgd_steps if self.adversarial else 0)
+
+
+@register_loop
+class NoSelectiveNormLoop(AuxiliaryTrainingLoop):
+    """ "@auxiliary_no_sbn": Table 9's "w/o SBN", ordinary BatchNorm over all chunks."""
+
+    name, selective_norm = "auxiliary_no_sbn", False
+
+
+@register_loop
+class NoDistillationLoop(AuxiliaryTrainingLoop):
+    """ "@auxiliary_no_distill": Table 9's "w/o self distillation"."""
+
+    name, distill = "auxiliary_no_distill", False
+
+
+@register_loop
+class NoAttentionLoop(AuxiliaryTrainingLoop):
+    """ "@auxiliary_no_attention": Table 9's "w/o attention" in the auxiliary classifiers."""
+
+    name, attention = "auxiliary_no_attention", False
+
+
+@register_loop
+class NoMergingLoop(AuxiliaryTrainingLoop):
+    """ "@auxiliary_no_merge": Table 9's "w/o weight merging" (γ stays 0)."""
+
+    name, merge = "auxiliary_no_merge", False
+
+
+@register_loop
+class AdversarialAuxiliaryLoop(AuxiliaryTrainingLoop):
+    """ "@auxiliary_pgd": Table 8, the primary chunk trained on PGD examples at
+    `adversarial.eps` (`adversarial.pgd_steps` steps)."""
+
+    name, adversarial, trains_at_eps = "auxiliary_pgd", True, True
+
+
+@register_loop
+class CorruptionAugmentLoop(Loop):
+    """ "@corruption_augment": Table 6's baseline, the same corruptions as plain augmentation."""
+
+    name = "corruption_augment"
+    model_class = CorruptionAugmentModel
+    chunked_batch = True
+    fixed_loss_weights = True
+
+    def model_options(self, batch_size: int) -> dict:
+        return {"corruptions": self.recipe.auxiliary.corruptions}
+
+    def passes_per_step(self) -> int:
+        return len(self.recipe.auxiliary.corruptions) + 1

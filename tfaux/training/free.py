@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from tfaux.attacks import CLIP_MAX, CLIP_MIN, check_eps
 from tfaux.training.aux_model import AuxModel
+from tfaux.training.loops import Loop, register_loop
 from tfaux.training.resume import assign_per_replica, per_replica_values
 
 
@@ -128,18 +129,11 @@ class FreeATModel(AuxModel):
         n = tf.shape(x)[0]
         uses_delta = self._uses_delta(replay)
         delta = self._delta[:n]
-        # Forward pass (on x + δ: δ is the input of the tape, so one backward pass serves both)
-        # The tape is persistent when GradNorm reads its per-term gradients from it.
-        with tf.GradientTape(persistent=self.weighting.needs_term_gradients) as tape:
-            x_train = tf.where(uses_delta, _clip(x + delta), x)
-            tape.watch(x_train)
-            outputs = self(x_train, training=True)
-            loss, terms = self.loss_terms(x, y, outputs, originals)
-            loss = self.optimizer.scale_loss(loss)
-        # Gradients for the weights and for δ, and the updates (learned loss weights too)
-        *gradients, input_gradient = tape.gradient(loss, [*self.trainable_weights, x_train])
-        self.weighting.update(tape, terms)
-        self.optimizer.apply(gradients, self.trainable_weights)
+        # One step on x + δ (or x); its backward pass gives δ's gradient too
+        x_train = tf.where(uses_delta, _clip(x + delta), x)
+        outputs, terms, input_gradient = self.gradient_step(
+            x, y, originals, x_train, input_gradient=True
+        )
         self._update_delta(x, delta, input_gradient, self._current_eps, n, uses_delta)
         # Metrics
         self._update_metrics(y, outputs, terms)
@@ -198,6 +192,67 @@ def free_epochs(epochs: int, replays: int, schedule: FreeSchedule | None = None)
         done += schedule.at(e)[1]
         e += 1
     return e
+
+
+@register_loop
+class FreeLoop(Loop):
+    """ "@free": Shafahi et al.'s free adversarial training, m = `adversarial.replays`, trained
+    for epochs ÷ m (the optimizer steps of natural training)."""
+
+    name = "free"
+    model_class = FreeATModel
+    trains_at_eps = True
+    replays = True
+    single_step = True
+
+    def model_options(self, batch_size: int) -> dict:
+        config = self.recipe.adversarial
+        return {"eps": config.eps, "replays": config.replays, "batch_size": batch_size}
+
+    def schedule(self) -> FreeSchedule | None:
+        """The ε/m schedule, for the variants that grow them."""
+        return None
+
+    def epochs(self, epochs: int) -> int:
+        return free_epochs(epochs, self.recipe.adversarial.replays, self.schedule())
+
+    def callbacks(self, epochs, guard_batch):
+        schedule = self.schedule()
+        return [*([schedule] if schedule else []), *super().callbacks(epochs, guard_batch)]
+
+
+@register_loop
+class FreeScheduledLoop(FreeLoop):
+    """ "@free_scheduled": seed 004's winning variant, m and ε grow linearly over the first
+    `adversarial.ramp_epochs` epochs (`FreeSchedule`)."""
+
+    name = "free_scheduled"
+
+    def schedule(self) -> FreeSchedule:
+        config = self.recipe.adversarial
+        return FreeSchedule(config.eps, config.replays, config.ramp_epochs)
+
+
+@register_loop
+class FreeEMALoop(FreeLoop):
+    """ "@free_ema": seed 004's δ averaged over updates with β = `adversarial.ema`."""
+
+    name = "free_ema"
+
+    def model_options(self, batch_size: int) -> dict:
+        return {**super().model_options(batch_size), "delta_ema": self.recipe.adversarial.ema}
+
+
+@register_loop
+class FreeFractionLoop(FreeLoop):
+    """ "@free_gamma": seed 004's variant where a fraction γ = `adversarial.gamma` of the replays
+    trains on x + δ, the others on clean images."""
+
+    name = "free_gamma"
+
+    def model_options(self, batch_size: int) -> dict:
+        gamma = self.recipe.adversarial.gamma
+        return {**super().model_options(batch_size), "delta_fraction": gamma}
 
 
 def _clip(x):

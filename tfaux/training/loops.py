@@ -1,161 +1,173 @@
-"""From a recipe's loop name to a model class, its epochs and its callbacks.
+"""Training-loop registry: a loop is one `Loop` class, found by name like a backbone.
 
-A loop re-wraps the functional graph of a built model (same layers, same weights) in the class
-whose `train_step` implements it, so every backbone and aux head works with every loop.
+A variant selects a loop with "@<name>" ("fourier@pgd"). The loop's hooks turn the recipe into
+what training needs: the model class whose `train_step` implements it (the built model's graph,
+same layers and weights, re-wrapped in it, so every backbone and aux head works with every loop),
+the heads and norm layers it adds, its epochs and callbacks. Its declared properties are what
+config validation and the tuner read, so no loop name is spelled outside its own module.
+
+Adding a loop is one file in `tfaux/training/` (found by `list_loops`) or anywhere a recipe
+imports:
+
+    @register_loop
+    class NoisyLoop(Loop):
+        name = "noisy"
+        model_class = NoisyModel
+        def model_options(self, batch_size):
+            return {"sigma": self.recipe.adversarial.eps}
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from tfaux.aux.corruption_heads import CorruptionClassifier
-from tfaux.config import AdversarialConfig, AuxTrainingConfig, WeightingConfig
-from tfaux.models.layers import NormFactory, batch_norm, selective_batch_norm
+import keras
+
+from tfaux.data.sources import dataset_spec
+from tfaux.models.layers import NormFactory, batch_norm
+from tfaux.names import unknown_name
+from tfaux.plugins import import_submodules
 from tfaux.precision import dtype_policy
-from tfaux.training.adversarial import AdversarialModel
-from tfaux.training.aux_model import AuxModel
-from tfaux.training.auxiliary_training import (
-    AuxiliaryTrainingModel,
-    CorruptionAugmentModel,
-    MergeStage,
-)
-from tfaux.training.callbacks import CatastrophicOverfittingGuard
-from tfaux.training.free import FreeATModel, FreeSchedule, free_epochs
 
-SINGLE_STEP = ("fgsm", "fgsm_rs", "free", "free_scheduled", "free_ema", "free_gamma")
+if TYPE_CHECKING:
+    from tfaux.config import RandomSignConfig, Recipe
+
+STANDARD = "standard"
+
+_LOOPS: dict[str, type[Loop]] = {}
 
 
-def loop_tasks(loop: str, config: AuxTrainingConfig, num_classes: int) -> list:
-    """The heads a loop adds to the model: Auxiliary Training's one classifier per corruption."""
-    if not loop.startswith("auxiliary"):
+class Loop:
+    """Natural training; a loop subclass overrides the hooks it changes.
+
+    Declared properties (class attributes), read by config validation and the tuner:
+        name: what a variant writes after "@".
+        model_class: the `AuxModel` subclass whose `train_step` implements the loop.
+        trains_at_eps: it trains on perturbations of `adversarial.eps` (so `tuning.eps` may
+            search it).
+        replays: it replays each batch `adversarial.replays` times (`tuning.replays`).
+        chunked_batch: its batch is [clean, T_1(x), …]: no augmentation, no two-view task.
+        fixed_loss_weights: its objective fixes the loss weights: no learned weighting.
+        single_step: it trains on a one-step attack, which the catastrophic-overfitting guard
+            watches (`adversarial.guard`).
+
+    Args:
+        recipe: the experiment; the hooks read their settings from it.
+    """
+
+    name: str = STANDARD
+    model_class: type | None = None  # None: AuxModel
+    trains_at_eps: bool = False
+    replays: bool = False
+    chunked_batch: bool = False
+    fixed_loss_weights: bool = False
+    single_step: bool = False
+
+    def __init__(self, recipe: Recipe):
+        self.recipe = recipe
+
+    # === Model ===
+    def model_options(self, batch_size: int) -> dict:
+        """Constructor arguments of `model_class` beyond the graph (`batch_size`: global)."""
+        return {}
+
+    def tasks(self, num_classes: int) -> list:
+        """Heads the loop adds to the variant's aux tasks (Auxiliary Training's classifiers)."""
         return []
-    chunks = len(config.corruptions) + 1
-    return [
-        CorruptionClassifier(
-            config.alpha,
-            corruption=corruption,
-            index=index,
-            chunks=chunks,
-            num_classes=num_classes,
-            attention=loop != "auxiliary_no_attention",
-        )
-        for index, corruption in enumerate(config.corruptions, start=1)
-    ]
 
+    def norm(self, momentum: float, synchronized: bool) -> NormFactory:
+        """The backbone's norm layers (Selective BatchNorm for Auxiliary Training)."""
+        return batch_norm(momentum, synchronized=synchronized)
 
-def loop_norm(
-    loop: str, config: AuxTrainingConfig, momentum: float, synchronized: bool
-) -> NormFactory:
-    """Selective BatchNorm for Auxiliary Training (not its "w/o SBN" ablation), else BatchNorm."""
-    if loop.startswith("auxiliary") and loop != "auxiliary_no_sbn":
-        chunks = len(config.corruptions) + 1
-        return selective_batch_norm(chunks, momentum, synchronized=synchronized)
-    return batch_norm(momentum, synchronized=synchronized)
-
-
-def with_loop(
-    model: AuxModel,
-    loop: str,
-    config: AdversarialConfig,
-    batch_size: int,
-    auxiliary: AuxTrainingConfig | None = None,
-    *,
-    augmentation: str | None = None,
-    flip: bool = True,
-    weighting: str = "fixed",
-    weighting_config: WeightingConfig | None = None,
-) -> AuxModel:
-    """`model`'s graph in the class that trains it with `loop` (call inside the strategy scope).
-
-    Auxiliary loops expect a model built with `loop_tasks` (and `loop_norm`); `random_sign`
-    expects one built with `RandomSign` layers (they act in training, so its step is standard).
-    `augmentation` and `flip` go to `AuxModel` (in-graph augmentation, two-view tasks),
-    `weighting` ("fixed", "uncertainty", "gradnorm") with `weighting_config`'s settings too; the
-    Auxiliary Training loops refuse learned weighting.
-    """
-    graph = {"inputs": model.input, "outputs": model.output, "tasks": model.tasks}
-    graph.update(name=model.name, augmentation=augmentation, flip=flip)
-    weighting_config = weighting_config or WeightingConfig()
-    graph.update(
-        weighting=weighting,
-        gradnorm_alpha=weighting_config.gradnorm_alpha,
-        gradnorm_learning_rate=weighting_config.gradnorm_learning_rate,
-    )
-    auxiliary = auxiliary or AuxTrainingConfig()
-    # The new model keeps the built model's dtype policy, which `compile` reads (mixed_float16:
-    # a LossScaleOptimizer); its layers are the built model's, already in their precision.
-    with dtype_policy(model.dtype_policy):
-        return _loop_model(graph, loop, config, batch_size, auxiliary)
-
-
-def _loop_model(
-    graph: dict, loop: str, config: AdversarialConfig, batch_size: int, auxiliary
-) -> AuxModel:
-    if loop in ("standard", "random_sign"):
-        return AuxModel(**graph)
-    if loop == "corruption_augment":
-        return CorruptionAugmentModel(**graph, corruptions=auxiliary.corruptions)
-    if loop.startswith("auxiliary"):
-        return AuxiliaryTrainingModel(
-            **graph,
-            penalty=auxiliary.penalty,
-            distill=loop != "auxiliary_no_distill",
-            merge=loop != "auxiliary_no_merge",
-            adversarial_eps=config.eps if loop == "auxiliary_pgd" else None,
-            adversarial_steps=config.pgd_steps,
-        )
-    if loop in ("fgsm", "fgsm_rs", "pgd"):
-        return AdversarialModel(
-            **graph,
-            attack="pgd" if loop == "pgd" else "fgsm",
-            eps=config.eps,
-            steps=config.pgd_steps,
-            random_start=loop != "fgsm",
-            clean_fraction=config.clean_fraction,
-        )
-    return FreeATModel(
-        **graph,
-        eps=config.eps,
-        replays=config.replays,
-        batch_size=batch_size,
-        delta_fraction=config.gamma if loop == "free_gamma" else 1.0,
-        delta_ema=config.ema if loop == "free_ema" else 0.0,
-    )
-
-
-def loop_epochs(loop: str, epochs: int, config: AdversarialConfig) -> int:
-    """Free-AT trains epochs ÷ m (same number of gradient steps as natural training)."""
-    if not loop.startswith("free"):
-        return epochs
-    return free_epochs(epochs, config.replays, _schedule(loop, config))
-
-
-def loop_callbacks(
-    loop: str,
-    config: AdversarialConfig,
-    guard_batch: Callable,
-    auxiliary: AuxTrainingConfig | None = None,
-    epochs: int = 1,
-) -> list:
-    """The ε/m schedule of `free_scheduled`, the overfitting guard of single-step loops, the
-    stage switch of Auxiliary Training (γ: 0 → 1 at `auxiliary.stage_two_epoch(epochs)`).
-
-    `guard_batch()` returns the guard's fixed training batch; it is called only when a guard is
-    used, because reading the training pipeline advances its shuffling and augmentation seeds.
-    """
-    callbacks = []
-    if loop.startswith("auxiliary"):
-        callbacks.append(MergeStage((auxiliary or AuxTrainingConfig()).stage_two_epoch(epochs)))
-    schedule = _schedule(loop, config)
-    if schedule is not None:
-        callbacks.append(schedule)
-    if loop in SINGLE_STEP and config.guard != "off":
-        x, y = guard_batch()
-        callbacks.append(CatastrophicOverfittingGuard(x, y, eps=config.eps, action=config.guard))
-    return callbacks
-
-
-def _schedule(loop: str, config: AdversarialConfig) -> FreeSchedule | None:
-    if loop != "free_scheduled":
+    def random_sign(self) -> RandomSignConfig | None:
+        """Random-sign layers to put into the backbone (seed 003's R-models), or None."""
         return None
-    return FreeSchedule(config.eps, config.replays, config.ramp_epochs)
+
+    def check(self, input_shape: tuple[int, int, int]) -> None:
+        """Checks the settings that need the data (layer names): before any training."""
+
+    def wrap(self, model: keras.Model, *, augmentation=None, weighting="fixed") -> keras.Model:
+        """`model`'s graph in `model_class` (call inside the strategy scope).
+
+        `augmentation` (an in-graph augmentation, two-view tasks) and `weighting` ("fixed",
+        "uncertainty", "gradnorm") come from the variant; the flip rule from the dataset.
+        """
+        from tfaux.training.aux_model import AuxModel  # AuxModel's tasks import the models
+
+        recipe = self.recipe
+        options = {
+            "inputs": model.input,
+            "outputs": model.output,
+            "tasks": model.tasks,
+            "name": model.name,
+            "augmentation": augmentation,
+            "flip": dataset_spec(recipe.data.dataset).flip_invariant,
+            "weighting": weighting,
+            "gradnorm_alpha": recipe.weighting.gradnorm_alpha,
+            "gradnorm_learning_rate": recipe.weighting.gradnorm_learning_rate,
+            **self.model_options(recipe.data.batch_size),
+        }
+        # The new model keeps the built model's dtype policy, which `compile` reads (mixed_float16:
+        # a LossScaleOptimizer); its layers are the built model's, already in their precision.
+        with dtype_policy(model.dtype_policy):
+            return (self.model_class or AuxModel)(**options)
+
+    # === Training ===
+    def epochs(self, epochs: int) -> int:
+        """Epochs to train for `epochs` epochs' worth of optimizer steps (Free-AT: ÷ m)."""
+        return epochs
+
+    def callbacks(self, epochs: int, guard_batch: Callable) -> list[keras.callbacks.Callback]:
+        """The loop's own callbacks (schedules, stage switches) and, for single-step loops, the
+        catastrophic-overfitting guard. `guard_batch()` returns the guard's fixed training batch;
+        it is called only when a guard is used (reading the pipeline advances its seeds)."""
+        from tfaux.training.callbacks import CatastrophicOverfittingGuard
+
+        config = self.recipe.adversarial
+        if not self.single_step or config.guard == "off":
+            return []
+        x, y = guard_batch()
+        return [CatastrophicOverfittingGuard(x, y, eps=config.eps, action=config.guard)]
+
+    def passes_per_step(self) -> int:
+        """Forward-backward passes over a batch-sized input per optimizer step (the budget)."""
+        return 1
+
+
+def register_loop(cls: type[Loop]) -> type[Loop]:
+    """Class decorator: makes a `Loop` subclass selectable as "@<cls.name>"."""
+    if not cls.name or cls.name in _LOOPS and _LOOPS[cls.name] is not cls:
+        raise ValueError(
+            f"Expected a new loop name for {cls.__name__}. Received: name={cls.name!r} "
+            f"(registered: {', '.join(sorted(_LOOPS))})"
+        )
+    _LOOPS[cls.name] = cls
+    return cls
+
+
+def list_loops() -> list[str]:
+    """Names of the registered training loops, sorted."""
+    _import_loops()
+    return sorted(_LOOPS)
+
+
+def loop_class(name: str) -> type[Loop]:
+    """The class registered as `name`; an unknown name suggests the closest."""
+    _import_loops()
+    if name not in _LOOPS:
+        raise unknown_name("training loop", name, _LOOPS)
+    return _LOOPS[name]
+
+
+def create_loop(name: str, recipe: Recipe) -> Loop:
+    """The loop `name` set up from `recipe`."""
+    return loop_class(name)(recipe)
+
+
+register_loop(Loop)
+
+
+def _import_loops() -> None:
+    """Imports every module of `tfaux.training`, so their `@register_loop` classes register."""
+    import_submodules("tfaux.training")

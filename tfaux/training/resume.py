@@ -76,7 +76,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
     # === Restore ===
     def on_train_begin(self, logs=None):
         self.history, self.resumed_from, self.diverged_epoch = {}, 0, None
-        backup = _latest(self.read_dir)
+        backup = latest_backup(self.read_dir)
         if backup is None:
             return
         if not self.model.optimizer.built:
@@ -148,7 +148,8 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             shutil.rmtree(self.write_dir, ignore_errors=True)
 
 
-def _latest(directory: Path) -> Path | None:
+def latest_backup(directory: Path) -> Path | None:
+    """The newest complete backup in `directory` (its pointer file names it), or None."""
     pointer = directory / POINTER
     if not pointer.exists():
         return None

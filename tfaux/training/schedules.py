@@ -5,14 +5,15 @@ from __future__ import annotations
 import keras
 
 
-def seed000_optimizer(learning_rate: float = 0.1, momentum: float = 0.9, weight_decay=5e-4):
-    """SGD with initial learning rate 0.1 (seed 000 §2.3; momentum and decay as kuangliu's repo)."""
+def sgd_momentum(learning_rate: float = 0.1, momentum: float = 0.9, weight_decay=5e-4):
+    """SGD with momentum and decoupled weight decay; the defaults are seed 000's (§2.3: initial
+    learning rate 0.1; momentum and decay as kuangliu's repo)."""
     return keras.optimizers.SGD(
         learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay
     )
 
 
-def seed000_callbacks(
+def plateau_callbacks(
     plateau_patience: int = 3, stop_patience: int = 10
 ) -> list[keras.callbacks.Callback]:
     """LR ×0.2 when validation accuracy plateaus; early stopping restoring the best weights.
@@ -41,8 +42,8 @@ def seed000_callbacks(
     ]
 
 
-def seed002_optimizer(learning_rate=3e-4, weight_decay: float = 1e-4):
-    """Adam 3e-4 with weight decay 1e-4 (seed 002 §4.1).
+def adamw(learning_rate=3e-4, weight_decay: float = 1e-4):
+    """Adam with decoupled weight decay; the defaults are seed 002's (§4.1: 3e-4, decay 1e-4).
 
     Keras' Adam decay is decoupled (AdamW), where the paper's PyTorch `Adam(weight_decay=...)`
     adds an L2 term to the gradient; see docs/decisions.md.

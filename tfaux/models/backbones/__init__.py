@@ -1,12 +1,5 @@
-"""Backbone families, one file each; importing this package registers them all."""
+"""Backbone families, one file each; importing this package registers every file's backbones."""
 
-from tfaux.models.backbones import (  # noqa: F401
-    alexnet,
-    efficientnet,
-    googlenet,
-    mobilenetv2,
-    resnet,
-    resnext,
-    small,
-    wide_resnet,
-)
+from tfaux.plugins import import_submodules
+
+import_submodules(__name__)

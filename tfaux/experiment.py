@@ -1,0 +1,324 @@
+"""An experiment's parts, from a recipe: the one API the runner, the tuner, benchmarks and tests
+share, so a model trained anywhere is the model the runner trains.
+
+    splits = load_splits(recipe)
+    check_recipe(recipe, splits.info.image_shape)
+    model, strategy = build_model(recipe, "fourier@pgd", splits.info)
+    loop = variant_loop_of(recipe, "fourier@pgd")
+    epochs = loop.epochs(recipe.training.epochs)
+    callbacks = training_callbacks(recipe, loop, epochs, splits, history_file="history.csv")
+    fit(model, splits, epochs=epochs, callbacks=callbacks, strategy=strategy)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfaux import data
+from tfaux.aux import create_task
+from tfaux.aux.base import task_class
+from tfaux.config import (
+    Recipe,
+    variant_augmentation,
+    variant_loop,
+    variant_tasks,
+    variant_weighting,
+    variant_weights,
+)
+from tfaux.data.pipeline import repeated
+from tfaux.data.sources import check_name, has_coarse_labels
+from tfaux.distribute import create_strategy, shard_by_data
+from tfaux.models import build
+from tfaux.models.registry import get_backbone_builder
+from tfaux.precision import loss_scaled
+from tfaux.progress import training_progress
+from tfaux.training.aux_model import labels_of
+from tfaux.training.callbacks import RobustAccuracy
+from tfaux.training.loops import Loop, create_loop
+from tfaux.training.monitor import ImageLogger, LearningRateLogger
+from tfaux.training.schedules import (
+    adamw,
+    cosine_after_warmup,
+    plateau_callbacks,
+    sgd_momentum,
+)
+
+log = logging.getLogger("tfaux")
+
+
+# === Data ===
+def load_splits(recipe: Recipe) -> data.Splits:
+    """Fresh train/val/test pipelines of the recipe's data, seeded by `training.seed`.
+
+    Fresh for every model: iterating one tf.data pipeline again continues its shuffle and
+    augmentation streams, so a shared one would give each variant other batches.
+    """
+    # tf.data combines its op seeds with TF's global seed, which building a model sets: fix it
+    # here too, or a pipeline built after a model would shuffle and augment differently.
+    keras.utils.set_random_seed(recipe.training.seed)
+    d = recipe.data
+    wants_coarse = any(
+        task_class(task).coarse_labels for v in recipe.variants for task in variant_tasks(v)
+    )
+    return data.load(
+        d.dataset,
+        batch_size=d.batch_size,
+        val_fraction=d.val_fraction,
+        seed=recipe.training.seed,
+        augment=d.augment,
+        train_size=d.train_size,
+        test_size=d.test_size,
+        image_size=d.image_size,
+        data_dir=d.data_dir,
+        download=d.download,
+        coarse=wants_coarse and has_coarse_labels(d.dataset),
+    )
+
+
+def first_examples(dataset: tf.data.Dataset, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `n` images and (primary) labels of a batched split, as arrays."""
+    x, y = next(iter(dataset.unbatch().take(n).batch(n)))
+    return x.numpy(), labels_of(y).numpy()
+
+
+def steps_per_epoch(recipe: Recipe, info: data.DatasetInfo) -> int:
+    """Batches in one epoch of the training split."""
+    return math.ceil(info.num_train / recipe.data.batch_size)
+
+
+# === Checks ===
+def check_recipe(recipe: Recipe, input_shape: tuple[int, int, int] | None = None) -> None:
+    """Checks names against their registries (each error suggests the closest) and what the
+    tasks and loops need of the data, before any data is loaded (without `input_shape`) or
+    before any model is trained (with it: layer names need the image shape)."""
+    get_backbone_builder(recipe.model.backbone)
+    check_name(recipe.data.dataset)
+    for variant in recipe.variants:
+        for task in variant_tasks(variant):
+            task_class(task).check_dataset(recipe.data.dataset)
+    if input_shape is not None:
+        for loop in dict.fromkeys(variant_loop(v) for v in recipe.variants):
+            create_loop(loop, recipe).check(input_shape)
+
+
+# === Models ===
+def variant_loop_of(recipe: Recipe, variant: str) -> Loop:
+    """The training loop of `variant`, set up from `recipe`."""
+    return create_loop(variant_loop(variant), recipe)
+
+
+def build_model(
+    recipe: Recipe,
+    variant: str,
+    info: data.DatasetInfo,
+    *,
+    compile: bool = True,
+    distributed: bool = True,
+    precision: str | None = None,
+) -> tuple[keras.Model, tf.distribute.Strategy]:
+    """The variant's model, compiled with the recipe's optimizer, and its strategy.
+
+    The same seed gives the same initial weights. `distributed=False` builds it outside the
+    recipe's strategy, for evaluation and export: under MultiWorkerMirroredStrategy `evaluate`
+    on a distributed model is a collective every worker would have to join. `precision`
+    overrides `training.precision` for the layers (evaluation uses "float32"); the optimizer is
+    always the recipe's, loss-scaled for mixed_float16, so a rebuild loads the state it saved.
+    """
+    keras.utils.set_random_seed(recipe.training.seed)
+    strategy = (
+        create_strategy(recipe.training.strategy) if distributed else tf.distribute.get_strategy()
+    )
+    loop = variant_loop_of(recipe, variant)
+    tasks = [
+        create_task(name, weight=weight, **task_class(name).options(info))
+        for name, weight in variant_weights(variant, recipe.aux_weight).items()
+    ]
+    tasks += loop.tasks(info.num_classes)
+    with strategy.scope():
+        model = build(
+            recipe.model.backbone,
+            input_shape=info.image_shape,
+            num_classes=info.num_classes,
+            mean=info.mean,
+            std=info.std,
+            tasks=tasks,
+            width=recipe.model.width,
+            dropout=recipe.model.dropout,
+            random_sign=loop.random_sign(),
+            # Synchronized statistics make a multi-replica step equal a single-device step.
+            norm=loop.norm(recipe.model.bn_momentum, strategy.num_replicas_in_sync > 1),
+            name=re.sub(r"\W", "_", variant),
+            precision=precision or recipe.training.precision,
+        )
+        model = loop.wrap(
+            model,
+            augmentation=variant_augmentation(variant),
+            weighting=variant_weighting(variant),
+        )
+        if compile:
+            model.compile(
+                optimizer=loss_scaled(
+                    optimizer(recipe, steps_per_epoch(recipe, info)), recipe.training.precision
+                ),
+                jit_compile=False,  # XLA is 1.5–10× slower on these CPUs, breaks MirroredStrategy
+            )
+    return model, strategy
+
+
+def load_trained(
+    recipe: Recipe, variant: str, info: data.DatasetInfo, weights: str | Path
+) -> keras.Model:
+    """The variant's model rebuilt in float32, undistributed, with the weights file loaded.
+
+    Whatever `training.precision` trained it, attacks, reports and the export compute in
+    float32: variables are float32 under every mixed policy, so the weights load unchanged.
+    """
+    model, strategy = build_model(recipe, variant, info, distributed=False, precision="float32")
+    with strategy.scope():
+        model.optimizer.build(model.trainable_variables)  # the file holds its state too
+    model.load_weights(weights)
+    return model
+
+
+def optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """SGD with momentum or AdamW (`training.optimizer`), at a constant rate (cut on plateaus by
+    `training_callbacks`) or on a cosine after a warm-up (`training.schedule`)."""
+    t = recipe.training
+    learning_rate = t.learning_rate
+    if t.schedule == "cosine":
+        learning_rate = cosine_after_warmup(
+            t.learning_rate,
+            epochs=t.epochs,
+            warmup_epochs=t.warmup_epochs,
+            steps_per_epoch=steps_per_epoch,
+        )
+    if t.optimizer == "adamw":
+        return adamw(learning_rate, t.weight_decay)
+    return sgd_momentum(learning_rate, t.momentum, t.weight_decay)
+
+
+# === Training ===
+def fit(
+    model: keras.Model,
+    splits: data.Splits,
+    *,
+    epochs: int,
+    callbacks: list[keras.callbacks.Callback],
+    initial_epoch: int = 0,
+    strategy: tf.distribute.Strategy | None = None,
+) -> keras.callbacks.History:
+    """`model.fit` on the training split, validated on the validation split, the way every
+    variant trains: one iterator per split for the whole fit, never one per epoch (`repeated`);
+    under multi-worker training each worker takes its share of every batch; the pipeline
+    shuffles, with the run's seed, so Keras does not."""
+    train, steps = repeated(shard_by_data(splits.train))
+    val, val_steps = repeated(shard_by_data(splits.val))
+    with (strategy or tf.distribute.get_strategy()).scope():
+        return model.fit(
+            train,
+            steps_per_epoch=steps,
+            validation_data=val,
+            validation_steps=val_steps,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+            shuffle=False,
+            verbose=0,
+        )
+
+
+# === Callbacks ===
+def training_callbacks(
+    recipe: Recipe,
+    loop: Loop,
+    epochs: int,
+    splits: data.Splits,
+    *,
+    history_file: str | Path,
+    log_dir: str | Path | None = None,
+    robust_examples: int | None = None,
+    robust_steps: int | None = None,
+    progress: str | None = None,
+) -> list[keras.callbacks.Callback]:
+    """The callbacks of one training, in the order their epoch logs need:
+
+    1. the loop's own (ε/m schedule, stage switch, overfitting guard), which log their state;
+    2. the learning rate and, with `robust_examples` > 0, `RobustAccuracy` (PGD-`robust_steps`
+       at `evaluation.eps` on that many validation images; defaults: `monitor.robust_examples`
+       and `adversarial.pgd_steps`), which add metrics;
+    3. with `log_dir`, TensorBoard and the image logger: before the LR cut, so TensorBoard
+       plots the rate each epoch used, not the next one's;
+    4. the plateau LR cut and early stopping (`training.schedule`);
+    5. the CSV history (appended across a resume), TerminateOnNaN, the progress line
+       (`progress`: its label; None for none).
+
+    A `RunBackup` goes after these (it restores their state on resume).
+    """
+    m = recipe.monitor
+    callbacks = [
+        *loop.callbacks(epochs, lambda: _guard_batch(recipe)),
+        LearningRateLogger(),
+    ]
+    robust_examples = m.robust_examples if robust_examples is None else robust_examples
+    if robust_examples:  # the primary's clean vs adversarial accuracy, every epoch
+        x, y = first_examples(splits.val, min(robust_examples, splits.info.num_val))
+        steps = recipe.adversarial.pgd_steps if robust_steps is None else robust_steps
+        callbacks.append(RobustAccuracy(x, y, eps=recipe.evaluation.eps, steps=steps))
+    if log_dir is not None:
+        callbacks.append(keras.callbacks.TensorBoard(str(log_dir)))
+        if m.images_every:
+            x, y = first_examples(splits.val, min(m.images, splits.info.num_val))
+            callbacks.append(
+                ImageLogger(
+                    log_dir,
+                    x,
+                    y,
+                    n=len(x),
+                    every=m.images_every,
+                    eps=recipe.evaluation.eps,
+                    steps=recipe.adversarial.pgd_steps,
+                )
+            )
+    callbacks += [
+        *lr_schedule_callbacks(recipe),
+        keras.callbacks.CSVLogger(str(history_file), append=True),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if progress is not None:
+        steps = steps_per_epoch(recipe, splits.info)
+        callbacks.append(training_progress(epochs=epochs, steps=steps, desc=progress))
+    return callbacks
+
+
+def lr_schedule_callbacks(recipe: Recipe) -> list[keras.callbacks.Callback]:
+    """The plateau LR cut and early stopping; early stopping only when the LR follows a
+    schedule of its own."""
+    t = recipe.training
+    callbacks = plateau_callbacks(t.plateau_patience, t.stop_patience)
+    if t.schedule != "plateau":
+        callbacks = [c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)]
+    return callbacks
+
+
+def _guard_batch(recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
+    """The overfitting guard's fixed training batch, from its own pipeline (reading the
+    training pipeline would advance its shuffle and augmentation seeds)."""
+    return first_examples(load_splits(recipe).train, recipe.adversarial.guard_examples)
+
+
+# === Logs ===
+def log_to(path: str | Path) -> None:
+    """Sends the "tfaux" log to the file `path` only (the console shows progress and tables)."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.handlers = [h for h in log.handlers if not isinstance(h, logging.FileHandler)]
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
