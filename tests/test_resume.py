@@ -30,7 +30,8 @@ class Record(keras.callbacks.Callback):
         self.stop, self.deltas, self.states = stop, [], []
 
     def on_epoch_end(self, epoch, logs=None):
-        self.deltas.append(self.model.resume_state())
+        if hasattr(self.model, "resume_state"):  # Free-AT's δ
+            self.deltas.append(self.model.resume_state())
         self.states.append((self.stop.wait, self.stop.best, self.stop.best_epoch))
 
 
@@ -81,6 +82,29 @@ def test_killed_and_resumed_free_at_equals_uninterrupted_training(tmp_path):
     assert np.abs(record.deltas[-1]["0"]).max() > 0  # δ is in use, not a trivial zero
     assert record.states == whole_record.states[2:]  # early stopping counted on, not from 0
     assert not (tmp_path / "b").exists()  # a finished fit removes its backup
+
+
+@pytest.mark.parametrize("loop", ["trades", "mart"])
+def test_killed_and_resumed_robust_loops_equal_uninterrupted_training(loop, tmp_path):
+    # Their attacks draw from the optimizer step, which the backup restores with the weights.
+    weights = tiny_model().get_weights()
+
+    def model():
+        fresh = tiny_model()
+        fresh.set_weights(weights)
+        fresh = with_loop(fresh, loop, adversarial=AdversarialConfig(eps=0.1, pgd_steps=2))
+        fresh.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), jit_compile=False)
+        return fresh
+
+    whole, *_ = _fit(model(), tmp_path / "a", epochs=3)
+    interrupted = model()
+    with pytest.raises(KeyboardInterrupt):
+        _fit(interrupted, tmp_path / "b", epochs=3, extra=[Interrupt(1)])
+    resumed = model()  # a new process: fresh model and optimizer
+    history, backup, *_ = _fit(resumed, tmp_path / "b", epochs=3)
+    assert backup.resumed_from == 1 and len(history.epoch) == 2
+    assert backup.history["loss"] == pytest.approx(whole.history["loss"], rel=1e-5)
+    assert backup.history["robust_loss"][-1] > 0
 
 
 def test_delta_of_every_replica_survives_resume(tmp_path, mirrored):
