@@ -1,6 +1,7 @@
 """`python recipes/run.py`: bad input is one line and exit 2; a quick default run end to end."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -96,7 +97,8 @@ def test_default_recipe_quick_mode_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     # Redirected output: one progress line per epoch and pass, no bar frames, no TF chatter.
     assert "\r" not in result.stdout + result.stderr
-    assert [line.split(":")[0] for line in result.stdout.splitlines() if " epoch " in line] == [
+    progress = [line for line in result.stdout.splitlines() if re.match(r"\S+ epoch \d", line)]
+    assert [line.split(":")[0] for line in progress] == [
         "none epoch 1/1",
         "recon epoch 1/1",
         "fourier epoch 1/1",

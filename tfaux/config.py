@@ -16,7 +16,13 @@ from tfaux.names import unknown_name
 
 STRATEGIES = ("default", "mirrored", "multi_worker")  # see tfaux.distribute
 OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("plateau", "cosine")
+# Which epoch a trained variant is evaluated at (see `TrainingConfig.select`).
+SELECTIONS = ("auto", "last", "best_clean", "best_robust")
+# What a recipe's variants must spend equally (see `Recipe.budget`).
+BUDGETS = ("optimizer_steps", "example_passes", "none")
+# What picks a recipe's best variant, the one exported (see `Recipe.objective`).
+OBJECTIVES = ("clean", "robust")
+SCHEDULES = ("plateau", "cosine", "onecycle", "step")
 # Keras dtype policies a model trains under (see `tfaux.precision`); evaluation is float32.
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 # In-graph augmentations a variant selects with ":<name>" (see `tfaux.data.augment`).
@@ -109,6 +115,17 @@ class TrainingConfig:
     ×0.2 when validation accuracy plateaus), early stopping restoring the best weights. Seed 002's:
     `optimizer="adamw"` (Adam with decoupled weight decay), `schedule="cosine"`: the learning rate
     stays constant for `warmup_epochs`, then follows a cosine to 0 over the remaining epochs.
+    `schedule="onecycle"` converges within a few epochs: per optimizer step a linear warm-up to
+    `learning_rate` over the first `warmup_fraction` of training, then a cosine to 0 (Smith &
+    Topin). `schedule="step"` is seed 001's: ÷10 at 1/3, 2/3 and 29/30 of training.
+
+    `select` is the epoch a variant is evaluated (and exported) at: "last", "best_clean" (the
+    best `val_accuracy`), "best_robust" (the best `val_pgd_accuracy` on `monitor.robust_examples`
+    validation images: Rice et al. 2020's early stopping against robust overfitting), or "auto",
+    the rule each loop declares (standard training: best_clean; adversarial loops: best_robust;
+    Auxiliary Training: last, its stage-2 model). Early stopping (`stop_patience`) only stops,
+    watching the same metric; it never restores, and a loop whose rule is "last" trains its full
+    schedule.
 
     `precision` is the Keras dtype policy training computes in: "float32", "mixed_bfloat16" or
     "mixed_float16" (with loss scaling); variables, logits and losses stay float32, and the
@@ -127,6 +144,8 @@ class TrainingConfig:
     schedule: str = "plateau"
     warmup_epochs: int = 0
     precision: str = "float32"
+    select: str = "auto"
+    warmup_fraction: float = 0.2
 
     def __post_init__(self):
         _require(self.epochs > 0, "epochs > 0", epochs=self.epochs)
@@ -143,6 +162,12 @@ class TrainingConfig:
         _choice("training.optimizer", self.optimizer, OPTIMIZERS)
         _choice("training.schedule", self.schedule, SCHEDULES)
         _choice("training.precision", self.precision, PRECISIONS)
+        _choice("training.select", self.select, SELECTIONS)
+        _require(
+            0 <= self.warmup_fraction < 1,
+            "0 <= warmup_fraction < 1",
+            warmup_fraction=self.warmup_fraction,
+        )
         _require(
             0 <= self.warmup_epochs < self.epochs,
             "0 <= warmup_epochs < epochs",
@@ -541,7 +566,15 @@ class Recipe:
       loop whose objective fixes its weights (Auxiliary Training's eq. (7)) nor with a task's
       own λ; "gradnorm"
       needs an aux task (with the primary alone its weight stays 1).
-    `seeds` (e.g. (0, 1, 2)) repeats the whole run once per seed and adds mean ± std tables.
+    `seeds` (e.g. (0, 1, 2)) repeats the whole run once per seed, on the same per-seed data order
+    and initialization for every variant, and reports mean ± 95 % CI over seeds.
+
+    Comparisons: every variant is compared with `baseline` ("": the first variant), with a
+    verdict per difference. `budget` is what the variants must spend equally
+    ("optimizer_steps", "example_passes": forward-backward passes over training examples,
+    attack steps and replays counted; "none"); a variant off the baseline's by more than 2 % is
+    marked. `objective` picks the best variant, the one exported: "clean" (validation accuracy)
+    or "robust" (validation PGD accuracy) for recipes about robustness.
     """
 
     name: str
@@ -561,6 +594,9 @@ class Recipe:
     weighting: WeightingConfig = field(default_factory=WeightingConfig)
     seeds: tuple[int, ...] = ()
     export: bool = True
+    baseline: str = ""
+    budget: str = "optimizer_steps"
+    objective: str = "clean"
 
     def __post_init__(self):
         _require(bool(self.variants), "at least one variant", variants=self.variants)
@@ -572,6 +608,25 @@ class Recipe:
         _require(self.aux_weight >= 0, "aux_weight (λ) >= 0", aux_weight=self.aux_weight)
         for variant in self.variants:
             check_variant(variant)
+            variant_loop_class(variant)(self).check_settings()
+            if selection_rule(self, variant_loop_class(variant)) == "best_robust":
+                _require(
+                    self.monitor.robust_examples > 0,
+                    "monitor.robust_examples > 0 to select the best robust epoch (or "
+                    "--set training.select=best_clean)",
+                    variant=variant,
+                    robust_examples=self.monitor.robust_examples,
+                )
+        if self.baseline and self.baseline not in self.variants:
+            raise unknown_name("baseline variant", self.baseline, self.variants)
+        _choice("budget", self.budget, BUDGETS)
+        _choice("objective", self.objective, OBJECTIVES)
+        if self.objective == "robust":
+            _require(
+                self.monitor.robust_examples > 0,
+                "monitor.robust_examples > 0 for objective='robust' (it picks by validation PGD)",
+                robust_examples=self.monitor.robust_examples,
+            )
         t = self.tuning
         if t.variant or t.eps is not None or t.replays is not None:
             tuning_variant(self)  # a recipe that names no aux variant is still fine to run
@@ -632,6 +687,17 @@ def variant_loop_class(variant: str) -> type:
     from tfaux.training.loops import loop_class
 
     return loop_class(variant_loop(variant))
+
+
+def selection_rule(recipe: Recipe, loop: type) -> str:
+    """The epoch rule a variant on `loop` (a `Loop` class) is evaluated at: `training.select`,
+    or the loop's own."""
+    return loop.selection if recipe.training.select == "auto" else recipe.training.select
+
+
+def comparison_baseline(recipe: Recipe) -> str:
+    """The variant every other is compared with: `baseline`, or the first variant."""
+    return recipe.baseline or recipe.variants[0]
 
 
 def variant_augmentation(variant: str) -> str | None:
@@ -735,17 +801,20 @@ def apply_overrides(recipe: Recipe, assignments: list[str]) -> Recipe:
     """Returns `recipe` with `key=value` assignments applied, each parsed by its field's type.
 
     Keys are dotted paths (`training.epochs=3`); tuples are comma-separated
-    (`variants=none,fourier`); `none` sets an optional field to None.
+    (`variants=none,fourier`); `none` sets an optional field to None. All assignments are applied
+    at once, then validated (a later one for the same key wins), so their order never matters:
+    `--set monitor.robust_examples=0 --set training.select=last` is valid either way round.
     """
+    paths, updates = field_paths(recipe), {}
     for assignment in assignments:
         key, sep, text = assignment.partition("=")
         if not sep or not key:
             raise ValueError(f"Expected --set key=value. Received: {assignment!r}")
         key = key.strip()
-        if key not in field_paths(recipe):
+        if key not in paths:
             raise _unknown_key(key, recipe)
-        recipe = _replace_path(recipe, key.split("."), text.strip(), key)
-    return recipe
+        updates[key] = text.strip()
+    return _with_updates(recipe, updates)
 
 
 def field_paths(obj, prefix: str = "") -> list[str]:
@@ -760,14 +829,19 @@ def field_paths(obj, prefix: str = "") -> list[str]:
     return paths
 
 
-def _replace_path(obj, path: list[str], text: str, full_key: str):
-    head = path[0]
-    if len(path) > 1:
-        return dataclasses.replace(
-            obj, **{head: _replace_path(getattr(obj, head), path[1:], text, full_key)}
-        )
-    hint = typing.get_type_hints(type(obj))[head]
-    return dataclasses.replace(obj, **{head: parse_value(text, hint, full_key)})
+def _with_updates(obj, updates: dict[str, str], prefix: str = ""):
+    """`obj` rebuilt once with every update under `prefix` parsed and applied (sections first,
+    so each dataclass validates the final values together)."""
+    changes = {}
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        path, value = f"{prefix}{f.name}", getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            if any(key.startswith(f"{path}.") for key in updates):
+                changes[f.name] = _with_updates(value, updates, f"{path}.")
+        elif path in updates:
+            changes[f.name] = parse_value(updates[path], hints[f.name], path)
+    return dataclasses.replace(obj, **changes) if changes else obj
 
 
 def _unknown_key(key: str, recipe) -> ValueError:

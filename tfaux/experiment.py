@@ -26,6 +26,7 @@ from tfaux.aux import create_task
 from tfaux.aux.base import task_class
 from tfaux.config import (
     Recipe,
+    selection_rule,
     variant_augmentation,
     variant_loop,
     variant_tasks,
@@ -40,14 +41,16 @@ from tfaux.models.registry import get_backbone_builder
 from tfaux.precision import loss_scaled
 from tfaux.progress import training_progress
 from tfaux.training.aux_model import labels_of
-from tfaux.training.callbacks import RobustAccuracy
+from tfaux.training.callbacks import ModelSelection, RobustAccuracy, StepBudget
 from tfaux.training.loops import Loop, create_loop
 from tfaux.training.monitor import ImageLogger, LearningRateLogger
 from tfaux.training.schedules import (
     adamw,
     cosine_after_warmup,
+    one_cycle,
     plateau_callbacks,
     sgd_momentum,
+    step_decay,
 )
 
 log = logging.getLogger("tfaux")
@@ -189,10 +192,18 @@ def load_trained(
 
 def optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """SGD with momentum or AdamW (`training.optimizer`), at a constant rate (cut on plateaus by
-    `training_callbacks`) or on a cosine after a warm-up (`training.schedule`)."""
+    `training_callbacks`), on a cosine after a warm-up, a one-cycle or seed 001's steps
+    (`training.schedule`); per-step schedules span natural training's optimizer steps."""
     t = recipe.training
     learning_rate = t.learning_rate
-    if t.schedule == "cosine":
+    total_steps = t.epochs * steps_per_epoch
+    if t.schedule == "onecycle":
+        learning_rate = one_cycle(
+            t.learning_rate, total_steps=total_steps, warmup_fraction=t.warmup_fraction
+        )
+    elif t.schedule == "step":
+        learning_rate = step_decay(t.learning_rate, total_steps=total_steps)
+    elif t.schedule == "cosine":
         learning_rate = cosine_after_warmup(
             t.learning_rate,
             epochs=t.epochs,
@@ -255,8 +266,11 @@ def training_callbacks(
        and `adversarial.pgd_steps`), which add metrics;
     3. with `log_dir`, TensorBoard and the image logger: before the LR cut, so TensorBoard
        plots the rate each epoch used, not the next one's;
-    4. the plateau LR cut and early stopping (`training.schedule`);
-    5. the CSV history (appended across a resume), TerminateOnNaN, the progress line
+    4. the model selection (`training.select` or the loop's rule), which keeps the weights of
+       the selected epoch and restores them at the end;
+    5. the plateau LR cut, early stopping on the selection's metric (it only stops) and the
+       step budget: natural training's optimizer steps, which caps Free-AT's last epoch;
+    6. the CSV history (appended across a resume), TerminateOnNaN, the progress line
        (`progress`: its label; None for none).
 
     A `RunBackup` goes after these (it restores their state on resume).
@@ -286,8 +300,11 @@ def training_callbacks(
                     steps=recipe.adversarial.pgd_steps,
                 )
             )
+    selection = ModelSelection(selection_rule(recipe, type(loop)))
     callbacks += [
-        *lr_schedule_callbacks(recipe),
+        selection,
+        *lr_schedule_callbacks(recipe, selection.metric),
+        StepBudget(recipe.training.epochs * steps_per_epoch(recipe, splits.info)),
         keras.callbacks.CSVLogger(str(history_file), append=True),
         keras.callbacks.TerminateOnNaN(),
     ]
@@ -297,14 +314,30 @@ def training_callbacks(
     return callbacks
 
 
-def lr_schedule_callbacks(recipe: Recipe) -> list[keras.callbacks.Callback]:
-    """The plateau LR cut and early stopping; early stopping only when the LR follows a
-    schedule of its own."""
+def lr_schedule_callbacks(recipe: Recipe, metric: str | None) -> list[keras.callbacks.Callback]:
+    """The plateau LR cut (`training.schedule="plateau"`) and early stopping on `metric`, the
+    model selection's (None: a fixed schedule, no early stopping). Early stopping never
+    restores weights: `ModelSelection` decides which epoch is kept."""
     t = recipe.training
-    callbacks = plateau_callbacks(t.plateau_patience, t.stop_patience)
-    if t.schedule != "plateau":
-        callbacks = [c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)]
+    callbacks = []
+    if t.schedule == "plateau":
+        callbacks += [
+            c
+            for c in plateau_callbacks(t.plateau_patience, t.stop_patience)
+            if isinstance(c, keras.callbacks.ReduceLROnPlateau)
+        ]
+    if metric is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=metric, mode="max", patience=t.stop_patience, restore_best_weights=False
+            )
+        )
     return callbacks
+
+
+def selection_of(callbacks: list[keras.callbacks.Callback]) -> dict:
+    """The selected epoch of a finished fit (`ModelSelection.summary`) among its callbacks."""
+    return next(c for c in callbacks if isinstance(c, ModelSelection)).summary()
 
 
 def _guard_batch(recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:

@@ -1,23 +1,38 @@
-"""Results as files a person can look at: results.json, a Markdown table, a bar chart."""
+"""Results as files a person can look at: results.json, Markdown tables, bar charts.
+
+Every comparison says whether a difference is real (`tfaux.statistics`): within one run, each
+variant against the baseline on the same test images; over seeds, paired by seed.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from tfaux import statistics
 from tfaux.evaluate.corruption_plot import corruption_plot
 from tfaux.evaluate.fourier_heatmap import heatmap_plot
+
+_QUANTITY_WORDS = {"optimizer_steps": "optimizer steps", "example_passes": "example passes"}
 
 
 def markdown_table(results: dict) -> str:
     """One row per variant: accuracies in percent, sanity checks, training time, and parameters
-    while training (with every head) and deployed (the primary classifier only)."""
+    while training (with every head) and deployed (the primary classifier only).
+
+    Runs that record them also get the epoch the weights come from (and the rule that chose it)
+    and the training budget: a variant that used more or less of the budget rule's quantity than
+    the baseline, beyond its tolerance, is marked, since its accuracy is not a like-for-like one.
+    """
     variants = results["variants"]
     first = next(iter(variants.values()))
     eps_keys = list(first["fgsm_accuracy"])
+    with_selection = any("selection" in r for r in variants.values())
+    with_budget = any("budget" in r for r in variants.values())
     header = [
         "variant",
         "val acc",
@@ -25,25 +40,80 @@ def markdown_table(results: dict) -> str:
         *(f"FGSM ε={e}" for e in eps_keys),
         first["pgd_attack"],
         "sanity checks",
+        *(["selected epoch (rule)"] if with_selection else []),
         "train s",
+        *(["optimizer steps", "passes"] if with_budget else []),
         "params (training)",
         "params (deployed)",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, r in variants.items():
         cells = [
-            name + (" (best)" if name == results.get("best_variant") else ""),
+            name
+            + (" (best)" if name == results.get("best_variant") else "")
+            + (" (baseline)" if name == results.get("baseline") else ""),
             f"{100 * r['val_accuracy']:.2f}",
             f"{100 * r['test_accuracy']:.2f}",
             *(f"{100 * r['fgsm_accuracy'][e]:.2f}" for e in eps_keys),
             f"{100 * r['pgd_accuracy']:.2f}",
             _checks_cell(r["robustness"]["sanity"]),
+            *([_selection_cell(r.get("selection"))] if with_selection else []),
             f"{r['train_seconds']:.0f}",
+            *(_budget_cells(r.get("budget"), results.get("budget_rule")) if with_budget else []),
             f"{r['parameters']:,}",
             f"{r.get('deployed_parameters', r['parameters']):,}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    note = _budget_note(results) if with_budget else ""
+    return "\n".join(lines) + "\n" + (f"\n{note}\n" if note else "")
+
+
+def _selection_cell(selection: dict | None) -> str:
+    if not selection:
+        return "–"
+    epoch = selection.get("epoch") or "?"  # None: the rule picked no epoch (no history)
+    return f"{epoch}/{selection['epochs_run']} {selection['rule']}"
+
+
+def _budget_cells(budget: dict | None, rule: dict | None) -> list[str]:
+    """Optimizer steps and example passes; the rule's quantity carries the mark, if any."""
+    if not budget:
+        return ["–", "–"]
+    cells = {q: _count(budget[q]) for q in ("optimizer_steps", "example_passes")}
+    quantity, relative = (rule or {}).get("quantity"), budget.get("relative")
+    if quantity in cells and relative is not None and _outside(relative, rule["tolerance"]):
+        cells[quantity] += f" **{_signed(100 * (relative - 1), 0)} % budget**"
+    return list(cells.values())
+
+
+def _outside(relative: float, tolerance: float) -> bool:
+    """Whether a variant's budget (relative to the baseline's) breaks the rule's tolerance."""
+    return abs(relative - 1) > tolerance
+
+
+def _budget_note(results: dict) -> str:
+    rule = results.get("budget_rule") or {}
+    quantity = rule.get("quantity")
+    if quantity is None:
+        return "Budget: no rule declared; steps and passes show what each variant used."
+    return (
+        f"Budget: the same {_QUANTITY_WORDS.get(quantity, quantity)} as the baseline "
+        f"({results.get('baseline', '?')}) within ±{100 * rule['tolerance']:g} %; "
+        'a bold "±x % budget" marks a variant outside it.'
+    )
+
+
+def _count(n: float) -> str:
+    """1260000 → "1.26M": three significant digits are all a budget column needs."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{suffix}"
+    return f"{n:g}"
+
+
+def _signed(x: float, digits: int = 2) -> str:
+    """+1.20 / −1.20 (a real minus sign, so columns of signed numbers line up)."""
+    return f"{x:+.{digits}f}".replace("-", "−")
 
 
 def _checks_cell(checks: list[dict]) -> str:
@@ -71,6 +141,111 @@ def robustness_details(results: dict) -> str:
     return "\n".join(lines)
 
 
+def load_correct(run_dir: Path, results: dict) -> dict[str, dict[str, np.ndarray]]:
+    """Per variant, which test examples it classifies correctly: {"clean", "robust"} boolean
+    arrays from `<run_dir>/variants/<r["correct"]>`. Variants of older runs have none."""
+    correct = {}
+    for name, r in results["variants"].items():
+        if "correct" in r:
+            with np.load(Path(run_dir) / "variants" / r["correct"]) as arrays:
+                correct[name] = {key: arrays[key].astype(bool) for key in arrays.files}
+    return correct
+
+
+def baseline_comparison(
+    results: dict, correct: dict[str, dict[str, np.ndarray]], confidence: float = 0.95
+) -> dict:
+    """Every variant against `results["baseline"]` on the same test images, clean and under the
+    headline PGD attack (`tfaux.statistics.paired_test`); {} if the run has no baseline or the
+    baseline no per-example results.
+
+    Returns:
+        {"baseline", "confidence", "metrics": {"clean": label, "robust": label},
+         "variants": {name: {"clean"|"robust": {difference, low, high, p_value, variant_only,
+         baseline_only, n, verdict}}}}, differences as fractions.
+    """
+    baseline = results.get("baseline")
+    if baseline not in correct:
+        return {}
+    variants = {}
+    for name, arrays in correct.items():
+        if name == baseline:
+            continue
+        variants[name] = {}
+        for key in ("clean", "robust"):
+            if key in arrays and key in correct[baseline]:
+                if arrays[key].shape != correct[baseline][key].shape:
+                    raise ValueError(
+                        f"Expected {name}'s and {baseline}'s {key} correctness on the same test "
+                        f"images. Received: {arrays[key].shape[0]} and "
+                        f"{correct[baseline][key].shape[0]} examples."
+                    )
+                test = statistics.paired_test(arrays[key], correct[baseline][key], confidence)
+                variants[name][key] = {
+                    **test._asdict(),
+                    "verdict": statistics.verdict(test.low, test.high),
+                }
+    return {
+        "baseline": baseline,
+        "confidence": confidence,
+        "metrics": {"clean": "clean", "robust": results["variants"][baseline]["pgd_attack"]},
+        "variants": variants,
+    }
+
+
+def comparison_table(results: dict, comparison: dict) -> str:
+    """Markdown: each variant minus the baseline, in points, with its CI, McNemar's p and the
+    verdict, clean and under the headline attack (see `baseline_comparison`)."""
+    if not comparison:
+        return ""
+    baseline, percent = comparison["baseline"], f"{100 * comparison['confidence']:g} %"
+    header = ["variant"]
+    for key, label in comparison["metrics"].items():
+        n = next((t[key]["n"] for t in comparison["variants"].values() if key in t), None)
+        header += [f"{label} Δ" + (f" (n={n:,})" if n else ""), f"{percent} CI", "McNemar p"]
+        header.append("verdict")
+    lines = [
+        f"## Compared with the baseline {baseline} (this run, {percent} CI)",
+        "",
+        "Variant minus baseline accuracy in points, on the same test images. CI: Bonett–Price "
+        "for paired proportions; p: McNemar's exact test on the images only one of the two "
+        "gets right. The verdict reads the CI.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for name in results["variants"]:
+        cells = [name]
+        for key in comparison["metrics"]:
+            if name == baseline:
+                cells += ["–", "–", "–", "baseline"]
+            elif key in comparison["variants"].get(name, {}):
+                t = comparison["variants"][name][key]
+                cells += [
+                    _signed(100 * t["difference"]),
+                    _interval(t["low"], t["high"]),
+                    _p(t["p_value"]),
+                    t["verdict"],
+                ]
+            else:  # no per-example results for this variant
+                cells += ["–", "–", "–", "–"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    """A CI of a difference of fractions, in points; "–" where it is undefined."""
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        return "–"
+    return f"[{_signed(100 * low)}, {_signed(100 * high)}]"
+
+
+def _p(p: float | None) -> str:
+    if p is None or math.isnan(p):
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.2g}"
+
+
 def curves_plot(results: dict, path: Path) -> Path:
     """Accuracy vs ε for FGSM and PGD, one line per variant, with the chance level."""
     fig = Figure(figsize=(9, 3.6))
@@ -94,22 +269,43 @@ def curves_plot(results: dict, path: Path) -> Path:
     return path
 
 
-def accuracy_plot(results: dict, path: Path) -> Path:
-    """Grouped bars: clean, FGSM and PGD test accuracy of each variant."""
+def accuracy_plot(
+    results: dict, path: Path, correct: dict[str, dict[str, np.ndarray]] | None = None
+) -> Path:
+    """Grouped bars: clean, FGSM and PGD test accuracy of each variant, with 95 % Wilson
+    intervals over the test set as whiskers (from `correct`, see `load_correct`, where given;
+    else from the accuracy and the number of test images, which give the same interval)."""
     variants = results["variants"]
     names = list(variants)
+    correct = correct or {}
     eps_keys = list(variants[names[0]]["fgsm_accuracy"])
-    series = {"clean": [100 * variants[n]["test_accuracy"] for n in names]}
+    series = {
+        "clean": [
+            _bar(variants[n]["test_accuracy"], variants[n], correct.get(n, {}).get("clean"))
+            for n in names
+        ]
+    }
     for eps in eps_keys:
-        series[f"FGSM ε={eps}"] = [100 * variants[n]["fgsm_accuracy"][eps] for n in names]
-    series[variants[names[0]]["pgd_attack"]] = [100 * variants[n]["pgd_accuracy"] for n in names]
+        series[f"FGSM ε={eps}"] = [
+            _bar(variants[n]["fgsm_accuracy"][eps], variants[n]) for n in names
+        ]
+    series[variants[names[0]]["pgd_attack"]] = [
+        _bar(variants[n]["pgd_accuracy"], variants[n], correct.get(n, {}).get("robust"))
+        for n in names
+    ]
     fig = Figure(figsize=(1.8 + 1.6 * len(names), 3.6))
     ax = fig.subplots()
     bar = 0.8 / len(series)
-    for i, (label, values) in enumerate(series.items()):
+    for i, (label, bars) in enumerate(series.items()):
         xs = [j + (i - (len(series) - 1) / 2) * bar for j in range(len(names))]
-        bars = ax.bar(xs, values, bar, label=label)
-        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
+        values = [100 * b.estimate for b in bars]
+        whiskers = np.array(
+            [[100 * (b.estimate - b.low), 100 * (b.high - b.estimate)] for b in bars]
+        ).T
+        ax.bar(xs, values, bar, yerr=np.nan_to_num(whiskers), capsize=2, ecolor="0.3", label=label)
+        for x, value, b in zip(xs, values, bars, strict=True):  # above the whisker
+            top = 100 * b.high if not math.isnan(b.high) else value
+            ax.text(x, top + 1, f"{value:.1f}", ha="center", va="bottom", fontsize=7)
     ax.axhline(
         100 / results["dataset"]["num_classes"],
         color="gray",
@@ -127,11 +323,27 @@ def accuracy_plot(results: dict, path: Path) -> Path:
     )
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 105)
-    ax.set_title(f"{results['recipe']} on {results['dataset']['name']}")
+    ax.set_title(
+        f"{results['recipe']} on {results['dataset']['name']} (whiskers: 95 % CI)", fontsize=10
+    )
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return path
+
+
+def _bar(accuracy: float, result: dict, correct: np.ndarray | None = None) -> statistics.Estimate:
+    """An accuracy with its Wilson interval; NaN bounds when the number of images is unknown.
+
+    FGSM and the headline PGD run on every test image (`tfaux.evaluate.robustness`), so the
+    accuracy times that number is the count of correct images.
+    """
+    if correct is not None:
+        return statistics.accuracy_ci(correct)
+    n = result.get("test_examples") or result.get("robustness", {}).get("num_examples")
+    if not n or not math.isfinite(accuracy):
+        return statistics.Estimate(accuracy, math.nan, math.nan)
+    return statistics.proportion_ci(round(accuracy * n), n)
 
 
 def corruption_table(results: dict) -> str:
@@ -232,29 +444,61 @@ def _mean_std(values: list[float]) -> str:
     return f"{percent.mean():.2f} ± {percent.std(ddof=1):.2f}"
 
 
-def seed_summary(recipe: str, run: str, per_seed: dict) -> dict:
-    """Every variant's headline metrics over seeds: values, mean and sample std."""
-    variants: dict[str, dict[str, list[float]]] = {}
-    for result in per_seed.values():
+def mean_ci_table(rows: dict[str, dict[str, list[float]]], confidence: float = 0.95) -> str:
+    """Markdown: one row per model, one column per metric, cells "mean ± half-width" of the
+    Student t interval over seeds in percent (`tfaux.statistics.mean_ci`; the interval is
+    symmetric), the mean alone for one seed; "–" where a model lacks a metric."""
+    columns: list[str] = []
+    for row in rows.values():
+        columns += [k for k in row if k not in columns]
+    lines = ["| " + " | ".join(["model", *columns]) + " |", "|" + "---|" * (len(columns) + 1)]
+    for model, row in rows.items():
+        cells = [_mean_ci(row[c], confidence) if row.get(c) else "–" for c in columns]
+        lines.append("| " + " | ".join([model, *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _mean_ci(values: list[float], confidence: float) -> str:
+    if not all(map(math.isfinite, values)):  # a metric with no examples (NaN) in some seed
+        return f"{100 * np.mean(values):.2f}"
+    mean, _, high = statistics.mean_ci(values, confidence)
+    if math.isnan(high):
+        return f"{100 * mean:.2f}"
+    return f"{100 * mean:.2f} ± {100 * (high - mean):.2f}"
+
+
+def seed_summary(recipe: str, run: str, per_seed: dict, confidence: float = 0.95) -> dict:
+    """Every variant's headline metrics over seeds (values, mean, sample std, Student t CI) and,
+    when the runs name a baseline, every variant minus the baseline paired by seed.
+
+    Args:
+        recipe: the recipe's name.
+        run: the run directory's name.
+        per_seed: {seed: result} where `result.results` is that seed's results dict.
+        confidence: coverage of the intervals.
+
+    Returns:
+        The summary `write_seed_report` writes as results.json; CI bounds and p-values are None
+        where undefined (one seed).
+    """
+    by_seed: dict[str, dict[str, dict]] = {}  # variant → metric → seed → value
+    for seed, result in per_seed.items():
         for name, r in result.results["variants"].items():
             for key, value in headline_metrics(r).items():
-                variants.setdefault(name, {}).setdefault(key, []).append(value)
+                by_seed.setdefault(name, {}).setdefault(key, {})[seed] = value
     first = next(iter(per_seed.values())).results
-    return {
+    summary = {
         "recipe": recipe,
         "run": run,
         "seeds": list(per_seed),
         "seed_runs": {str(seed): result.run_dir.name for seed, result in per_seed.items()},
+        "confidence": confidence,
         "variants": {
             name: {
-                key: {
-                    "values": values,
-                    "mean": float(np.mean(values)),
-                    "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-                }
+                key: _seed_stats(list(values.values()), confidence)
                 for key, values in metrics.items()
             }
-            for name, metrics in variants.items()
+            for name, metrics in by_seed.items()
         },
         "best_variant": first["best_variant"],
         "trustworthy": {
@@ -262,10 +506,97 @@ def seed_summary(recipe: str, run: str, per_seed: dict) -> dict:
             for seed, result in per_seed.items()
         },
     }
+    baseline = first.get("baseline")
+    if baseline in by_seed:
+        summary["baseline"] = baseline
+        summary["comparison"] = _seed_comparison(by_seed, baseline, confidence)
+    return summary
+
+
+def _seed_stats(values: list[float], confidence: float) -> dict:
+    if all(map(math.isfinite, values)):
+        mean, low, high = statistics.mean_ci(values, confidence)
+    else:  # a metric with no examples (NaN) in some seed: no interval
+        mean, low, high = float(np.mean(values)), math.nan, math.nan
+    return {
+        "values": values,
+        "mean": mean,
+        "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+        "low": _finite(low),
+        "high": _finite(high),
+    }
+
+
+def _seed_comparison(by_seed: dict, baseline: str, confidence: float) -> dict:
+    """{variant: {metric: difference}}: each variant minus the baseline, paired by seed over
+    the seeds where both have a finite value."""
+    comparison: dict[str, dict[str, dict]] = {}
+    for name, metrics in by_seed.items():
+        if name == baseline:
+            continue
+        comparison[name] = {}
+        for key, values in metrics.items():
+            reference = by_seed[baseline].get(key, {})
+            seeds = [
+                s
+                for s in values
+                if s in reference and math.isfinite(values[s]) and math.isfinite(reference[s])
+            ]
+            if not seeds:
+                continue
+            d = statistics.paired_seed_difference(
+                [values[s] for s in seeds], [reference[s] for s in seeds], confidence
+            )
+            comparison[name][key] = {
+                "difference": d.difference,
+                "low": _finite(d.low),
+                "high": _finite(d.high),
+                "p_value": _finite(d.p_value),
+                "n": d.n,
+                "verdict": statistics.verdict(d.low, d.high),
+            }
+    return comparison
+
+
+def _finite(x: float) -> float | None:
+    """JSON has no NaN: an undefined bound or p-value is written as null."""
+    return None if math.isnan(x) else float(x)
+
+
+def seed_comparison_table(summary: dict) -> str:
+    """Markdown: every variant minus the baseline, per metric, paired over seeds: difference in
+    points, its Student t CI, the paired t-test's p and the verdict; "" without a baseline."""
+    if "comparison" not in summary:
+        return ""
+    percent = f"{100 * summary['confidence']:g} %"
+    lines = [
+        f"## Compared with the baseline {summary['baseline']}, paired by seed ({percent} CI)",
+        "",
+        "Per seed, variant minus baseline accuracy in points; the mean of those differences "
+        "with a Student t interval and the paired t-test's p. The verdict reads the CI; each "
+        "row is a test of its own, so among many rows a few verdicts can be chance.",
+        "",
+        f"| variant | metric | Δ (points) | {percent} CI | p (paired t) | seeds | verdict |",
+        "|" + "---|" * 7,
+    ]
+    for name, metrics in summary["comparison"].items():
+        for key, d in metrics.items():
+            cells = [
+                name,
+                key,
+                _signed(100 * d["difference"]),
+                _interval(d["low"], d["high"]),
+                _p(d["p_value"]),
+                str(d["n"]),
+                d["verdict"],
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def seed_plot(summary: dict, path: Path) -> Path:
-    """Grouped bars: every metric (x) of every variant, mean over seeds with ±1 std whiskers."""
+    """Grouped bars: every metric (x) of every variant, mean over seeds with its Student t
+    interval as whiskers (none for a single seed)."""
     variants = summary["variants"]
     metrics: list[str] = []
     for stats in variants.values():
@@ -275,23 +606,31 @@ def seed_plot(summary: dict, path: Path) -> Path:
     ax = fig.subplots()
     for i, (name, stats) in enumerate(variants.items()):
         positions = np.arange(len(metrics)) + (i - (len(variants) - 1) / 2) * width
-        means = [100 * stats[m]["mean"] if m in stats else np.nan for m in metrics]
-        stds = [100 * stats[m]["std"] if m in stats else 0.0 for m in metrics]
-        ax.bar(positions, means, width, yerr=stds, capsize=3, label=name)
+        means = np.array([100 * stats[m]["mean"] if m in stats else np.nan for m in metrics])
+        low = np.array([_percent_or_nan(stats.get(m, {}).get("low")) for m in metrics])
+        high = np.array([_percent_or_nan(stats.get(m, {}).get("high")) for m in metrics])
+        whiskers = np.nan_to_num(np.stack([means - low, high - means]))
+        ax.bar(positions, means, width, yerr=whiskers, capsize=3, label=name)
     ax.set_xticks(np.arange(len(metrics)), metrics, rotation=20, ha="right")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     seeds = ", ".join(map(str, summary["seeds"]))
-    ax.set_title(f"{summary['recipe']}: mean ± std over seeds {seeds}")
+    percent = f"{100 * summary.get('confidence', 0.95):g} %"
+    ax.set_title(f"{summary['recipe']}: mean over seeds {seeds}, {percent} CI (t)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return path
 
 
+def _percent_or_nan(x: float | None) -> float:
+    return np.nan if x is None else 100 * x
+
+
 def write_seed_report(run_dir: Path, summary: dict) -> None:
-    """results.md (mean ± std over seeds, links to each seed's own report) and results.json."""
+    """results.md (mean ± CI over seeds, the paired comparison with the baseline, links to each
+    seed's own report) and results.json."""
     rows = {
         name: {key: stats["values"] for key, stats in metrics.items()}
         for name, metrics in summary["variants"].items()
@@ -304,11 +643,14 @@ def write_seed_report(run_dir: Path, summary: dict) -> None:
             if not ok
         }
     )
+    confidence = summary.get("confidence", 0.95)
+    comparison = seed_comparison_table(summary)
     lines = [
-        f"# {summary['recipe']} ({summary['run']}): mean ± std over seeds "
-        f"{', '.join(map(str, summary['seeds']))} (accuracy %)",
+        f"# {summary['recipe']} ({summary['run']}): mean ± {100 * confidence:g} % CI (Student t) "
+        f"over seeds {', '.join(map(str, summary['seeds']))} (accuracy %)",
         "",
-        mean_std_table(rows),
+        mean_ci_table(rows, confidence),
+        *([comparison] if comparison else []),
         "Sanity checks: "
         + ("all pass." if not failed else "**FAIL** for " + ", ".join(failed) + "."),
         "",
@@ -323,10 +665,16 @@ def write_seed_report(run_dir: Path, summary: dict) -> None:
 
 def write_report(run_dir: Path, results: dict) -> None:
     """Writes results.md and the PNGs, then results.json last (it marks the run finished)."""
+    correct = load_correct(run_dir, results)
+    comparison = baseline_comparison(results, correct)
+    if comparison:
+        results["comparison"] = comparison
     results["table"] = "results.md"
-    results["plot"] = accuracy_plot(results, run_dir / "accuracy.png").name
+    results["plot"] = accuracy_plot(results, run_dir / "accuracy.png", correct).name
     results["curves_plot"] = curves_plot(results, run_dir / "robustness_curves.png").name
     sections = [markdown_table(results)]
+    if comparison:
+        sections.append(comparison_table(results, comparison))
     if "corruption" in results:
         per_model = {name: r["corruption_error"] for name, r in results["variants"].items()}
         path = corruption_plot(per_model, run_dir / "corruption_ce.png")

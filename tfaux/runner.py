@@ -22,6 +22,7 @@ import tensorflow as tf
 from tfaux import reporting
 from tfaux.config import (
     Recipe,
+    comparison_baseline,
     variant_augmentation,
     variant_loop,
     variant_tasks,
@@ -49,6 +50,8 @@ from tfaux.experiment import (
     load_splits,
     load_trained,
     log_to,
+    selection_of,
+    steps_per_epoch,
     training_callbacks,
     variant_loop_of,
 )
@@ -59,6 +62,7 @@ from tfaux.training.monitor import write_heatmap, write_hparams
 from tfaux.training.resume import RunBackup, TrainingDivergedError
 
 log = logging.getLogger("tfaux")
+BUDGET_TOLERANCE = 0.02  # a variant spending more than 2 % more or less is marked
 
 
 @dataclass(frozen=True)
@@ -131,14 +135,17 @@ def run(
         )
         log.info("%s: %s", variant, json.dumps(variants[variant]))
 
-    best = max(variants, key=lambda v: variants[v]["val_accuracy"])
+    best_by = "val_pgd_accuracy" if recipe.objective == "robust" else "val_accuracy"
+    best = max(variants, key=lambda v: variants[v].get(best_by, -1.0))
     results = {
         "recipe": recipe.name,
         "run": run_dir.name,
         "dataset": dataclasses.asdict(info),
         "variants": variants,
         "best_variant": best,
-        "best_by": "val_accuracy",
+        "best_by": best_by,
+        "baseline": comparison_baseline(recipe),
+        "budget_rule": _compare_budgets(recipe, variants),
     }
     if reference is not None:
         results["corruption"] = _corruption_summary(recipe, variants, reference)
@@ -151,8 +158,22 @@ def run(
     return RunResult(run_dir, results, export_dir)
 
 
+def _compare_budgets(recipe: Recipe, variants: dict) -> dict:
+    """Each variant's declared budget quantity relative to the baseline's, and whether it is
+    within `BUDGET_TOLERANCE` of it (marked in the table when not)."""
+    quantity = None if recipe.budget == "none" else recipe.budget
+    if quantity is not None:
+        reference = variants[comparison_baseline(recipe)]["budget"][quantity]
+        for result in variants.values():
+            relative = result["budget"][quantity] / reference
+            within = abs(relative - 1) <= BUDGET_TOLERANCE
+            result["budget"].update(relative=round(relative, 4), within=within)
+    return {"quantity": quantity, "tolerance": BUDGET_TOLERANCE}
+
+
 def _run_seeds(recipe: Recipe, runs_dir: Path, savedmodels_dir: Path, fresh, progress, callbacks):
-    """One complete run per seed under `<run>/seeds/`, then mean ± std of every metric.
+    """One complete run per seed under `<run>/seeds/`, then mean ± 95 % CI of every metric and
+    the paired difference of every variant to the baseline over seeds.
 
     A finished seed is read back, an unfinished one resumes: the same command continues.
     Only the first seed exports its best model.
@@ -251,11 +272,17 @@ def _train_variant(
         )
     history = backup.history  # every epoch, those before a resume included
     optimizer_steps = int(model.optimizer.iterations.numpy())  # resumed runs: restored with it
+    examples_per_step = splits.info.num_train / steps_per_epoch(recipe, splits.info)
+    selection = selection_of(callbacks)
     train = {
         "loop": loop.name,
-        "optimizer_steps": optimizer_steps,
-        # Forward-backward passes over a batch-sized input: the budget variants compare by.
-        "gradient_passes": optimizer_steps * loop.passes_per_step(),
+        "selection": selection,
+        "budget": {
+            "optimizer_steps": optimizer_steps,
+            # Forward-backward passes over training examples, attack steps and replays counted.
+            "example_passes": round(optimizer_steps * examples_per_step * loop.passes_per_step()),
+            "train_seconds": round(time.perf_counter() - start, 1),
+        },
         "train_seconds": round(time.perf_counter() - start, 1),
         "epochs_run": len(history.get("loss", [])),
         "resumed_from_epoch": backup.resumed_from,
@@ -287,6 +314,8 @@ def _evaluate_variant(
         desc=f"{variant}: test",
         context=variant,
     )
+    correct_file = f"{variant}.correct.npz"  # per test example: paired tests between variants
+    np.savez(run_dir / "variants" / correct_file, **report.pop("correct"))
     for check in report["sanity"]:
         if check["passed"] is False:
             log.warning("%s: robustness claim not trustworthy: %s", variant, check)
@@ -296,6 +325,7 @@ def _evaluate_variant(
         "loop": train["loop"],
         "aux_weight": recipe.aux_weight,
         "val_accuracy": float(val["accuracy"]),
+        **_selected_epoch_metrics(train),
         "test_accuracy": report["clean"],
         "fgsm_accuracy": report["fgsm"],
         "pgd_accuracy": report["attacks"][pgd_label],
@@ -303,6 +333,9 @@ def _evaluate_variant(
         "trustworthy": report["trustworthy"],
         "robustness": report,
         "test_examples": report["num_examples"],
+        "correct": correct_file,
+        "selection": train["selection"],
+        "budget": dict(train["budget"]),
         "train_seconds": train["train_seconds"],
         "epochs_run": train["epochs_run"],
         "parameters": int(model.count_params()),
@@ -324,6 +357,15 @@ def _evaluate_variant(
     write_hparams(run_dir / "tensorboard" / variant, _hparams(recipe, variant), _metrics(result))
     result_file.write_text(json.dumps(result, indent=2))
     return result
+
+
+def _selected_epoch_metrics(train: dict) -> dict:
+    """The validation PGD accuracy of the selected epoch (from the training history), which a
+    robust recipe's objective picks the best variant by."""
+    history, epoch = train["history"], train["selection"]["epoch"]
+    if "val_pgd_accuracy" not in history or epoch is None:
+        return {}
+    return {"val_pgd_accuracy": float(history["val_pgd_accuracy"][epoch - 1])}
 
 
 def _hparams(recipe: Recipe, variant: str) -> dict:

@@ -322,8 +322,8 @@ class LambdaHyperModel(keras_tuner.HyperModel):
             splits,
             # The log before the backup: an epoch in the backup is always in the log.
             history_file=trial_dir / HISTORY_FILE,
-            robust_examples=t.robust_examples if robust else 0,
-            robust_steps=t.pgd_steps,
+            robust_examples=t.robust_examples if robust else None,  # None: the monitor's
+            robust_steps=t.pgd_steps if robust else None,
             progress=f"trial {trial_dir.name.removeprefix('trial_')}" if self.progress else None,
         )
         # Last of ours: it restores the state of those above (δ, early stopping, the guard);

@@ -52,7 +52,10 @@ def robustness(
 
     Returns:
         {"clean", "fgsm": {ε: acc}, "attacks": {label: acc}, "curves": {"fgsm"|"pgd": {ε: acc}},
-         "examples": {label: n}, "sanity": [checks], "trustworthy": bool, "num_examples": n}.
+         "examples": {label: n}, "sanity": [checks], "trustworthy": bool, "num_examples": n,
+         "correct": {"clean", "robust": bool arrays}}; "correct" holds the per-example
+        correctness of the clean images and of the headline PGD (numpy, not JSON: paired tests
+        between variants on the same test images read it).
     """
     config = config or EvalConfig()
     jobs, roles = _jobs(config, surrogate is not None)
@@ -183,6 +186,7 @@ def _summary(config, correct, roles, gradients, num_classes, context) -> dict:
         "sanity": [c.to_dict() for c in checks],
         "trustworthy": all(c.passed is not False for c in checks),
         "num_examples": int(len(correct["clean"])),
+        "correct": {"clean": correct["clean"], "robust": correct[roles["pgd"]]},
     }
 
 

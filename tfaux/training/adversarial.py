@@ -120,6 +120,7 @@ class PGDLoop(Loop):
     name = "pgd"
     model_class = AdversarialModel
     trains_at_eps = True
+    selection = "best_robust"
 
     def model_options(self, batch_size: int) -> dict:
         config = self.recipe.adversarial

@@ -228,6 +228,7 @@ class AuxiliaryTrainingLoop(Loop):
     model_class = AuxiliaryTrainingModel
     chunked_batch = True
     fixed_loss_weights = True
+    selection = "last"  # Algorithm 1 returns the stage-2 (merged) model
     attention, selective_norm, distill, merge, adversarial = True, True, True, True, False
 
     def model_options(self, batch_size: int) -> dict:
@@ -258,6 +259,16 @@ class AuxiliaryTrainingLoop(Loop):
             return batch_norm(momentum, synchronized=synchronized)
         chunks = len(self.recipe.auxiliary.corruptions) + 1
         return selective_batch_norm(chunks, momentum, synchronized=synchronized)
+
+    def check_settings(self) -> None:
+        super().check_settings()
+        epochs, merge_epoch = self.recipe.training.epochs, self.recipe.auxiliary.merge_epoch
+        if self.merge and merge_epoch is not None and merge_epoch >= epochs:
+            raise ValueError(
+                f"Expected auxiliary.merge_epoch < training.epochs for '@{self.name}' (stage 2, "
+                f"the weight merging, would never start). Received: merge_epoch={merge_epoch}, "
+                f"epochs={epochs}"
+            )
 
     def callbacks(self, epochs, guard_batch):
         return [MergeStage(self.recipe.auxiliary.stage_two_epoch(epochs))]
@@ -311,6 +322,7 @@ class CorruptionAugmentLoop(Loop):
     model_class = CorruptionAugmentModel
     chunked_batch = True
     fixed_loss_weights = True
+    selection = "last"  # Auxiliary Training's protocol: the end of the same schedule
 
     def model_options(self, batch_size: int) -> dict:
         return {"corruptions": self.recipe.auxiliary.corruptions}

@@ -126,3 +126,78 @@ class CatastrophicOverfittingGuard(_PGDAccuracy):
                 self.model.set_weights(self.best_weights)
             if self.action != "log":
                 self.model.stop_training = True
+
+
+class ModelSelection(keras.callbacks.Callback):
+    """Keeps the weights of the epoch a rule selects and restores them when training ends.
+
+    Which epoch is evaluated is part of a method, so it is declared, never a side effect of early
+    stopping: "last" keeps the final epoch (a fixed schedule such as Auxiliary Training's
+    stage 2), "best_clean" the best `val_accuracy`, "best_robust" the best `val_pgd_accuracy`
+    (Rice et al. 2020's early stopping against robust overfitting; `RobustAccuracy` must come
+    before this callback). Ties keep the earlier epoch.
+
+    Attributes:
+        best_epoch: the selected epoch (0-based), None before the first epoch ends.
+        best: its metric value (-inf for "last").
+        epochs_run: epochs finished (those before a resume included).
+    """
+
+    METRICS = {"last": None, "best_clean": "val_accuracy", "best_robust": "val_pgd_accuracy"}
+
+    def __init__(self, rule: str):
+        super().__init__()
+        if rule not in self.METRICS:
+            raise ValueError(f"Expected rule in {tuple(self.METRICS)}. Received: rule={rule!r}")
+        self.rule, self.metric = rule, self.METRICS[rule]
+
+    def on_train_begin(self, logs=None):
+        self.best, self.best_epoch, self.best_weights, self.epochs_run = -np.inf, None, None, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs_run = epoch + 1
+        if self.metric is None:
+            self.best_epoch = epoch
+            return
+        value = (logs or {}).get(self.metric)
+        if value is None:
+            raise ValueError(
+                f"Expected {self.metric!r} in the epoch logs to select the {self.rule} epoch. "
+                f"Received: {sorted(logs or {})}"
+            )
+        if np.isfinite(value) and value > self.best:
+            self.best, self.best_epoch = float(value), epoch
+            self.best_weights = self.model.get_weights()
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None and self.best_epoch != self.epochs_run - 1:
+            self.model.set_weights(self.best_weights)
+
+    def summary(self) -> dict:
+        """{"rule", "metric", "epoch" (1-based), "value", "epochs_run"} for the results."""
+        return {
+            "rule": self.rule,
+            "metric": self.metric,
+            "epoch": None if self.best_epoch is None else self.best_epoch + 1,
+            "value": None if self.metric is None else self.best,
+            "epochs_run": self.epochs_run,
+        }
+
+
+class StepBudget(keras.callbacks.Callback):
+    """Stops training once the optimizer has taken `steps` steps, mid-epoch if need be.
+
+    Variants compare at natural training's optimizer steps: Free-AT's epochs ÷ m round up, and
+    a growing m overshoots (2 + 4 replays for 4 natural epochs), so its last epoch is capped.
+    The step counter is the optimizer's, which a resumed run restores.
+    """
+
+    def __init__(self, steps: int):
+        super().__init__()
+        if steps < 1:
+            raise ValueError(f"Expected steps >= 1. Received: steps={steps}")
+        self.steps = int(steps)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) >= self.steps:
+            self.model.stop_training = True

@@ -204,6 +204,7 @@ class FreeLoop(Loop):
     trains_at_eps = True
     replays = True
     single_step = True
+    selection = "best_robust"
 
     def model_options(self, batch_size: int) -> dict:
         config = self.recipe.adversarial
@@ -253,6 +254,16 @@ class FreeFractionLoop(FreeLoop):
     def model_options(self, batch_size: int) -> dict:
         gamma = self.recipe.adversarial.gamma
         return {**super().model_options(batch_size), "delta_fraction": gamma}
+
+    def check_settings(self) -> None:
+        super().check_settings()
+        config = self.recipe.adversarial
+        if config.gamma * config.replays < 1:
+            raise ValueError(
+                f"Expected adversarial.gamma × adversarial.replays >= 1 for '@{self.name}' (below "
+                "1 no replay trains on δ: natural training). Received: "
+                f"gamma={config.gamma}, replays={config.replays}"
+            )
 
 
 def _clip(x):

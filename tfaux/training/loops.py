@@ -51,6 +51,9 @@ class Loop:
         fixed_loss_weights: its objective fixes the loss weights: no learned weighting.
         single_step: it trains on a one-step attack, which the catastrophic-overfitting guard
             watches (`adversarial.guard`).
+        selection: the epoch its method evaluates ("best_clean", "best_robust": Rice et al.'s
+            early stopping against robust overfitting, "last": a fixed schedule's end), unless
+            `training.select` says otherwise.
 
     Args:
         recipe: the experiment; the hooks read their settings from it.
@@ -63,9 +66,19 @@ class Loop:
     chunked_batch: bool = False
     fixed_loss_weights: bool = False
     single_step: bool = False
+    selection: str = "best_clean"
 
     def __init__(self, recipe: Recipe):
         self.recipe = recipe
+
+    def check_settings(self) -> None:
+        """Refuses settings that would silently turn the method off (ε = 0, γ·m < 1, …), in one
+        line; called when a recipe is built."""
+        if self.trains_at_eps and self.recipe.adversarial.eps <= 0:
+            raise ValueError(
+                f"Expected adversarial.eps > 0 for the loop '@{self.name}' (ε = 0 trains on clean "
+                f"images). Received: eps={self.recipe.adversarial.eps}"
+            )
 
     # === Model ===
     def model_options(self, batch_size: int) -> dict:

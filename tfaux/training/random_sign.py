@@ -18,6 +18,13 @@ class RandomSignLoop(Loop):
 
     name = "random_sign"
 
+    def check_settings(self) -> None:
+        if self.recipe.random_sign.eps <= 0:
+            raise ValueError(
+                "Expected random_sign.eps > 0 for '@random_sign' (ε = 0 leaves the layers "
+                f"identities). Received: eps={self.recipe.random_sign.eps}"
+            )
+
     def random_sign(self) -> RandomSignConfig:
         return self.recipe.random_sign
 

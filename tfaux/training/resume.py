@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfaux.training.callbacks import CatastrophicOverfittingGuard
+from tfaux.training.callbacks import CatastrophicOverfittingGuard, ModelSelection
 
 log = logging.getLogger("tfaux")
 
@@ -33,6 +33,7 @@ CALLBACK_STATE = {
     keras.callbacks.EarlyStopping: ("wait", "stopped_epoch", "best", "best_epoch", "best_weights"),
     keras.callbacks.ReduceLROnPlateau: ("wait", "cooldown_counter", "best"),
     CatastrophicOverfittingGuard: ("best", "collapsed_at", "best_weights"),
+    ModelSelection: ("best", "best_epoch", "epochs_run", "best_weights"),
 }
 POINTER = "latest"  # names the directory of the newest complete backup
 

@@ -73,3 +73,113 @@ def cosine_after_warmup(
         warmup_target=learning_rate if warmup else None,
         warmup_steps=warmup,
     )
+
+
+def one_cycle(
+    peak_learning_rate: float,
+    *,
+    total_steps: int,
+    warmup_fraction: float = 0.2,
+    final_fraction: float = 0.0,
+) -> keras.optimizers.schedules.LearningRateSchedule:
+    """Linear warm-up from 0 to the peak, then cosine annealing: converges in a few epochs.
+
+    Per optimizer step: `peak * step / W` for the first `W = round(warmup_fraction *
+    total_steps)` steps, then cosine from `peak` to `final_fraction * peak` at `total_steps`,
+    constant after. Measured on Fashion-MNIST with a ResNet-8 (SGD, momentum 0.9): warm-up to
+    0.2 over 20 % of 3 epochs, cosine to 0, reaches 90 % test accuracy.
+
+    Keras' `CosineDecay(initial_learning_rate=0.0, warmup_target=peak, warmup_steps=W,
+    decay_steps=total_steps - W, alpha=final_fraction)` is exactly this, so it is returned
+    as is: it serializes with the optimizer, and as a pure function of `optimizer.iterations`
+    a restored optimizer resumes at the same rate. The warm-up starts at 0, as in the measured
+    recipe and Goyal et al., not at PyTorch `OneCycleLR`'s peak/25: the two differ by at most
+    peak/25 and only during the warm-up.
+
+    Args:
+        peak_learning_rate: the rate at the end of the warm-up.
+        total_steps: optimizer steps of the whole run (epochs × steps per epoch).
+        warmup_fraction: share of `total_steps` spent warming up, in [0, 1).
+        final_fraction: the rate at `total_steps` as a fraction of the peak, in [0, 1].
+
+    Returns:
+        A Keras `CosineDecay` to pass as an optimizer's `learning_rate`.
+
+    Reference:
+        Smith & Topin, "Super-Convergence" (2017); Goyal et al., "Accurate, Large Minibatch
+        SGD" (2017) for the linear warm-up; Loshchilov & Hutter, "SGDR" (2016) for the cosine.
+
+    Example:
+        schedule = one_cycle(0.4, total_steps=epochs * int(splits.train.cardinality()))
+        model.compile(optimizer=sgd_momentum(schedule, 0.9, 5e-4))
+    """
+    if (
+        peak_learning_rate <= 0
+        or total_steps < 1
+        or not 0 <= warmup_fraction < 1
+        or not 0 <= final_fraction <= 1
+    ):
+        raise ValueError(
+            "Expected peak_learning_rate > 0, total_steps >= 1, 0 <= warmup_fraction < 1 and "
+            f"0 <= final_fraction <= 1. Received: peak_learning_rate={peak_learning_rate}, "
+            f"total_steps={total_steps}, warmup_fraction={warmup_fraction}, "
+            f"final_fraction={final_fraction}"
+        )
+    # At least one cosine step: CosineDecay needs decay_steps > 0.
+    warmup = min(round(warmup_fraction * total_steps), total_steps - 1)
+    peak = float(peak_learning_rate)  # an int rate would make CosineDecay compute in int32
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else peak,
+        decay_steps=total_steps - warmup,
+        alpha=float(final_fraction),
+        warmup_target=peak if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def step_decay(
+    learning_rate: float,
+    *,
+    total_steps: int,
+    boundaries: tuple[float, ...] = (1 / 3, 2 / 3, 29 / 30),
+    factor: float = 0.1,
+) -> keras.optimizers.schedules.LearningRateSchedule:
+    """The rate times `factor` at each boundary, given as fractions of training; per step.
+
+    Seed 001 §5: "trained by 300 epochs, with learning rate divided by 10 in the 100th, 200th,
+    290th epoch" (PyTorch's `MultiStepLR`), i.e. steps from `round(b * total_steps)` on use the
+    decayed rate. Keras' `PiecewiseConstantDecay` keeps a value up to and including its
+    boundary, so it gets each boundary step minus one.
+
+    Args:
+        learning_rate: the rate before the first boundary.
+        total_steps: optimizer steps of the whole run (epochs × steps per epoch).
+        boundaries: strictly increasing fractions of `total_steps` in (0, 1).
+        factor: the multiplier at each boundary, in (0, 1].
+
+    Returns:
+        A Keras `PiecewiseConstantDecay` to pass as an optimizer's `learning_rate`.
+    """
+    fractions = tuple(boundaries)
+    if (
+        learning_rate <= 0
+        or not 0 < factor <= 1
+        or not fractions
+        or not all(0 < b < 1 for b in fractions)
+        or list(fractions) != sorted(set(fractions))  # strictly increasing
+    ):
+        raise ValueError(
+            "Expected learning_rate > 0, 0 < factor <= 1 and strictly increasing boundaries "
+            f"in (0, 1). Received: learning_rate={learning_rate}, factor={factor}, "
+            f"boundaries={boundaries}"
+        )
+    steps = [round(b * total_steps) for b in fractions]
+    if steps[0] < 1 or steps != sorted(set(steps)):
+        raise ValueError(
+            "Expected total_steps large enough for distinct boundary steps >= 1. Received: "
+            f"total_steps={total_steps}, boundaries={boundaries} (steps {steps})"
+        )
+    return keras.optimizers.schedules.PiecewiseConstantDecay(
+        boundaries=[s - 1 for s in steps],
+        values=[float(learning_rate) * factor**i for i in range(len(steps) + 1)],
+    )

@@ -196,6 +196,15 @@ class TRADESLoop(Loop):
     model_class = TRADESModel
     trains_at_eps = True
     fixed_loss_weights = True
+    selection = "best_robust"
+
+    def check_settings(self) -> None:
+        super().check_settings()
+        if self.recipe.adversarial.beta <= 0:
+            raise ValueError(
+                f"Expected adversarial.beta > 0 for '@{self.name}' (β = 0 drops its robust term). "
+                f"Received: beta={self.recipe.adversarial.beta}"
+            )
 
     def model_options(self, batch_size: int) -> dict:
         config = self.recipe.adversarial

@@ -1,0 +1,163 @@
+"""Which epoch is evaluated, and equal budgets: declared rules, never side effects."""
+
+import keras
+import numpy as np
+import pytest
+
+from tests.helpers import loop_model, loop_recipe, random_images
+from tfaux import experiment
+from tfaux.config import (
+    AdversarialConfig,
+    AuxTrainingConfig,
+    DataConfig,
+    MonitorConfig,
+    Recipe,
+    TrainingConfig,
+    selection_rule,
+)
+from tfaux.training.callbacks import ModelSelection, StepBudget
+from tfaux.training.loops import create_loop, list_loops, loop_class
+
+X, Y = random_images(16, (16, 16, 1), seed=4), np.arange(16) % 4
+
+
+class _Epochs(keras.callbacks.Callback):
+    """Feeds made-up validation metrics to the callbacks after it, one value per epoch."""
+
+    def __init__(self, **series):
+        super().__init__()
+        self.series = series
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs.update({key: values[epoch] for key, values in self.series.items()})
+
+
+def _fit_with_selection(rule, **series):
+    model = loop_model("standard")
+    model.compile(optimizer=keras.optimizers.SGD(0.1), run_eagerly=True)
+    weights, selection = [], ModelSelection(rule)
+    snapshot = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: weights.append(model.get_weights())
+    )
+    model.fit(
+        X, Y, batch_size=8, epochs=4, verbose=0, callbacks=[_Epochs(**series), snapshot, selection]
+    )
+    return model, weights, selection.summary()
+
+
+@pytest.mark.parametrize(("rule", "epoch"), [("last", 4), ("best_clean", 2), ("best_robust", 3)])
+def test_the_selected_epochs_weights_are_the_ones_kept(rule, epoch):
+    model, weights, summary = _fit_with_selection(
+        rule, val_accuracy=[0.5, 0.8, 0.7, 0.6], val_pgd_accuracy=[0.1, 0.2, 0.4, 0.3]
+    )
+    assert summary["epoch"] == epoch and summary["epochs_run"] == 4
+    assert summary["metric"] == ModelSelection.METRICS[rule]
+    assert summary["value"] == {"last": None, "best_clean": 0.8, "best_robust": 0.4}[rule]
+    for kept, selected in zip(model.get_weights(), weights[epoch - 1], strict=True):
+        np.testing.assert_array_equal(kept, selected)
+    if epoch != 4:  # the last epoch's weights really differ: restoring was needed
+        assert any(
+            not np.array_equal(a, b) for a, b in zip(weights[3], weights[epoch - 1], strict=True)
+        )
+
+
+def test_each_loop_declares_the_epoch_its_method_evaluates():
+    recipe = Recipe("r")
+    expected = {
+        "standard": "best_clean",
+        "pgd": "best_robust",
+        "fgsm_rs": "best_robust",
+        "free_scheduled": "best_robust",
+        "trades": "best_robust",
+        "mart": "best_robust",
+        "auxiliary": "last",
+        "auxiliary_pgd": "last",
+    }
+    assert {name: selection_rule(recipe, loop_class(name)) for name in expected} == expected
+    override = Recipe("r", training=TrainingConfig(select="last"))
+    assert {selection_rule(override, loop_class(name)) for name in list_loops()} == {"last"}
+    with pytest.raises(ValueError, match="monitor.robust_examples > 0 to select the best robust"):
+        Recipe("r", variants=("none@pgd",), monitor=MonitorConfig(robust_examples=0))
+
+
+def test_auxiliary_training_is_evaluated_after_merging_even_when_stage_two_lowers_accuracy(
+    tmp_path,
+):
+    # Stage 2 (γ = 1, the last epoch here) may lower validation accuracy; Algorithm 1 still
+    # returns the merged model, and early stopping must not restore a stage-1 epoch.
+    recipe = Recipe(
+        "at",
+        variants=("none@auxiliary",),
+        data=DataConfig("digits", batch_size=64, train_size=256),
+        training=TrainingConfig(epochs=3, stop_patience=1),
+        auxiliary=AuxTrainingConfig(corruptions=("rotation",), merge_epoch=2, penalty=50.0),
+        monitor=MonitorConfig(robust_examples=0, images_every=0),
+    )
+    splits = experiment.load_splits(recipe)
+    model, strategy = experiment.build_model(recipe, "none@auxiliary", splits.info)
+    loop = experiment.variant_loop_of(recipe, "none@auxiliary")
+    callbacks = experiment.training_callbacks(
+        recipe, loop, 3, splits, history_file=tmp_path / "h.csv"
+    )
+    assert not any(isinstance(c, keras.callbacks.EarlyStopping) for c in callbacks)
+    history = experiment.fit(model, splits, epochs=3, callbacks=callbacks, strategy=strategy)
+    assert history.history["merge_gamma"] == [0.0, 0.0, 1.0]
+    selection = experiment.selection_of(callbacks)
+    assert selection == {"rule": "last", "metric": None, "epoch": 3, "value": None, "epochs_run": 3}
+    assert model.gamma == 1.0  # the evaluated model is the stage-2 one
+
+
+@pytest.mark.parametrize("name", [n for n in list_loops() if loop_class(n).replays])
+def test_every_free_variant_spends_natural_trainings_optimizer_steps(name, tmp_path):
+    # 4 natural epochs of 2 batches = 8 optimizer steps; m = 3 with a ramp over 2 epochs would
+    # take 2 + 3 = 5 per batch pair in epochs 1-2 (free_epochs rounds up to 2 epochs = 10).
+    adversarial = AdversarialConfig(eps=0.1, replays=3, ramp_epochs=2, gamma=0.34, guard="off")
+    recipe = loop_recipe(adversarial=adversarial)
+    spec = create_loop(name, recipe)
+    natural_steps = 4 * 2
+    model = loop_model(name, adversarial=adversarial)
+    model.compile(optimizer=keras.optimizers.SGD(0.05), run_eagerly=True)
+    epochs = spec.epochs(4)
+    callbacks = [*spec.callbacks(epochs, lambda: None), StepBudget(natural_steps)]
+    model.fit(X, Y, batch_size=8, epochs=epochs, verbose=0, callbacks=callbacks)
+    steps = int(model.optimizer.iterations.numpy())
+    assert natural_steps <= steps < natural_steps + adversarial.replays  # a batch's replays at most
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"adversarial": AdversarialConfig(gamma=0.1, replays=4)},
+            "gamma × adversarial.replays >= 1",
+        ),
+        ({"adversarial": AdversarialConfig(eps=0.0)}, "adversarial.eps > 0 for the loop '@pgd'"),
+    ],
+)
+def test_settings_that_silently_disable_a_method_are_refused(settings, message):
+    variant = "none@free_gamma" if "gamma" in message else "none@pgd"
+    with pytest.raises(ValueError, match=message):
+        Recipe("r", variants=(variant,), **settings)
+
+
+def test_settings_that_disable_trades_merging_or_random_signs_are_refused():
+    from tfaux.config import RandomSignConfig
+
+    with pytest.raises(ValueError, match="adversarial.beta > 0 for '@trades'"):
+        Recipe("r", variants=("none@trades",), adversarial=AdversarialConfig(beta=0.0))
+    with pytest.raises(ValueError, match="merge_epoch < training.epochs"):
+        Recipe("r", variants=("none@auxiliary",), auxiliary=AuxTrainingConfig(merge_epoch=5))
+    Recipe("r", variants=("none@auxiliary_no_merge",), auxiliary=AuxTrainingConfig(merge_epoch=5))
+    with pytest.raises(ValueError, match="random_sign.eps > 0"):
+        Recipe("r", variants=("none@random_sign",), random_sign=RandomSignConfig(eps=0.0))
+
+
+def test_the_cli_refuses_a_disabling_setting_in_one_line(capsys):
+    from tests.helpers import RECIPES
+    from tfaux.cli import main
+
+    assert (
+        main(["seed004_free", "--set", "adversarial.gamma=0.1", "--keys"], recipes_dir=RECIPES) == 2
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "gamma × adversarial.replays >= 1" in err

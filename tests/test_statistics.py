@@ -1,0 +1,189 @@
+"""tfaux.statistics against scipy and hand computations on hand-made tables."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from tfaux.statistics import (
+    BETTER,
+    NO_DIFFERENCE,
+    WORSE,
+    accuracy_ci,
+    mean_ci,
+    paired_seed_difference,
+    paired_test,
+    proportion_ci,
+    verdict,
+)
+
+
+def correctness(n: int, both: int, variant_only: int, baseline_only: int):
+    """Two models' per-example correctness on n test images: `both` right by both, then the
+    ones only the variant gets right, then the ones only the baseline gets right."""
+    variant, baseline = np.zeros(n, bool), np.zeros(n, bool)
+    variant[:both] = baseline[:both] = True
+    variant[both : both + variant_only] = True
+    baseline[both + variant_only : both + variant_only + baseline_only] = True
+    return variant, baseline
+
+
+# === Over test examples, one seed ===
+
+
+def test_a_variant_that_fixes_30_and_breaks_5_of_200_is_better():
+    variant, baseline = correctness(200, both=120, variant_only=30, baseline_only=5)
+    result = paired_test(variant, baseline)
+    assert (result.variant_only, result.baseline_only, result.n) == (30, 5, 200)
+    assert result.difference == pytest.approx(variant.mean() - baseline.mean()) == 25 / 200
+    # McNemar exact: twice the binomial tail P(X <= 5 | 35, 1/2), by hand.
+    tail = sum(math.comb(35, k) for k in range(6)) / 2**35
+    assert result.p_value == pytest.approx(2 * tail) and result.p_value < 1e-4
+    assert 0 < result.low < result.difference < result.high
+    assert verdict(result.low, result.high) == BETTER
+
+
+def test_bonett_price_interval_matches_its_closed_form():
+    # Bonett & Price (2012) eq. for b=30, c=5, n=200, with z from the normal quantile.
+    variant, baseline = correctness(200, both=120, variant_only=30, baseline_only=5)
+    p_b, p_c = 31 / 202, 6 / 202
+    half = stats.norm.ppf(0.975) * math.sqrt((p_b + p_c - (p_b - p_c) ** 2) / 202)
+    result = paired_test(variant, baseline)
+    assert (result.low, result.high) == pytest.approx((p_b - p_c - half, p_b - p_c + half))
+    wider = paired_test(variant, baseline, confidence=0.99)
+    assert wider.low < result.low and wider.high > result.high
+
+
+def test_equal_fixes_and_breaks_are_no_detectable_difference():
+    variant, baseline = correctness(200, both=120, variant_only=10, baseline_only=10)
+    result = paired_test(variant, baseline)
+    assert result.difference == 0 and result.p_value == 1.0
+    assert result.low < 0 < result.high
+    assert verdict(result.low, result.high) == NO_DIFFERENCE
+
+
+def test_identical_predictions_are_no_detectable_difference():
+    variant, _ = correctness(50, both=30, variant_only=0, baseline_only=0)
+    result = paired_test(variant, variant.copy())
+    assert result.p_value == 1.0 and result.low < 0 < result.high
+    assert verdict(result.low, result.high) == NO_DIFFERENCE
+
+
+def test_a_variant_that_breaks_more_than_it_fixes_is_worse():
+    variant, baseline = correctness(500, both=300, variant_only=4, baseline_only=25)
+    result = paired_test(variant, baseline)
+    assert result.p_value == pytest.approx(stats.binomtest(4, 29, 0.5).pvalue)
+    assert result.p_value < 0.001
+    assert result.low < result.high < 0
+    assert verdict(result.low, result.high) == WORSE
+
+
+@pytest.mark.parametrize("n", [200, 10_000])
+def test_the_interval_agrees_with_mcnemar_away_from_the_margin(n):
+    # Where McNemar's exact p is clearly below or above 0.05 the CI says the same; in between
+    # (0.04 to 0.07) the exact test is known to be conservative and the two may differ.
+    for b in range(0, 41, 3):
+        for c in range(0, 41, 2):
+            variant, baseline = correctness(n, both=100, variant_only=b, baseline_only=c)
+            r = paired_test(variant, baseline)
+            if 0.04 < r.p_value < 0.07:
+                continue
+            excludes_zero = verdict(r.low, r.high) != NO_DIFFERENCE
+            assert excludes_zero == (r.p_value < 0.05), (b, c, r)
+
+
+def test_few_fixes_and_no_breaks_are_not_a_verdict():
+    # A bootstrap interval called this "better"; McNemar's p is 0.25.
+    variant, baseline = correctness(200, both=100, variant_only=3, baseline_only=0)
+    result = paired_test(variant, baseline)
+    assert result.p_value == pytest.approx(0.25)
+    assert verdict(result.low, result.high) == NO_DIFFERENCE
+
+
+def test_paired_test_rejects_arrays_of_other_examples():
+    with pytest.raises(ValueError, match="same test examples"):
+        paired_test(np.ones(5, bool), np.ones(6, bool))
+    with pytest.raises(ValueError, match="boolean"):
+        paired_test(np.ones(5), np.ones(5))
+
+
+# === One accuracy: Wilson interval ===
+
+
+def test_accuracy_ci_is_the_wilson_interval():
+    correct = np.arange(200) < 150  # 75 %
+    accuracy, low, high = accuracy_ci(correct)
+    # Wilson by hand: (p + z²/2n ± z sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)
+    z, p, n = stats.norm.ppf(0.975), 0.75, 200
+    centre, spread = p + z**2 / (2 * n), z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+    assert accuracy == 0.75
+    assert (low, high) == pytest.approx(
+        ((centre - spread) / (1 + z**2 / n), (centre + spread) / (1 + z**2 / n))
+    )
+    assert proportion_ci(150, 200) == (accuracy, low, high)
+
+
+def test_wilson_interval_of_zero_accuracy_stays_inside_0_and_1():
+    accuracy, low, high = accuracy_ci(np.zeros(40, bool))
+    assert accuracy == 0 and low == pytest.approx(0, abs=1e-12) and 0 < high < 0.1
+
+
+# === Over seeds: Student t ===
+
+
+def test_mean_ci_is_the_t_interval_by_hand():
+    values = [0.90, 0.92, 0.97]
+    mean, low, high = mean_ci(values)
+    sd = math.sqrt(sum((v - np.mean(values)) ** 2 for v in values) / 2)
+    half = stats.t.ppf(0.975, df=2) * sd / math.sqrt(3)
+    assert mean == pytest.approx(0.93)
+    assert (low, high) == pytest.approx((0.93 - half, 0.93 + half))
+
+
+def test_mean_ci_of_one_seed_is_the_value_with_an_undefined_interval():
+    mean, low, high = mean_ci([0.8])
+    assert mean == 0.8 and math.isnan(low) and math.isnan(high)
+
+
+def test_mean_ci_of_identical_seeds_has_no_width():
+    assert mean_ci([0.5, 0.5, 0.5]) == (0.5, 0.5, 0.5)
+
+
+def test_paired_seed_difference_is_scipys_paired_t_test():
+    variant, baseline = [0.91, 0.93, 0.92, 0.95], [0.90, 0.90, 0.91, 0.92]
+    result = paired_seed_difference(variant, baseline)
+    reference = stats.ttest_rel(variant, baseline)
+    ci = reference.confidence_interval(0.95)
+    assert result.difference == pytest.approx(np.mean(np.subtract(variant, baseline)))
+    assert (result.low, result.high) == pytest.approx((ci.low, ci.high))
+    assert result.p_value == pytest.approx(reference.pvalue) and result.n == 4
+    assert verdict(result.low, result.high) == BETTER
+
+
+def test_pairing_detects_what_two_independent_intervals_do_not():
+    # Seeds move both models together; their own intervals overlap, the differences do not.
+    baseline = np.array([0.80, 0.90, 0.85, 0.95])
+    variant = baseline + [0.010, 0.012, 0.011, 0.009]
+    assert mean_ci(variant).low < mean_ci(baseline).high
+    result = paired_seed_difference(variant, baseline)
+    assert verdict(result.low, result.high) == BETTER
+
+
+def test_paired_seed_difference_of_one_seed_has_no_interval():
+    result = paired_seed_difference([0.9], [0.8])
+    assert result.difference == pytest.approx(0.1) and result.n == 1
+    assert math.isnan(result.low) and math.isnan(result.high) and math.isnan(result.p_value)
+    assert verdict(result.low, result.high) == NO_DIFFERENCE
+
+
+def test_paired_seed_difference_rejects_unpaired_values():
+    with pytest.raises(ValueError, match="same seeds"):
+        paired_seed_difference([0.9, 0.8], [0.8])
+
+
+def test_verdict_words():
+    assert verdict(0.01, 0.05) == BETTER == "better"
+    assert verdict(-0.05, -0.01) == WORSE == "worse"
+    assert verdict(-0.01, 0.01) == NO_DIFFERENCE == "no detectable difference at this budget"
+    assert verdict(math.nan, math.nan) == NO_DIFFERENCE
