@@ -2,12 +2,17 @@
 
 Chen Liu, "An alternative auxiliary task for enhancing image classification": the primary
 classifier is trained alone (None), with an image-reconstruction decoder (Recon) or with a decoder
-estimating the log-magnitude and phase of the grayscale FFT (FT), λ = 0.01; SGD lr 0.1, LR ×0.2
-on a validation-accuracy plateau, early stopping restoring the best weights; 95/5 train/val
-split. Scaled for 2 CPU cores: real Fashion-MNIST (20,000 training images), a ResNet-8 and
-3 epochs instead of CIFAR-10 and hundreds of epochs. FGSM with the true labels on the logits at
-ε = 0.1 (the usual Fashion-MNIST budget) and ε = 0.3 (the paper's), PGD-10 at ε = 0.1 and the
-sanity checks against gradient masking.
+estimating the log-magnitude and phase of the grayscale FFT (FT), λ = 0.01; 95/5 train/val split.
+Scaled for 2 CPU cores: the full Fashion-MNIST training split (57,000 images), a ResNet-8 and
+4 epochs instead of CIFAR-10 and hundreds of epochs. The paper's schedule (SGD lr 0.1, LR ×0.2
+on a validation-accuracy plateau, early stopping) cannot act in 4 epochs: the standard model
+stopped at 76.5–79.6 % after 3. So the default is a one-cycle SGD schedule (warm-up to 0.4 over
+20 % of the steps, cosine to 0; 90.7–90.9 % for the standard model over two seeds when measured);
+the paper's is `--set training.schedule=plateau --set training.learning_rate=0.1`. Each variant is
+evaluated at its best validation epoch and compared with "none" on the same test images (95 % CI,
+McNemar, verdict). FGSM with the true labels on the logits at ε = 0.1 (the usual Fashion-MNIST
+budget) and ε = 0.3 (the paper's), PGD-10 at ε = 0.1 and the sanity checks against gradient
+masking.
 """
 
 from tfaux.config import DataConfig, EvalConfig, ModelConfig, Recipe, TrainingConfig
@@ -17,9 +22,9 @@ RECIPE = Recipe(
     description="Seed 000 Table 1: None vs Recon vs FT (λ=0.01), clean and FGSM accuracy",
     variants=("none", "recon", "fourier"),
     aux_weight=0.01,
-    data=DataConfig(dataset="fashion_mnist", batch_size=128, train_size=20000),
+    data=DataConfig(dataset="fashion_mnist", batch_size=128),
     model=ModelConfig(backbone="resnet8", width=1.0, bn_momentum=0.9),
-    training=TrainingConfig(epochs=3, learning_rate=0.1, plateau_patience=2, stop_patience=10),
+    training=TrainingConfig(epochs=4, learning_rate=0.4, schedule="onecycle"),
     # The default run stays a few minutes: PGD-10 on every test image, BIM, MIM and the L2
     # attacks off; ε curves, sanity checks and SPSA on their usual subsets.
     evaluation=EvalConfig(fgsm_eps=(0.1, 0.3), pgd_steps=(10,), bim_steps=0, mim_steps=0, l2_eps=0),

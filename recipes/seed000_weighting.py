@@ -9,6 +9,10 @@ Fashion-MNIST training images, SGD 0.1 with the plateau schedule, 3 epochs) comp
 - `fourier~uncertainty`: uncertainty weighting (Kendall et al., CVPR 2018);
 - `fourier~gradnorm`: GradNorm (Chen et al., ICML 2018), α = 1.5.
 FGSM and PGD-10 at ε = 0.1, with the sanity checks.
+
+Schedule: one-cycle SGD (warm-up to 0.2 over 20 % of the steps, cosine to 0), which anneals
+within these few epochs; the paper's plateau schedule (seed 000) is `--set
+training.schedule=plateau --set training.learning_rate=0.1`.
 """
 
 from tfaux.config import (
@@ -35,7 +39,7 @@ RECIPE = Recipe(
     aux_weight=0.01,
     data=DataConfig(dataset="fashion_mnist", batch_size=128, train_size=20000),
     model=ModelConfig(backbone="resnet8", width=1.0, bn_momentum=0.9),
-    training=TrainingConfig(epochs=3, learning_rate=0.1, plateau_patience=2, stop_patience=10),
+    training=TrainingConfig(epochs=3, learning_rate=0.2, schedule="onecycle"),
     evaluation=EvalConfig.brief(),
     tuning=TuningConfig(variant="fourier", max_trials=6, epochs=2, weight_min=1e-4, weight_max=1.0),
 )

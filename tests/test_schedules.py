@@ -190,8 +190,8 @@ def test_step_decay_rejects_invalid_arguments(kwargs):
         step_decay(total_steps=300, **kwargs)
 
 
-def test_step_decay_rejects_too_few_steps_for_distinct_boundaries():
-    # 3 steps: 1/3 → 1, 2/3 → 2, 29/30 → 3; 2 steps: the last two collide.
-    assert step_decay(0.1, total_steps=3) is not None
-    with pytest.raises(ValueError, match="Received: total_steps=2"):
-        step_decay(0.1, total_steps=2)
+def test_step_decay_applies_coinciding_cuts_together_in_a_short_run():
+    # 2 steps: the boundaries 1/3, 2/3 and 29/30 fall on steps 1, 1 and 2.
+    schedule = step_decay(0.1, total_steps=2)
+    rates = [float(schedule(step)) for step in range(4)]
+    np.testing.assert_allclose(rates, [0.1, 0.1 * 0.01, 0.1 * 0.001, 0.1 * 0.001], rtol=1e-6)

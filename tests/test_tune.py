@@ -192,7 +192,7 @@ def test_tables_and_a_best_recipe_the_cli_accepts(robust_search, capsys):
     ("args", "message"),
     [
         (["--set", "tuning.weight_max=0.5"], "lambda_fourier.max_value 1.0 → 0.5"),
-        (["--set", "training.learning_rate=0.05"], "recipe.training.learning_rate 0.1 → 0.05"),
+        (["--set", "training.learning_rate=0.05"], "recipe.training.learning_rate 0.4 → 0.05"),
         (["--set", "tuning.objective=val_accuracy"], "objective.name 'val_pgd_accuracy' →"),
     ],
 )

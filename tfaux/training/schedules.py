@@ -86,8 +86,9 @@ def one_cycle(
 
     Per optimizer step: `peak * step / W` for the first `W = round(warmup_fraction *
     total_steps)` steps, then cosine from `peak` to `final_fraction * peak` at `total_steps`,
-    constant after. Measured on Fashion-MNIST with a ResNet-8 (SGD, momentum 0.9): warm-up to
-    0.2 over 20 % of 3 epochs, cosine to 0, reaches 90 % test accuracy.
+    constant after. Measured on Fashion-MNIST with a ResNet-8 (SGD, momentum 0.9, decay 5e-4,
+    batch 128, the defaults here): 4 epochs at peak 0.4 reach 90.7–90.9 % test accuracy (two
+    seeds); 3 epochs need peak 0.8 for 90.0–90.1 %, at 0.2–0.6 they stop at 89.5–89.9 %.
 
     Keras' `CosineDecay(initial_learning_rate=0.0, warmup_target=peak, warmup_steps=W,
     decay_steps=total_steps - W, alpha=final_fraction)` is exactly this, so it is returned
@@ -173,13 +174,11 @@ def step_decay(
             f"in (0, 1). Received: learning_rate={learning_rate}, factor={factor}, "
             f"boundaries={boundaries}"
         )
-    steps = [round(b * total_steps) for b in fractions]
-    if steps[0] < 1 or steps != sorted(set(steps)):
-        raise ValueError(
-            "Expected total_steps large enough for distinct boundary steps >= 1. Received: "
-            f"total_steps={total_steps}, boundaries={boundaries} (steps {steps})"
-        )
+    # A run too short for distinct boundaries (a quick test: 2 steps) applies the coinciding
+    # cuts together: the rate from step s on is the rate times factor^(boundaries <= s).
+    steps = [max(1, round(b * total_steps)) for b in fractions]
+    cuts = sorted(set(steps))
     return keras.optimizers.schedules.PiecewiseConstantDecay(
-        boundaries=[s - 1 for s in steps],
-        values=[float(learning_rate) * factor**i for i in range(len(steps) + 1)],
+        boundaries=[s - 1 for s in cuts],
+        values=[float(learning_rate) * factor ** sum(b <= s for b in steps) for s in [0, *cuts]],
     )
