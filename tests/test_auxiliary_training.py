@@ -166,7 +166,7 @@ def test_stage_switch_sets_gamma_per_epoch_and_ablations_keep_it_off():
         record = keras.callbacks.LambdaCallback(
             on_epoch_end=lambda e, logs, gammas=gammas: gammas.append(logs["merge_gamma"])
         )
-        stage = create_loop(loop, loop_recipe(auxiliary=CONFIG)).callbacks(3, lambda: None)
+        stage = create_loop(loop, loop_recipe(auxiliary=CONFIG)).callbacks(3)
         assert [type(c) for c in stage] == [MergeStage]
         model.fit(X, Y, batch_size=8, epochs=3, verbose=0, callbacks=[*stage, record])
     assert CONFIG.stage_two_epoch(3) == 2

@@ -19,7 +19,7 @@ from tfaux.training.loops import create_loop, list_loops
 
 X = random_images(16, (16, 16, 1), seed=1)  # two steps of 8: one per replica count is too few
 Y = np.arange(16) % 4
-ADVERSARIAL = AdversarialConfig(eps=0.1, pgd_steps=2, replays=2, ramp_epochs=1, guard="off")
+ADVERSARIAL = AdversarialConfig(eps=0.1, pgd_steps=2, replays=2, ramp_epochs=2, guard="off")
 AUXILIARY = AuxTrainingConfig(corruptions=("rotation",), merge_epoch=0)  # batch [clean, T(x)]
 SETTINGS = {
     "adversarial": ADVERSARIAL,
@@ -49,7 +49,7 @@ def _steps(loop, strategy, weights):
         model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
     spec = create_loop(loop, loop_recipe(**SETTINGS))
     epochs = spec.epochs(1)
-    callbacks = spec.callbacks(epochs, lambda: None)
+    callbacks = spec.callbacks(epochs)
     dataset = tf.data.Dataset.from_tensor_slices((X, Y)).batch(8)
     history = model.fit(dataset, epochs=epochs, verbose=0, shuffle=False, callbacks=callbacks)
     return history.history, model.get_weights()

@@ -30,7 +30,7 @@ from tfaux.training.loops import create_loop, list_loops
 
 X = random_images(8, (16, 16, 1), seed=1)
 Y = np.arange(8) % 4
-ADVERSARIAL = AdversarialConfig(eps=0.1, pgd_steps=2, replays=2, ramp_epochs=1, guard="off")
+ADVERSARIAL = AdversarialConfig(eps=0.1, pgd_steps=2, replays=2, ramp_epochs=2, guard="off")
 AUXILIARY = AuxTrainingConfig(corruptions=("rotation",), merge_epoch=0)  # γ = 1: every term
 # One model per train-step class, compiled as `fit` runs it (graph loops, both `cond` branches
 # of the loss-scale optimizer); the other loops are flags of these and run eagerly (fast).
@@ -57,7 +57,7 @@ def test_every_loop_trains_in_every_precision(loop, precision):
 
     spec = create_loop(loop, loop_recipe(**SETTINGS))
     epochs = spec.epochs(1)
-    callbacks = spec.callbacks(epochs, lambda: None)
+    callbacks = spec.callbacks(epochs)
     dataset = tf.data.Dataset.from_tensor_slices((X, Y)).batch(8)
     history = model.fit(dataset, epochs=epochs, verbose=0, shuffle=False, callbacks=callbacks)
     history = history.history

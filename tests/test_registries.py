@@ -25,7 +25,7 @@ from tfaux.training.loops import Loop, create_loop, list_loops, loop_class, regi
 X = random_images(16, (16, 16, 1), seed=2)
 Y = np.arange(16) % 4
 SETTINGS = {
-    "adversarial": AdversarialConfig(eps=0.1, pgd_steps=2, replays=2, ramp_epochs=1, guard="off"),
+    "adversarial": AdversarialConfig(eps=0.1, pgd_steps=2, replays=2, ramp_epochs=2, guard="off"),
     "auxiliary": AuxTrainingConfig(corruptions=("rotation",), merge_epoch=0),
     "random_sign": RandomSignConfig(),
 }
@@ -40,7 +40,7 @@ def test_every_loop_takes_a_step_and_round_trips_its_config(name):
     before = [w.copy() for w in model.get_weights()]
     model.compile(optimizer=keras.optimizers.SGD(0.05), run_eagerly=True)  # eager: fast
     epochs = spec.epochs(1)
-    callbacks = spec.callbacks(epochs, lambda: (X[:8], Y[:8]))
+    callbacks = [*spec.callbacks(epochs), *spec.guards(lambda: (X[:8], Y[:8]))]
     history = model.fit(X[:8], Y[:8], batch_size=8, epochs=epochs, verbose=0, callbacks=callbacks)
     assert np.isfinite(history.history["loss"]).all(), history.history
     assert {"loss", "logits_loss", "accuracy"} <= set(history.history)

@@ -100,9 +100,11 @@ def test_killed_and_resumed_robust_loops_equal_uninterrupted_training(loop, tmp_
     interrupted = model()
     with pytest.raises(KeyboardInterrupt):
         _fit(interrupted, tmp_path / "b", epochs=3, extra=[Interrupt(1)])
+    before = json.loads((latest_backup(tmp_path / "b") / "state.json").read_text())["seconds"]
     resumed = model()  # a new process: fresh model and optimizer
     history, backup, *_ = _fit(resumed, tmp_path / "b", epochs=3)
     assert backup.resumed_from == 1 and len(history.epoch) == 2
+    assert before > 0 and backup.seconds > before  # the epoch before the kill still counts
     assert backup.history["loss"] == pytest.approx(whole.history["loss"], rel=1e-5)
     assert backup.history["robust_loss"][-1] > 0
 

@@ -118,7 +118,7 @@ def test_every_free_variant_spends_natural_trainings_optimizer_steps(name, tmp_p
     model = loop_model(name, adversarial=adversarial)
     model.compile(optimizer=keras.optimizers.SGD(0.05), run_eagerly=True)
     epochs = spec.epochs(4)
-    callbacks = [*spec.callbacks(epochs, lambda: None), StepBudget(natural_steps)]
+    callbacks = [*spec.callbacks(epochs), StepBudget(natural_steps)]
     model.fit(X, Y, batch_size=8, epochs=epochs, verbose=0, callbacks=callbacks)
     steps = int(model.optimizer.iterations.numpy())
     assert natural_steps <= steps < natural_steps + adversarial.replays  # a batch's replays at most
@@ -161,3 +161,27 @@ def test_the_cli_refuses_a_disabling_setting_in_one_line(capsys):
     )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "gamma × adversarial.replays >= 1" in err
+
+
+@pytest.mark.parametrize(
+    ("variant", "settings", "message"),
+    [
+        ("none@free_scheduled", {"ramp_epochs": 1}, "1 is plain '@free'"),
+        ("none@free_scheduled", {"ramp_epochs": 9}, "more never reaches ε and m"),
+        ("none@free_ema", {"ema": 0.0}, "adversarial.ema > 0"),
+        ("none@free_gamma", {"gamma": 1.0}, "adversarial.gamma < 1"),
+        ("none@trades", {"clean_fraction": 0.5}, "clean_fraction = 0 for '@trades'"),
+    ],
+)
+def test_variants_identical_to_another_method_or_ignoring_a_setting_are_refused(
+    variant, settings, message
+):
+    with pytest.raises(ValueError, match=message):
+        Recipe("r", variants=(variant,), adversarial=AdversarialConfig(**settings))
+
+
+def test_a_robust_selection_needs_a_robust_validation_budget():
+    from tfaux.config import EvalConfig
+
+    with pytest.raises(ValueError, match="evaluation.eps > 0 to select the best robust epoch"):
+        Recipe("r", variants=("none@pgd",), evaluation=EvalConfig(eps=0.0))

@@ -187,3 +187,16 @@ def test_verdict_words():
     assert verdict(-0.05, -0.01) == WORSE == "worse"
     assert verdict(-0.01, 0.01) == NO_DIFFERENCE == "no detectable difference at this budget"
     assert verdict(math.nan, math.nan) == NO_DIFFERENCE
+
+
+def test_a_within_seed_verdict_needs_the_interval_and_mcnemar_to_agree():
+    from tfaux.statistics import PairedTest, paired_verdict
+
+    def made_up(low, high, p):
+        return PairedTest(0.02, low, high, p, 12, 3, 200)
+
+    assert paired_verdict(made_up(0.001, 0.04, 0.01)) == BETTER
+    assert paired_verdict(made_up(-0.04, -0.001, 0.01)) == WORSE
+    # The interval just above 0, but the exact test not below 0.05: no verdict.
+    assert paired_verdict(made_up(0.001, 0.04, 0.06)) == NO_DIFFERENCE
+    assert paired_verdict(made_up(-0.01, 0.04, 0.01)) == NO_DIFFERENCE

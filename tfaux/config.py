@@ -112,7 +112,7 @@ class TrainingConfig:
     """Optimizer and schedule.
 
     Seed 000's: `optimizer="sgd"` (momentum, decoupled weight decay), `schedule="plateau"` (LR
-    ×0.2 when validation accuracy plateaus), early stopping restoring the best weights. Seed 002's:
+    ×0.2 when validation accuracy plateaus), early stopping (which only stops). Seed 002's:
     `optimizer="adamw"` (Adam with decoupled weight decay), `schedule="cosine"`: the learning rate
     stays constant for `warmup_epochs`, then follows a cosine to 0 over the remaining epochs.
     `schedule="onecycle"` converges within a few epochs: per optimizer step a linear warm-up to
@@ -610,6 +610,13 @@ class Recipe:
             check_variant(variant)
             variant_loop_class(variant)(self).check_settings()
             if selection_rule(self, variant_loop_class(variant)) == "best_robust":
+                _require(
+                    self.evaluation.eps > 0,
+                    "evaluation.eps > 0 to select the best robust epoch (it is the validation "
+                    "PGD budget)",
+                    variant=variant,
+                    eps=self.evaluation.eps,
+                )
                 _require(
                     self.monitor.robust_examples > 0,
                     "monitor.robust_examples > 0 to select the best robust epoch (or "

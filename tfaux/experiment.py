@@ -257,34 +257,38 @@ def training_callbacks(
     robust_examples: int | None = None,
     robust_steps: int | None = None,
     progress: str | None = None,
+    budget: bool = True,
 ) -> list[keras.callbacks.Callback]:
     """The callbacks of one training, in the order their epoch logs need:
 
-    1. the loop's own (ε/m schedule, stage switch, overfitting guard), which log their state;
+    1. the loop's own (ε/m schedule, stage switch), which log their state;
     2. the learning rate and, with `robust_examples` > 0, `RobustAccuracy` (PGD-`robust_steps`
        at `evaluation.eps` on that many validation images; defaults: `monitor.robust_examples`
        and `adversarial.pgd_steps`), which add metrics;
-    3. with `log_dir`, TensorBoard and the image logger: before the LR cut, so TensorBoard
+    3. the model selection (`training.select` or the loop's rule), which keeps the weights of
+       the selected epoch and restores them at the end, then the overfitting guard of
+       single-step loops: a rollback never hides the collapsed epoch's metrics;
+    4. with `log_dir`, TensorBoard and the image logger: before the LR cut, so TensorBoard
        plots the rate each epoch used, not the next one's;
-    4. the model selection (`training.select` or the loop's rule), which keeps the weights of
-       the selected epoch and restores them at the end;
-    5. the plateau LR cut, early stopping on the selection's metric (it only stops) and the
-       step budget: natural training's optimizer steps, which caps Free-AT's last epoch;
+    5. the plateau LR cut, early stopping on the selection's metric (it only stops) and, with
+       `budget`, the step budget: natural training's optimizer steps, which caps Free-AT's
+       last epoch (the tuner turns it off when Hyperband sets the epochs);
     6. the CSV history (appended across a resume), TerminateOnNaN, the progress line
        (`progress`: its label; None for none).
 
     A `RunBackup` goes after these (it restores their state on resume).
     """
     m = recipe.monitor
-    callbacks = [
-        *loop.callbacks(epochs, lambda: _guard_batch(recipe)),
-        LearningRateLogger(),
-    ]
+    callbacks = [*loop.callbacks(epochs), LearningRateLogger()]
     robust_examples = m.robust_examples if robust_examples is None else robust_examples
     if robust_examples:  # the primary's clean vs adversarial accuracy, every epoch
         x, y = first_examples(splits.val, min(robust_examples, splits.info.num_val))
         steps = recipe.adversarial.pgd_steps if robust_steps is None else robust_steps
         callbacks.append(RobustAccuracy(x, y, eps=recipe.evaluation.eps, steps=steps))
+    # After the metrics it reads, and before a guard may roll the weights back: the epoch's
+    # logs and the selected weights are the epoch's own.
+    selection = ModelSelection(selection_rule(recipe, type(loop)))
+    callbacks += [selection, *loop.guards(lambda: _guard_batch(recipe))]
     if log_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(str(log_dir)))
         if m.images_every:
@@ -300,11 +304,9 @@ def training_callbacks(
                     steps=recipe.adversarial.pgd_steps,
                 )
             )
-    selection = ModelSelection(selection_rule(recipe, type(loop)))
     callbacks += [
-        selection,
         *lr_schedule_callbacks(recipe, selection.metric),
-        StepBudget(recipe.training.epochs * steps_per_epoch(recipe, splits.info)),
+        *([StepBudget(recipe.training.epochs * steps_per_epoch(recipe, splits.info))] * budget),
         keras.callbacks.CSVLogger(str(history_file), append=True),
         keras.callbacks.TerminateOnNaN(),
     ]

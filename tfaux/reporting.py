@@ -21,8 +21,9 @@ _QUANTITY_WORDS = {"optimizer_steps": "optimizer steps", "example_passes": "exam
 
 
 def markdown_table(results: dict) -> str:
-    """One row per variant: accuracies in percent, sanity checks, training time, and parameters
-    while training (with every head) and deployed (the primary classifier only).
+    """One row per variant: accuracies in percent (clean and the headline PGD with their 95 %
+    Wilson interval over the test images), sanity checks, training time, and parameters while
+    training (with every head) and deployed (the primary classifier only).
 
     Runs that record them also get the epoch the weights come from (and the rule that chose it)
     and the training budget: a variant that used more or less of the budget rule's quantity than
@@ -53,9 +54,9 @@ def markdown_table(results: dict) -> str:
             + (" (best)" if name == results.get("best_variant") else "")
             + (" (baseline)" if name == results.get("baseline") else ""),
             f"{100 * r['val_accuracy']:.2f}",
-            f"{100 * r['test_accuracy']:.2f}",
+            _with_ci(r["test_accuracy"], r["robustness"]["num_examples"]),
             *(f"{100 * r['fgsm_accuracy'][e]:.2f}" for e in eps_keys),
-            f"{100 * r['pgd_accuracy']:.2f}",
+            _with_ci(r["pgd_accuracy"], r["robustness"]["examples"].get(r["pgd_attack"])),
             _checks_cell(r["robustness"]["sanity"]),
             *([_selection_cell(r.get("selection"))] if with_selection else []),
             f"{r['train_seconds']:.0f}",
@@ -68,11 +69,21 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines) + "\n" + (f"\n{note}\n" if note else "")
 
 
+def _with_ci(accuracy: float, n: int | None) -> str:
+    """An accuracy in percent with its 95 % Wilson interval over the `n` test images."""
+    if not n:
+        return f"{100 * accuracy:.2f}"
+    ci = statistics.proportion_ci(round(accuracy * n), n)
+    return f"{100 * accuracy:.2f} [{100 * ci.low:.1f}, {100 * ci.high:.1f}]"
+
+
 def _selection_cell(selection: dict | None) -> str:
     if not selection:
         return "–"
     epoch = selection.get("epoch") or "?"  # None: the rule picked no epoch (no history)
-    return f"{epoch}/{selection['epochs_run']} {selection['rule']}"
+    value = selection.get("value")
+    shown = f" ({100 * value:.1f})" if value is not None else ""
+    return f"{epoch}/{selection['epochs_run']} {selection['rule']}{shown}"
 
 
 def _budget_cells(budget: dict | None, rule: dict | None) -> list[str]:
@@ -183,7 +194,7 @@ def baseline_comparison(
                 test = statistics.paired_test(arrays[key], correct[baseline][key], confidence)
                 variants[name][key] = {
                     **test._asdict(),
-                    "verdict": statistics.verdict(test.low, test.high),
+                    "verdict": statistics.paired_verdict(test, confidence),
                 }
     return {
         "baseline": baseline,
@@ -209,7 +220,9 @@ def comparison_table(results: dict, comparison: dict) -> str:
         "",
         "Variant minus baseline accuracy in points, on the same test images. CI: Bonett–Price "
         "for paired proportions; p: McNemar's exact test on the images only one of the two "
-        "gets right. The verdict reads the CI.",
+        "gets right. A verdict needs both the CI to exclude 0 and p below "
+        f"{1 - comparison['confidence']:.2g}. One seed: this is the test set's noise only; "
+        "how much the data order and initialization move a result needs `seeds`.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),

@@ -211,6 +211,14 @@ def verdict(low: float, high: float) -> str:
     return NO_DIFFERENCE
 
 
+def paired_verdict(test, confidence: float = 0.95) -> str:
+    """The verdict of a within-seed `paired_test`: its CI must exclude 0 *and* McNemar's exact
+    p be below 1 − confidence, so the word never contradicts the p printed beside it."""
+    if not test.p_value < 1 - confidence:
+        return NO_DIFFERENCE
+    return verdict(test.low, test.high)
+
+
 def _numbers(values, name: str) -> np.ndarray:
     x = np.asarray(values, dtype=np.float64).reshape(-1)
     if x.size == 0 or not np.all(np.isfinite(x)):

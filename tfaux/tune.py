@@ -311,7 +311,10 @@ class LambdaHyperModel(keras_tuner.HyperModel):
         trial_dir = Path(trial_dir)
         splits = load_splits(recipe)
         loop = variant_loop_of(recipe, variant)
-        if epochs is None:  # Hyperband sets its own epochs; otherwise the loop's (Free-AT: ÷ m)
+        # Hyperband sets its own epochs (for Free-AT, each of m replays) and compares trials at
+        # them: the natural-training step budget would cut its higher rungs short.
+        hyperband_epochs = epochs is not None
+        if epochs is None:  # otherwise the loop's (Free-AT: ÷ m)
             epochs = loop.epochs(recipe.training.epochs)
         t = recipe.tuning
         robust = t.objective != "val_accuracy"  # the objective needs `val_pgd_accuracy`
@@ -325,6 +328,7 @@ class LambdaHyperModel(keras_tuner.HyperModel):
             robust_examples=t.robust_examples if robust else None,  # None: the monitor's
             robust_steps=t.pgd_steps if robust else None,
             progress=f"trial {trial_dir.name.removeprefix('trial_')}" if self.progress else None,
+            budget=not hyperband_epochs,
         )
         # Last of ours: it restores the state of those above (δ, early stopping, the guard);
         # KerasTuner's callbacks (its TensorBoard, checkpoint) follow and read the same logs.

@@ -270,7 +270,7 @@ class AuxiliaryTrainingLoop(Loop):
                 f"epochs={epochs}"
             )
 
-    def callbacks(self, epochs, guard_batch):
+    def callbacks(self, epochs):
         return [MergeStage(self.recipe.auxiliary.stage_two_epoch(epochs))]
 
     def passes_per_step(self) -> int:

@@ -217,9 +217,9 @@ class FreeLoop(Loop):
     def epochs(self, epochs: int) -> int:
         return free_epochs(epochs, self.recipe.adversarial.replays, self.schedule())
 
-    def callbacks(self, epochs, guard_batch):
+    def callbacks(self, epochs):
         schedule = self.schedule()
-        return [*([schedule] if schedule else []), *super().callbacks(epochs, guard_batch)]
+        return [schedule] if schedule else []
 
 
 @register_loop
@@ -233,6 +233,16 @@ class FreeScheduledLoop(FreeLoop):
         config = self.recipe.adversarial
         return FreeSchedule(config.eps, config.replays, config.ramp_epochs)
 
+    def check_settings(self) -> None:
+        super().check_settings()
+        ramp, epochs = self.recipe.adversarial.ramp_epochs, self.epochs(self.recipe.training.epochs)
+        if not 2 <= ramp <= epochs:
+            raise ValueError(
+                f"Expected 2 <= adversarial.ramp_epochs <= {epochs} (its epochs) for "
+                f"'@{self.name}': 1 is plain '@free', more never reaches ε and m. "
+                f"Received: ramp_epochs={ramp}"
+            )
+
 
 @register_loop
 class FreeEMALoop(FreeLoop):
@@ -242,6 +252,14 @@ class FreeEMALoop(FreeLoop):
 
     def model_options(self, batch_size: int) -> dict:
         return {**super().model_options(batch_size), "delta_ema": self.recipe.adversarial.ema}
+
+    def check_settings(self) -> None:
+        super().check_settings()
+        if self.recipe.adversarial.ema <= 0:
+            raise ValueError(
+                f"Expected adversarial.ema > 0 for '@{self.name}' (0 is plain '@free'). "
+                f"Received: ema={self.recipe.adversarial.ema}"
+            )
 
 
 @register_loop
@@ -258,6 +276,11 @@ class FreeFractionLoop(FreeLoop):
     def check_settings(self) -> None:
         super().check_settings()
         config = self.recipe.adversarial
+        if config.gamma >= 1:
+            raise ValueError(
+                f"Expected adversarial.gamma < 1 for '@{self.name}' (1 is plain '@free'). "
+                f"Received: gamma={config.gamma}"
+            )
         if config.gamma * config.replays < 1:
             raise ValueError(
                 f"Expected adversarial.gamma × adversarial.replays >= 1 for '@{self.name}' (below "

@@ -131,10 +131,15 @@ class Loop:
         """Epochs to train for `epochs` epochs' worth of optimizer steps (Free-AT: ÷ m)."""
         return epochs
 
-    def callbacks(self, epochs: int, guard_batch: Callable) -> list[keras.callbacks.Callback]:
-        """The loop's own callbacks (schedules, stage switches) and, for single-step loops, the
-        catastrophic-overfitting guard. `guard_batch()` returns the guard's fixed training batch;
-        it is called only when a guard is used (reading the pipeline advances its seeds)."""
+    def callbacks(self, epochs: int) -> list[keras.callbacks.Callback]:
+        """The loop's own callbacks: schedules and stage switches, which set this epoch's state
+        when it begins and log it when it ends."""
+        return []
+
+    def guards(self, guard_batch: Callable) -> list[keras.callbacks.Callback]:
+        """For single-step loops, the catastrophic-overfitting guard. `guard_batch()` returns its
+        fixed training batch; it is called only when a guard is used (reading the pipeline
+        advances its seeds)."""
         from tfaux.training.callbacks import CatastrophicOverfittingGuard
 
         config = self.recipe.adversarial

@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import shutil
+import time
 from pathlib import Path
 
 import keras
@@ -61,6 +62,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
 
     Attributes:
         history: every epoch's logs, those before a resume included.
+        seconds: wall time of the training so far, that of the runs before a resume included.
         resumed_from: the epoch training resumed at (0 for a fresh start).
         diverged_epoch: the epoch whose loss was not finite, or None.
     """
@@ -75,8 +77,13 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         self.diverged_epoch: int | None = None
 
     # === Restore ===
+    @property
+    def seconds(self) -> float:
+        return self._seconds_before + time.perf_counter() - self._started
+
     def on_train_begin(self, logs=None):
         self.history, self.resumed_from, self.diverged_epoch = {}, 0, None
+        self._started, self._seconds_before = time.perf_counter(), 0.0
         backup = latest_backup(self.read_dir)
         if backup is None:
             return
@@ -97,6 +104,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
                     value = saved[key]
                 setattr(callback, key, value)
         self.history = state["history"]
+        self._seconds_before = state.get("seconds", 0.0)
         self.resumed_from = self.model._initial_epoch = state["epoch"]
         log.info("resumed from the backup of epoch %d in %s", state["epoch"], backup)
 
@@ -132,6 +140,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             callbacks.append(saved)
         np.savez(new / "arrays.npz", **arrays)
         state = {"epoch": epoch, "history": self.history, "callbacks": callbacks}
+        state["seconds"] = self.seconds
         (new / "state.json").write_text(json.dumps(state))
         # The pointer swap is the commit: a crash before it leaves the previous backup intact.
         pointer = self.write_dir / POINTER

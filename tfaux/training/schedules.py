@@ -16,12 +16,15 @@ def sgd_momentum(learning_rate: float = 0.1, momentum: float = 0.9, weight_decay
 def plateau_callbacks(
     plateau_patience: int = 3, stop_patience: int = 10
 ) -> list[keras.callbacks.Callback]:
-    """LR ×0.2 when validation accuracy plateaus; early stopping restoring the best weights.
+    """LR ×0.2 when validation accuracy plateaus; early stopping that only stops.
 
     Seed 000 §2.3: "reduces the learning rate by 80% each time the validation accuracy plateaus",
     "when the validation accuracy stops increasing for 10 consecutive epochs, the early stopping
     mechanism will be triggered, and only the model weights corresponding to the best validation
-    accuracy so far will be saved". The plateau patience is not given in the paper.
+    accuracy so far will be saved". The plateau patience is not given in the paper. Which
+    epoch is kept is a declared choice (`tfaux.training.callbacks.ModelSelection`), so this
+    early stopping does not restore weights: Keras 3.15 restores the best epoch at the end of
+    training even when it never stopped.
     """
     if plateau_patience < 1 or stop_patience < 1:
         raise ValueError(
@@ -36,7 +39,7 @@ def plateau_callbacks(
             monitor="val_accuracy",
             mode="max",
             patience=stop_patience,
-            restore_best_weights=True,
+            restore_best_weights=False,
             verbose=0,
         ),
     ]

@@ -200,6 +200,12 @@ class TRADESLoop(Loop):
 
     def check_settings(self) -> None:
         super().check_settings()
+        clean_fraction = self.recipe.adversarial.clean_fraction
+        if clean_fraction:
+            raise ValueError(
+                f"Expected adversarial.clean_fraction = 0 for '@{self.name}' (its loss already "
+                f"has a clean term). Received: clean_fraction={clean_fraction}"
+            )
         if self.recipe.adversarial.beta <= 0:
             raise ValueError(
                 f"Expected adversarial.beta > 0 for '@{self.name}' (β = 0 drops its robust term). "
