@@ -102,6 +102,9 @@ def test_seed004_augment_quick_mode(tmp_path):
         "seed004_augment",
         tmp_path,
         "adversarial.replays=2",
+        # 3 natural epochs: scheduled Free-AT then runs 2 (m = 1.5 → 2, then 2), enough for its
+        # ε/m ramp of 2 epochs (a shorter run is refused: it would never reach ε).
+        "training.epochs=3",
         f"variants={','.join(variants)}",
         *NO_SANITY,
     )
