@@ -1,17 +1,29 @@
-"""Seed 004 analog, Table 1: augmentation, contrastive loss, scheduled Free-AT, denoiser.
+"""Seed 004 analog, Table 1: augmentation, contrastive loss, Free-AT (plain, scheduled), denoiser.
 
 "Improving Free Adversarial Training Using Scheduling, Augmentations, and Denoising"
-(Volkovskyi, Hyder & Zhu), each row adding to the last:
-- baseline: no in-graph augmentation;
-- + geometric augmentation (hue, saturation, rotation, flip; on grayscale Fashion-MNIST hue and
-  saturation are the identity, so rotation and flip remain; `tfaux.data.augment`);
-- + a contrastive loss between two augmentations of each image, with a low (λ = 0.1) and a high
-  (λ = 1) weight (NT-Xent on a projection head; the paper names only a "Siamese" loss);
-- + scheduled Free-AT (m and ε growing over training, their final model);
-- + the denoising autoencoder front end, trained jointly on geometric + FGSM inputs to give back
-  the original image with λ = 10 (at λ = 1 the classifier's gradient, which reaches the front
-  end too, outweighed reconstruction in our short runs); the report says whether it learns a
-  noisy identity, as they found.
+(Volkovskyi, Hyder & Zhu). The data pipeline adds no augmentation (`data.augment=False`: not
+even the default crop and flip), so each variant's only augmentation is what its ":geometric"
+adds. The variants and the rows of the paper's Table 1 they stand for:
+- `none`: "Fine-Tuned ResNet18", their baseline "without any data augmentation";
+- `none:geometric`: "ResNet18 w/ Data Aug", geometric augmentation (hue, saturation, rotation,
+  flip; on grayscale Fashion-MNIST hue and saturation are the identity, so rotation and flip
+  remain; `tfaux.data.augment`);
+- `projection=0.1:geometric`: the low contrastive weight (Figure 1's "Contrastive Aug.", not in
+  Table 1), λ = 0.1;
+- `projection=1:geometric`: "Data Aug + Contrastive Loss" (Figure 1's "High CL Loss Aug."), a
+  contrastive loss between two augmentations of each image with λ = 1 (NT-Xent on a projection
+  head; the paper names only a "Siamese" loss);
+- `projection=1@free:geometric`: "Data Aug + CL + Inner FGSM", unscheduled Free-AT;
+- `projection=1@free_scheduled:geometric`: "Data Aug + CL + Scheduled FGSM", m and ε growing
+  over training (their final model);
+- `projection=1@fgsm:geometric`: not a row of theirs, the denoiser's control: the same loop
+  (FGSM-AT, their autoencoder's training perturbation: "FGSM attacks from the classifier
+  currently being trained") and augmentation without the denoiser;
+- `denoise=10+projection=1@fgsm:geometric`: "Data Aug + CL + Autoencoder", the denoising
+  autoencoder front end, trained jointly on geometric + FGSM inputs to give back the original
+  image with λ = 10 (at λ = 1 the classifier's gradient, which reaches the front end too,
+  outweighed reconstruction in our short runs); the report says whether it learns a noisy
+  identity, as they found, the FGSM and the geometric part apart.
 Their two validation sets: geometrically augmented, and FGSM from the *baseline* model plus
 geometric noise (a transfer attack; white-box attacks and sanity checks are reported too).
 Scaled for 2 CPU cores: real Fashion-MNIST (10,000 training images, 2,000 test images), a
@@ -33,18 +45,22 @@ from tfaux.config import (
 
 RECIPE = Recipe(
     name="seed004_augment",
-    description="Seed 004 Table 1: +geometric aug, +contrastive (low/high), +scheduled Free-AT, "
-    "+denoiser",
+    description="Seed 004 Table 1: +geometric aug, +contrastive (low/high), +Free-AT (plain, "
+    "scheduled), +denoiser and its control",
     variants=(
         "none",
         "none:geometric",
         "projection=0.1:geometric",
         "projection=1:geometric",
+        "projection=1@free:geometric",
         "projection=1@free_scheduled:geometric",
+        "projection=1@fgsm:geometric",
         "denoise=10+projection=1@fgsm:geometric",
     ),
     aux_weight=1.0,
-    data=DataConfig(dataset="fashion_mnist", batch_size=128, train_size=10000, test_size=2000),
+    data=DataConfig(
+        dataset="fashion_mnist", batch_size=128, train_size=10000, test_size=2000, augment=False
+    ),
     model=ModelConfig(backbone="resnet8"),
     training=TrainingConfig(epochs=4, learning_rate=0.2, schedule="onecycle"),
     adversarial=AdversarialConfig(eps=0.1, replays=4, ramp_epochs=2),

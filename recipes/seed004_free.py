@@ -7,7 +7,9 @@ accuracy. Scaled for 2 CPU cores: real Fashion-MNIST (10,000 training images, 2,
 images), a ResNet-8, ε = 0.1, m = 4. Natural and PGD-7 training run 4 epochs; every Free variant
 gets natural training's optimizer steps (epochs ÷ m, its last epoch capped: the scheduled one
 would otherwise take 1.5× them).
-Reported: clean accuracy, PGD-20 accuracy and training wall time, with the sanity checks; every
+Reported: clean accuracy, PGD-20 accuracy and training wall time, with the sanity checks, and
+the paper's own two validation sets: geometrically augmented test images, and FGSM from the
+naturally trained "none" model followed by the same augmentation (`evaluation.augmented`); every
 variant compared with plain Free-AT (the baseline), and the export picked by validation PGD
 accuracy.
 
@@ -42,7 +44,7 @@ RECIPE = Recipe(
     adversarial=AdversarialConfig(
         eps=0.1, pgd_steps=7, replays=4, ramp_epochs=2, gamma=0.5, ema=0.9, guard="log"
     ),
-    evaluation=EvalConfig(eps=0.1, fgsm_eps=(0.1,), pgd_steps=(20,)),
+    evaluation=EvalConfig(eps=0.1, fgsm_eps=(0.1,), pgd_steps=(20,), augmented=("geometric",)),
     baseline="none@free",  # seed 004's variants are judged against plain Free-AT
     objective="robust",
 )

@@ -73,7 +73,14 @@ def numpy_fourier(images: np.ndarray) -> np.ndarray:
         gray = images @ np.array([0.2989, 0.5870, 0.1140])
     else:
         gray = images[..., 0]
-    spectrum = np.fft.fftshift(np.fft.fft2(gray.astype(np.float64)), axes=(-2, -1))
+    spectrum = np.fft.fft2(gray.astype(np.float64))
+    # A real image's DC and Nyquist bins are real: phase 0 or +π (never −π), like fourier_target.
+    height, width = gray.shape[-2:]
+    rows = [0] + ([height // 2] if height % 2 == 0 else [])
+    cols = [0] + ([width // 2] if width % 2 == 0 else [])
+    real_bins = (..., *np.ix_(rows, cols))
+    spectrum[real_bins] = spectrum[real_bins].real
+    spectrum = np.fft.fftshift(spectrum, axes=(-2, -1))
     return np.stack([np.log1p(np.abs(spectrum)), np.angle(spectrum) / np.pi], axis=-1)
 
 

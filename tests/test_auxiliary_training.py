@@ -145,7 +145,7 @@ def test_loss_is_equation_7_with_hand_computed_terms(stage):
 
 
 def test_distillation_teacher_is_the_primary_without_gradient():
-    model = _model()
+    model = _model(config=AuxTrainingConfig(corruptions=CONFIG.corruptions, distillation="teacher"))
     x = tf.constant(np.concatenate([X[:4]] * 3))
     with tf.GradientTape() as tape:
         outputs = model(x, training=True)
@@ -253,3 +253,24 @@ def test_recipe_corruption_names_match_the_implementations():
     assert set(SEVERITY_PARAMETERS) == set(AuxTrainingConfig().corruptions)
     with pytest.raises(ValueError, match="Did you mean 'gaussian_blur'"):
         AuxTrainingConfig(corruptions=("gaussian_blurr",))
+
+
+@pytest.mark.parametrize("distillation", ["mutual", "teacher"])
+def test_the_distillation_term_trains_the_primary_only_when_mutual(distillation):
+    # Seed 001 §3: "student ⇄ student", the classifiers learn from each other (the default).
+    config = AuxTrainingConfig(
+        corruptions=("gaussian_noise", "rotation"), distillation=distillation
+    )
+    model = loop_model("auxiliary", auxiliary=config)
+    assert model.distillation == distillation
+    assert type(model).from_config(model.get_config()).distillation == distillation
+    batch = auxiliary_training.corrupted_batch(
+        tf.constant(X[:4]), model.corruptions, tf.constant([1, 2])
+    )
+    primary = model.get_layer("logits").trainable_weights
+    with tf.GradientTape() as tape:
+        _, terms = model.loss_terms(batch[:4], Y[:4], model(batch, training=True))
+        distill = terms["distill"]
+    gradients = tape.gradient(distill, primary)
+    reaches_primary = any(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in gradients)
+    assert reaches_primary == (distillation == "mutual")

@@ -115,3 +115,21 @@ def test_plot_writes_png(tmp_path):
     assert errors.stat().st_size > 5000
     with pytest.raises(ValueError, match="every"):
         corruption_plot({"aux": ce["aux"], "baseline": REFERENCE}, tmp_path / "mixed.png")
+
+
+def test_the_validation_corruptions_get_their_own_mean_and_every_ce_column():
+    # Seed 001's Table 7 shows all 19 CE columns; mCE stays over the 15 common corruptions.
+    model = {
+        **MODEL,
+        "errors": {**MODEL["errors"], "speckle_noise": dict.fromkeys(SEVERITIES, 0.3)},
+    }
+    reference = {
+        **REFERENCE,
+        "errors": {**REFERENCE["errors"], "speckle_noise": dict.fromkeys(SEVERITIES, 0.6)},
+    }
+    result = corruption_error(model, reference)
+    assert result["ce"] == pytest.approx({"fog": 80.0, "contrast": 50.0, "speckle_noise": 50.0})
+    assert result["mCE"] == pytest.approx(65.0)  # fog and contrast only
+    assert result["validation_mCE"] == pytest.approx(50.0)
+    assert result["validation_corruptions"] == ["speckle_noise"]
+    assert math.isnan(corruption_error(MODEL, REFERENCE)["validation_mCE"])

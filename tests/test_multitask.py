@@ -183,6 +183,33 @@ def test_denoiser_report_recognizes_an_identity_front_end():
     np.testing.assert_allclose(report["identity_distance"], 0.0, atol=1e-6)
     np.testing.assert_allclose(report["error_ratio"], 1.0, atol=1e-5)
     assert report["noisy_identity"] is True and report["clean_error"] == 0.0
+    np.testing.assert_allclose(report["geometric_kept"], 1.0, atol=1e-5)
+    np.testing.assert_allclose(report["geometric_error_ratio"], 1.0, atol=1e-5)
+
+
+def _constant_denoiser(images: np.ndarray) -> keras.Model:
+    """A front end that always outputs `images`, beside a classifier FGSM can attack."""
+    inputs = keras.Input((16, 16, 1))
+    const = keras.layers.Lambda(lambda t: tf.constant(images) + 0.0 * t, name="denoise")(inputs)
+    logits = keras.layers.Dense(4, name="logits")(keras.layers.Flatten()(inputs))
+    return keras.Model(inputs, {"logits": logits, "denoise": const})
+
+
+def test_denoiser_report_separates_the_fgsm_part_from_the_geometric_one():
+    x, y = _digits_16px(32)
+    geometric = geometric_augment(tf.constant(x), tf.constant([0, 4]), flip=False).numpy()
+    assert np.abs(geometric - x).max() > 0.1  # the augmentation moved the images
+    # Returns the augmented clean image: all of FGSM removed, all of the geometry kept
+    report = denoiser_report(_constant_denoiser(geometric), x, y, eps=0.1, seed=0, flip=False)
+    np.testing.assert_allclose(report["noise_kept"], 0.0, atol=1e-6)
+    np.testing.assert_allclose(report["error_ratio"], 0.0, atol=1e-6)
+    np.testing.assert_allclose(report["geometric_kept"], 1.0, atol=1e-5)
+    assert report["noisy_identity"] is False
+    # Returns the original image: the geometry undone too
+    report = denoiser_report(_constant_denoiser(x), x, y, eps=0.1, seed=0, flip=False)
+    np.testing.assert_allclose(report["geometric_kept"], 0.0, atol=1e-6)
+    np.testing.assert_allclose(report["geometric_error_ratio"], 0.0, atol=1e-6)
+    assert abs(report["noise_kept"]) < 0.5 and report["clean_error"] == 0.0
 
 
 def test_cosine_schedule_is_constant_through_the_warm_up_then_anneals_to_zero():

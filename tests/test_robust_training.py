@@ -125,8 +125,8 @@ def test_free_schedule_grows_m_and_eps_and_retraces():
     schedule = FreeSchedule(0.1, replays=4, ramp_epochs=4)
     eps, replays = zip(*(schedule.at(e) for e in range(5)), strict=True)
     assert eps == pytest.approx((0.025, 0.05, 0.075, 0.1, 0.1))
-    assert replays == (2, 2, 3, 4, 4)
-    assert free_epochs(8, 4) == 2 and free_epochs(8, 4, schedule) == 4  # 2 + 2 + 3 + 4 >= 8
+    assert replays == (2, 3, 3, 4, 4)  # m = 1.75, 2.5, 3.25, 4: halves round up
+    assert free_epochs(8, 4) == 2 and free_epochs(8, 4, schedule) == 3  # 2 + 3 + 3 >= 8
     assert create_loop("pgd", loop_recipe()).epochs(8) == 8
     assert create_loop("free", loop_recipe(adversarial=AdversarialConfig(replays=4))).epochs(8) == 2
     model = _wrapped("free", AdversarialConfig(eps=0.1, replays=4))
@@ -134,7 +134,7 @@ def test_free_schedule_grows_m_and_eps_and_retraces():
     history = model.fit(
         X, Y, batch_size=8, epochs=2, verbose=0, callbacks=[FreeSchedule(0.1, 4, ramp_epochs=2)]
     )
-    assert history.history["free_replays"] == [2, 4]
+    assert history.history["free_replays"] == [3, 4]
     assert history.history["free_eps"] == pytest.approx([0.05, 0.1])
 
 

@@ -6,6 +6,7 @@ the house message: what was expected, then what was received.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import types
@@ -51,6 +52,8 @@ C_CORRUPTIONS = (
 )
 TRAIN_CORRUPTIONS = ("gaussian_noise", "gaussian_blur", "rotation", "contrast_brightness")
 GUARD_ACTIONS = ("off", "log", "stop", "rollback")
+# What aux targets are computed from in training (see `AdversarialConfig.aux_targets`).
+AUX_TARGETS = ("clean", "perturbed")
 # Loss weightings a variant selects with "~<name>" (see `WeightingConfig`, `tfaux.aux.weighting`).
 WEIGHTINGS = ("fixed", "uncertainty", "gradnorm")
 # KerasTuner search of a variant's λ (see `TuningConfig`, `tfaux.tune`).
@@ -221,8 +224,13 @@ class AdversarialConfig:
     training; `beta` weighs the robust regularizer of TRADES and MART (6 in both papers on
     CIFAR-10, 1 for TRADES on MNIST). Free adversarial training replays each batch `replays`
     times (m); its seed 004 variants grow m and ε over `ramp_epochs`, average δ with β = `ema`,
-    or use δ in a fraction `gamma` of the replays. Single-step loops run the catastrophic-
-    overfitting guard on `guard_examples` training images (`guard` action).
+    or use δ in a fraction `gamma` of the replays; δ ascends `free_delta_loss`, the classifier's
+    cross-entropy ("classifier", as FGSM/PGD-AT) or the total loss with the aux terms ("total").
+    Single-step loops run the catastrophic-overfitting guard on `guard_examples` training images
+    (`guard` action). `aux_targets` is what aux targets are computed from: the clean images
+    ("clean") or the perturbed ones the weights train on ("perturbed"; under FGSM-AT a Recon
+    target of the clean image makes Recon a denoiser). A variant overrides any of these for
+    itself in brackets after its loop: "fourier@fgsm[eps=0.3]" (see `variant_recipe`).
     """
 
     eps: float = 0.1
@@ -232,9 +240,11 @@ class AdversarialConfig:
     ramp_epochs: int = 2
     gamma: float = 0.5
     ema: float = 0.9
+    free_delta_loss: str = "classifier"
     guard: str = "log"
     guard_examples: int = 256
     beta: float = 6.0
+    aux_targets: str = "clean"
 
     def __post_init__(self):
         _require(0 <= self.eps <= 1, "0 <= eps <= 1 (pixels are in [0, 1])", eps=self.eps)
@@ -247,8 +257,10 @@ class AdversarialConfig:
         )
         _require(0 < self.gamma <= 1, "0 < gamma <= 1", gamma=self.gamma)
         _require(0 <= self.ema < 1, "0 <= ema < 1", ema=self.ema)
+        _choice("free_delta_loss", self.free_delta_loss, ("classifier", "total"))
         _require(self.guard in GUARD_ACTIONS, f"guard in {GUARD_ACTIONS}", guard=self.guard)
         _require(self.beta >= 0, "beta >= 0", beta=self.beta)
+        _choice("adversarial.aux_targets", self.aux_targets, AUX_TARGETS)
 
 
 @dataclass(frozen=True)
@@ -283,12 +295,15 @@ class AuxTrainingConfig:
     with α_j = `alpha`, λ = `penalty`, γ = 0 before epoch `merge_epoch` and 1 from it on (None:
     the last third of training). One auxiliary classifier per train-time corruption in
     `corruptions`; the PGD-trained variant (Table 8) uses `adversarial.eps` and `pgd_steps`.
+    `distillation` is "mutual" (the KL trains both classifiers: the paper's "student ⇄
+    student") or "teacher" (the primary's distribution is a fixed target within each step).
     """
 
     corruptions: tuple[str, ...] = TRAIN_CORRUPTIONS
     alpha: float = 0.05
     penalty: float = 0.05
     merge_epoch: int | None = None
+    distillation: str = "mutual"
 
     def __post_init__(self):
         _require(bool(self.corruptions), "at least one corruption", corruptions=self.corruptions)
@@ -302,6 +317,7 @@ class AuxTrainingConfig:
         )
         _require(self.alpha >= 0, "alpha >= 0", alpha=self.alpha)
         _require(self.penalty >= 0, "penalty (λ) >= 0", penalty=self.penalty)
+        _choice("auxiliary.distillation", self.distillation, ("mutual", "teacher"))
         _require(
             self.merge_epoch is None or self.merge_epoch >= 0,
             "merge_epoch >= 0 or None",
@@ -368,6 +384,8 @@ class EvalConfig:
     parts run on a prefix of the test set: the ε curves on `curve_examples`, the sanity attacks on
     `sanity_examples`, SPSA and C&W-L2 on `blackbox_examples`. A step count or `l2_eps` of 0
     skips that attack. FGSM and every PGD-k also run at each `extra_eps` on the whole test set.
+    `pgd_step_size` is the L∞ PGD step α at `eps` for every k (None: 2.5ε/k, Madry et al.); at
+    the other budgets (`extra_eps`, the curves) α scales with the budget, keeping α/ε.
 
     Beyond attacks: `disturbances` adds seed 003's test-time disturbances (random crop, flip,
     grayscale, color jitter, five-crop); `augmented` adds seed 004's accuracy under each named
@@ -379,6 +397,7 @@ class EvalConfig:
     eps: float = 0.1
     fgsm_eps: tuple[float, ...] = (0.1, 0.3)
     pgd_steps: tuple[int, ...] = (20,)
+    pgd_step_size: float | None = None
     restarts: int = 1
     bim_steps: int = 10
     mim_steps: int = 10
@@ -414,6 +433,12 @@ class EvalConfig:
             "at least one PGD step count, each > 0",
             pgd_steps=self.pgd_steps,
         )
+        _require(
+            self.pgd_step_size is None or 0 < self.pgd_step_size <= self.eps,
+            "pgd_step_size in (0, eps] or None (2.5·eps/k)",
+            pgd_step_size=self.pgd_step_size,
+            eps=self.eps,
+        )
         for key in ("bim_steps", "mim_steps"):
             _require(getattr(self, key) >= 0, f"{key} >= 0", **{key: getattr(self, key)})
         for key in (
@@ -434,12 +459,14 @@ class EvalConfig:
 
     @classmethod
     def seed002(cls, **overrides) -> EvalConfig:
-        """Seed 002's single-task attacks: FGSM and PGD-7/20/50 at ε = 8/255 (α = 2.5ε/k) and
-        at ε = 0.1, curves up to 0.3, every sanity check."""
+        """Seed 002's single-task attacks: FGSM and PGD-7/20/50 at ε = 8/255 with the paper's
+        α = 2/255 (its "ε = 8/225, α = 2/225" read as 8/255 and 2/255, the CIFAR-10 convention)
+        and at ε = 0.1 (α = 0.025, the same α/ε), curves up to 0.3, every sanity check."""
         settings = {
             "eps": 8 / 255,
             "fgsm_eps": (8 / 255, 0.1),
             "pgd_steps": (7, 20, 50),
+            "pgd_step_size": 2 / 255,
             "extra_eps": (0.1,),
             "curve_eps": (0.01, 8 / 255, 0.05, 0.1, 0.2, 0.3),
         }
@@ -552,12 +579,15 @@ class WeightingConfig:
 class Recipe:
     """One experiment: data, model, training, and the variants compared side by side.
 
-    A variant is "<tasks>[@<loop>][:<augmentation>][~<weighting>]":
+    A variant is "<tasks>[@<loop>][:<augmentation>][~<weighting>]", the loop optionally followed
+    by "[<settings>]":
     - tasks: "none" or aux-task names joined by "+" ("recon", "recon+fourier"); each gets the
       weight λ = `aux_weight` unless it names its own ("projection=0.5+coarse").
     - loop: a training loop of `list_loops()` ("fourier@fgsm", "none@free_scheduled"; their
       settings are in `AdversarialConfig`, `AuxTrainingConfig`, `RandomSignConfig`); default
-      "standard".
+      "standard". Settings in square brackets after the loop override `AdversarialConfig`
+      fields for this variant alone ("fourier@fgsm[eps=0.3]", "none@pgd[eps=0.2;pgd_steps=3]";
+      see `variant_recipe`).
     - augmentation: an in-graph augmentation of every training batch ("none:geometric");
       two-view tasks ("projection") use it for both views (default "simclr").
     - weighting: how the loss terms are weighted, after everything else ("fourier~uncertainty",
@@ -608,7 +638,7 @@ class Recipe:
         _require(self.aux_weight >= 0, "aux_weight (λ) >= 0", aux_weight=self.aux_weight)
         for variant in self.variants:
             check_variant(variant)
-            variant_loop_class(variant)(self).check_settings()
+            variant_loop_class(variant)(variant_recipe(self, variant)).check_settings()
             if selection_rule(self, variant_loop_class(variant)) == "best_robust":
                 _require(
                     self.evaluation.eps > 0,
@@ -648,11 +678,68 @@ class Recipe:
 
 
 def _variant_parts(variant: str) -> tuple[str, str, str, str]:
-    """(tasks, loop, augmentation, weighting) of a variant, each "" when absent."""
-    head, _, weighting = variant.partition("~")
+    """(tasks, loop, augmentation, weighting) of a variant, each "" when absent; the loop's
+    bracketed settings are not part of them (see `variant_settings`)."""
+    head, _, weighting = _split_settings(variant)[0].partition("~")
     head, _, augmentation = head.partition(":")
     tasks, _, loop = head.partition("@")
     return tasks, loop, augmentation, weighting
+
+
+def _split_settings(variant: str) -> tuple[str, str]:
+    """(the variant without its "[...]", the text inside it or "")."""
+    if "[" not in variant and "]" not in variant:
+        return variant, ""
+    before, open_, rest = variant.partition("[")
+    inside, close, after = rest.partition("]")
+    _require(
+        bool(open_ and close)
+        and "@" in before
+        and not any(c in before for c in ":~")
+        and not any(c in inside + after for c in "[]")
+        and after[:1] in ("", ":", "~"),
+        "one [key=value;...] right after the variant's loop, e.g. 'fourier@fgsm[eps=0.3]'",
+        variant=variant,
+    )
+    return before + after, inside
+
+
+def variant_settings(variant: str) -> dict:
+    """`AdversarialConfig` overrides of a variant, from the brackets after its loop, each
+    parsed by its field's type: "fourier@fgsm[eps=0.3]" → {"eps": 0.3}; settings are separated
+    by ";" ("none@pgd[eps=0.2;pgd_steps=3]"), "," being `--set variants=...`'s separator."""
+    text = _split_settings(variant)[1]
+    if not text:
+        return {}
+    hints = typing.get_type_hints(AdversarialConfig)
+    settings = {}
+    for item in text.split(";"):
+        key, sep, value = (part.strip() for part in item.partition("="))
+        _require(
+            bool(sep and key and value),
+            "key=value loop settings in brackets, e.g. 'fourier@fgsm[eps=0.3]'",
+            variant=variant,
+        )
+        if key not in hints:
+            raise unknown_name(f"adversarial setting (in variant {variant!r})", key, hints)
+        _require(key not in settings, "each loop setting once", variant=variant)
+        settings[key] = parse_value(value, hints[key], f"adversarial.{key}")
+    return settings
+
+
+def variant_recipe(recipe: Recipe, variant: str) -> Recipe:
+    """`recipe` with `variant`'s bracketed loop settings applied to `adversarial` (validated
+    there): what every loop of the variant is built from. "none@fgsm[eps=0.3]" trains at 0.3
+    whatever `adversarial.eps` is; a variant without brackets gets `recipe` itself."""
+    settings = variant_settings(variant)
+    if not settings:
+        return recipe
+    adversarial = dataclasses.replace(recipe.adversarial, **settings)
+    # A copy, not `dataclasses.replace`: `Recipe.__post_init__` validates every variant through
+    # this function, so re-validating the copy would recurse between bracketed variants.
+    applied = copy.copy(recipe)
+    object.__setattr__(applied, "adversarial", adversarial)
+    return applied
 
 
 def variant_weights(variant: str, default: float) -> dict[str, float]:
@@ -728,6 +815,7 @@ def check_variant(variant: str) -> None:
     from tfaux.aux.base import task_class
 
     loop, augmentation = variant_loop_class(variant), variant_augmentation(variant)
+    AdversarialConfig(**variant_settings(variant))  # bracketed settings: known keys, valid values
     tasks = variant_tasks(variant)
     named = [part.partition("=")[0] for part in _variant_parts(variant)[0].split("+")]
     _require(named == ["none"] or named == list(tasks), "distinct tasks", variant=variant)

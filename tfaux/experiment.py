@@ -29,6 +29,7 @@ from tfaux.config import (
     selection_rule,
     variant_augmentation,
     variant_loop,
+    variant_recipe,
     variant_tasks,
     variant_weighting,
     variant_weights,
@@ -107,14 +108,15 @@ def check_recipe(recipe: Recipe, input_shape: tuple[int, int, int] | None = None
         for task in variant_tasks(variant):
             task_class(task).check_dataset(recipe.data.dataset)
     if input_shape is not None:
-        for loop in dict.fromkeys(variant_loop(v) for v in recipe.variants):
-            create_loop(loop, recipe).check(input_shape)
+        for variant in recipe.variants:
+            variant_loop_of(recipe, variant).check(input_shape)
 
 
 # === Models ===
 def variant_loop_of(recipe: Recipe, variant: str) -> Loop:
-    """The training loop of `variant`, set up from `recipe`."""
-    return create_loop(variant_loop(variant), recipe)
+    """The training loop of `variant`, set up from `recipe` with the variant's bracketed loop
+    settings applied ("none@fgsm[eps=0.3]" trains at ε = 0.3; see `variant_recipe`)."""
+    return create_loop(variant_loop(variant), variant_recipe(recipe, variant))
 
 
 def build_model(

@@ -364,7 +364,10 @@ def corruption_table(results: dict) -> str:
     summary = results["corruption"]
     variants = {name: r["corruption_error"] for name, r in results["variants"].items()}
     corruptions = list(next(iter(variants.values()))["ce"])
+    with_validation = any(c.get("validation_corruptions") for c in variants.values())
     header = ["variant", "clean err", "mCE", "rel. mCE", "mean err", *corruptions]
+    if with_validation:  # seed 001's Table 7: the 4 held-out corruptions' mean too
+        header.insert(4, "val. mCE")
     lines = [
         f"## Corruption benchmark: CE relative to {summary['reference']} (%, less is better)",
         "",
@@ -375,6 +378,8 @@ def corruption_table(results: dict) -> str:
     ]
     for name, c in variants.items():
         cells = [name, f"{c['clean_error']:.1f}", f"{c['mCE']:.1f}", f"{c['relative_mCE']:.1f}"]
+        if with_validation:
+            cells.append(f"{c.get('validation_mCE', float('nan')):.1f}")
         cells += [f"{c['mean_error']:.1f}", *(f"{c['ce'][k]:.0f}" for k in corruptions)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -417,18 +422,23 @@ def denoiser_table(results: dict) -> str:
     rows = [(name, r["denoiser"]) for name, r in results["variants"].items() if "denoiser" in r]
     if not rows:
         return ""
-    header = "| variant | noise kept | error ratio | identity distance | clean RMSE | verdict |"
+    header = (
+        "| variant | FGSM kept | error ratio | identity distance | geometric kept | clean RMSE "
+        "| verdict |"
+    )
     lines = [
         "## Denoiser: perturbation passed through (1 = identity)",
         "",
         header,
-        "|---" * 6 + "|",
+        "|---" * 7 + "|",
     ]
     for name, d in rows:
         verdict = "noisy identity" if d["noisy_identity"] else "denoises"
+        # results from before the geometric part was measured apart have no such entry
+        geometric = f"{d['geometric_kept']:.2f}" if "geometric_kept" in d else "–"
         lines.append(
             f"| {name} | {d['noise_kept']:.2f} | {d['error_ratio']:.2f} | "
-            f"{d['identity_distance']:.2f} | {d['clean_error']:.3f} | {verdict} |"
+            f"{d['identity_distance']:.2f} | {geometric} | {d['clean_error']:.3f} | {verdict} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -25,6 +25,7 @@ from tfaux.config import (
     comparison_baseline,
     variant_augmentation,
     variant_loop,
+    variant_recipe,
     variant_tasks,
     variant_weighting,
     variant_weights,
@@ -372,7 +373,7 @@ def _hparams(recipe: Recipe, variant: str) -> dict:
     """A variant's settings as TensorBoard hparams: λ per task, loop, weighting, ε, m, LR."""
     tasks = sorted({task for v in recipe.variants for task in variant_tasks(v)})
     weights = variant_weights(variant, recipe.aux_weight)
-    t, a = recipe.training, recipe.adversarial
+    t, a = recipe.training, variant_recipe(recipe, variant).adversarial  # "@fgsm[eps=0.3]": 0.3
     return {
         "variant": variant,
         "loop": variant_loop(variant),
@@ -496,7 +497,7 @@ def _corruption_summary(recipe: Recipe, variants: dict, reference: dict) -> dict
         "reference_errors": reference,
         "examples": recipe.corruption.examples,
         "definition": "CE_c = sum_s E(c,s) / sum_s E_ref(c,s) in %; mCE = mean over the 15 "
-        "common corruptions",
+        "common corruptions, val. mCE over the 4 validation ones; a CE column per corruption",
     }
 
 

@@ -109,7 +109,11 @@ def _jobs(config: EvalConfig, with_surrogate: bool) -> tuple[list[_Job], dict]:
     fgsm_labels = {AttackSpec("fgsm", eps=e).label for e in fgsm_eps}
     for e in fgsm_eps:
         jobs.append(_Job(AttackSpec("fgsm", eps=e).label, AttackSpec("fgsm", eps=e), None))
-    pgd = [AttackSpec("pgd", eps=eps, steps=k, restarts=config.restarts) for k in config.pgd_steps]
+    alpha = config.pgd_step_size  # None: AttackSpec's 2.5ε/k
+    pgd = [
+        AttackSpec("pgd", eps=eps, steps=k, restarts=config.restarts, step_size=alpha)
+        for k in config.pgd_steps
+    ]
     jobs += [_Job(spec.label, spec, None) for spec in pgd]
     extra = [
         AttackSpec("bim", eps=eps, steps=config.bim_steps) if config.bim_steps else None,
@@ -120,14 +124,14 @@ def _jobs(config: EvalConfig, with_surrogate: bool) -> tuple[list[_Job], dict]:
     ]
     jobs += [_Job(spec.label, spec, None) for spec in extra if spec is not None]
     for e in sorted({check_eps(e) for e in config.extra_eps} - {eps}):  # second budgets
-        specs = [AttackSpec("fgsm", eps=e), *(spec.replace(eps=e) for spec in pgd)]
+        specs = [AttackSpec("fgsm", eps=e), *(_at_eps(spec, e) for spec in pgd)]
         jobs += [_Job(spec.label, spec, None) for spec in specs if spec.label not in fgsm_labels]
     strongest = pgd[-1]
     roles = {"clean": "clean", "fgsm": AttackSpec("fgsm", eps=eps).label, "pgd": strongest.label}
 
     # ε curves on a prefix; a budget the full pass already ran is read from its prefix.
     for e in config.curve_eps:
-        for spec in (AttackSpec("fgsm", eps=e), strongest.replace(eps=e)):
+        for spec in (AttackSpec("fgsm", eps=e), _at_eps(strongest, e)):
             if spec.label not in {job.key for job in jobs}:
                 jobs.append(_Job(spec.label, spec, config.curve_examples))
                 roles.setdefault("curve_only", []).append(spec.label)
@@ -141,7 +145,7 @@ def _jobs(config: EvalConfig, with_surrogate: bool) -> tuple[list[_Job], dict]:
         roles["pgd_more_steps"] = more_steps.label
         roles["pgd_more_restarts"] = more_restarts.label
         if config.curve_eps and max(config.curve_eps) >= 0.3:
-            roles["large_eps"] = strongest.replace(eps=max(config.curve_eps)).label
+            roles["large_eps"] = _at_eps(strongest, max(config.curve_eps)).label
         m = config.blackbox_examples
         spsa = AttackSpec("spsa", eps=eps, steps=config.spsa_steps, samples=config.spsa_samples)
         jobs.append(_Job(spsa.label, spsa, m))
@@ -153,6 +157,14 @@ def _jobs(config: EvalConfig, with_surrogate: bool) -> tuple[list[_Job], dict]:
             jobs.append(_Job(f"transfer {strongest.label}", strongest, n, "surrogate"))
             roles["transfer"] = f"transfer {strongest.label}"
     return jobs, roles
+
+
+def _at_eps(spec: AttackSpec, eps: float) -> AttackSpec:
+    """`spec` at another budget; a set step size scales with it (α/ε is kept, e.g. seed 002's
+    α = ε/4), the default 2.5ε/k follows by itself."""
+    if spec.step_size is None or eps == 0:
+        return spec.replace(eps=eps, step_size=None)
+    return spec.replace(eps=eps, step_size=spec.step_size * eps / spec.eps)
 
 
 def _summary(config, correct, roles, gradients, num_classes, context) -> dict:

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from tfaux.aux.base import AuxTask
 from tfaux.aux.weighting import create_weighting, list_weightings
+from tfaux.config import AUX_TARGETS
 from tfaux.data.augment import get_augmentation, two_views
 
 PRIMARY = "logits"
@@ -59,7 +60,8 @@ class AuxModel(keras.Model):
     """Functional `keras.Model` with dict outputs {"logits", <task names>} and a multi-task step.
 
     Loss = CE(logits, y) + Σ_i λ_i · loss_i(target_i(x, y), output_i), with every aux target
-    computed from the clean images in the step. Metrics: `loss`, `logits_loss`, `<task>_loss`
+    computed from the clean images in the step (or, with `aux_targets="perturbed"`, from the
+    perturbed images the weights train on). Metrics: `loss`, `logits_loss`, `<task>_loss`
     for each task, and `accuracy` of the primary classifier.
 
     Args:
@@ -76,6 +78,9 @@ class AuxModel(keras.Model):
             `weight_<term>` for every term (`weight_logits`, `weight_fourier`, ...).
         gradnorm_alpha: GradNorm's α (the pull toward equal training rates).
         gradnorm_learning_rate: the step size of GradNorm's weights.
+        aux_targets: what aux targets are computed from in training: "clean" (the augmented,
+            unperturbed images) or "perturbed" (the adversarial or noisy images the weights
+            train on). Tasks that reproduce the pre-augmentation image (the denoiser) keep it.
 
     Example:
         model = tfaux.models.build("resnet8", input_shape=(28, 28, 1), num_classes=10,
@@ -98,6 +103,7 @@ class AuxModel(keras.Model):
         weighting: str = "fixed",
         gradnorm_alpha: float = 1.5,
         gradnorm_learning_rate: float = 0.025,
+        aux_targets: str = "clean",
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -119,6 +125,11 @@ class AuxModel(keras.Model):
         if augmentation is not None:
             get_augmentation(augmentation)  # an unknown name fails here
         self.augmentation, self.flip = augmentation, bool(flip)
+        if aux_targets not in AUX_TARGETS:
+            raise ValueError(
+                f"Expected aux_targets in {AUX_TARGETS}. Received: aux_targets={aux_targets!r}"
+            )
+        self.aux_targets = aux_targets
         if weighting in list_weightings() and weighting not in self.WEIGHTINGS:
             raise ValueError(
                 f"Expected weighting in {self.WEIGHTINGS} for {type(self).__name__} (its loss "
@@ -167,23 +178,50 @@ class AuxModel(keras.Model):
         outputs, terms, _ = self.gradient_step(x, y, originals, x_train)
         return self._update_metrics(y, outputs, terms)
 
-    def gradient_step(self, x, y, originals, x_train, input_gradient: bool = False):
-        """One optimizer step on `x_train` (aux targets from the clean `x`): the step every loop
-        shares. Returns (outputs, loss terms, ∂loss/∂x_train or None); Free-AT asks for the input
-        gradient, which the same backward pass gives for free."""
-        # Forward pass (GradNorm reads per-term gradients from the tape: then it is persistent)
-        with tf.GradientTape(persistent=self.weighting.needs_term_gradients) as tape:
+    def gradient_step(self, x, y, originals, x_train, input_gradient: str | None = None):
+        """One optimizer step on `x_train` (aux targets from `target_images`): the step every loop
+        shares. Returns (outputs, loss terms, input gradient or None).
+
+        `input_gradient` asks for ∂/∂x_train (Free-AT's δ ascends it) of "loss", the total loss
+        (free: the weights' backward pass gives it), or of "primary", the classifier's
+        cross-entropy alone. With aux tasks the latter costs a second backward pass through the
+        tape, from the CE to the input (the tape is then kept persistent); without aux tasks the
+        total is the CE times a positive weight (plus weight-only regularizers), so it is the
+        same sign at no extra cost.
+        """
+        if input_gradient not in (None, "loss", "primary"):
+            raise ValueError(
+                'Expected input_gradient in (None, "loss", "primary"). '
+                f"Received: input_gradient={input_gradient!r}"
+            )
+        separate = input_gradient == "primary" and bool(self.tasks)
+        # Forward pass (GradNorm reads per-term gradients from the tape, and the CE's own input
+        # gradient is a second backward pass: then it is persistent)
+        persistent = self.weighting.needs_term_gradients or separate
+        with tf.GradientTape(persistent=persistent) as tape:
             if input_gradient:
                 tape.watch(x_train)
             outputs = self.train_outputs(x, x_train)
-            loss, terms = self.loss_terms(x, y, outputs, originals)
+            loss, terms = self.loss_terms(self.target_images(x, x_train), y, outputs, originals)
             loss = self.optimizer.scale_loss(loss)
+            if separate:
+                primary = self.optimizer.scale_loss(terms[PRIMARY])
         # Gradients and update (of the weights, then of learned loss weights)
-        sources = [*self.trainable_weights, *([x_train] if input_gradient else [])]
+        with_input = input_gradient is not None and not separate
+        sources = [*self.trainable_weights, *([x_train] if with_input else [])]
         gradients = tape.gradient(loss, sources)
+        x_gradient = gradients[-1] if with_input else None
+        if separate:
+            x_gradient = tape.gradient(primary, x_train)
         self.weighting.update(tape, terms)
         self.optimizer.apply(gradients[: len(self.trainable_weights)], self.trainable_weights)
-        return outputs, terms, gradients[-1] if input_gradient else None
+        return outputs, terms, x_gradient
+
+    def target_images(self, x: tf.Tensor, x_train: tf.Tensor) -> tf.Tensor:
+        """The images aux targets are computed from: the clean `x`, or with
+        `aux_targets="perturbed"` the `x_train` the weights train on (under adversarial training
+        a Recon target of the clean image would make Recon a denoiser)."""
+        return x_train if self.aux_targets == "perturbed" else x
 
     def train_outputs(self, x: tf.Tensor, x_train: tf.Tensor) -> dict:
         """The outputs the loss is computed from, inside the tape: the model on `x_train`;
@@ -250,7 +288,7 @@ class AuxModel(keras.Model):
     def get_config(self):
         config = super().get_config()
         config["tasks"] = [keras.saving.serialize_keras_object(t) for t in self.tasks]
-        config.update(augmentation=self.augmentation, flip=self.flip)
+        config.update(augmentation=self.augmentation, flip=self.flip, aux_targets=self.aux_targets)
         config.update({key: getattr(self, key) for key in _WEIGHTING_PARAMS})
         config["weighting"] = self.weighting.name
         config.update({key: getattr(self, key) for key in self.LOOP_PARAMS})
@@ -260,7 +298,14 @@ class AuxModel(keras.Model):
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         tasks = [keras.saving.deserialize_keras_object(t) for t in config.pop("tasks", [])]
-        keys = (*cls.LOOP_PARAMS, *_WEIGHTING_PARAMS, "weighting", "augmentation", "flip")
+        keys = (
+            *cls.LOOP_PARAMS,
+            *_WEIGHTING_PARAMS,
+            "weighting",
+            "augmentation",
+            "flip",
+            "aux_targets",
+        )
         loop = {key: config.pop(key) for key in keys if key in config}
         # Revive the plain functional graph, then wrap it so __init__ sees the tasks.
         graph = keras.Model.from_config(config, custom_objects=custom_objects)

@@ -6,8 +6,12 @@ classifier, chunk j the auxiliary classifier j (`CorruptionClassifier`). Loss, e
 
     CE(primary) + Σ_j α_j·CE(aux_j) + λ·Σ_j [KL(p_primary ‖ p_aux_j) + γ·‖θ_0 − θ_j‖²]
 
-with the primary's distribution as the teacher (no gradient through it) and γ = 0 in stage 1,
-γ = 1 in stage 2 (Algorithm 1; `MergeStage` switches it at an epoch). At export only the
+with γ = 0 in stage 1,
+γ = 1 in stage 2 (Algorithm 1; `MergeStage` switches it at an epoch). The KL term is mutual by
+default, the paper's reading (§3: "a 'student ⇄ student' framework … they are learned from each
+other"; the primary "learns the robust information from auxiliary classifiers"): its gradient
+reaches both classifiers. `distillation="teacher"` stops it at the primary (a teacher-student
+reading of the same term). At export only the
 primary classifier is kept (`tfaux.models.primary_classifier`).
 """
 
@@ -32,6 +36,9 @@ from tfaux.training.aux_model import (
 )
 from tfaux.training.loops import Loop, register_loop
 
+# How the KL term of eq. (7) trains: both classifiers ("mutual") or only the auxiliary ones.
+DISTILLATIONS = ("mutual", "teacher")
+
 
 def corrupted_batch(
     x: tf.Tensor, corruptions: Sequence[str], seed: tf.Tensor, first: tf.Tensor | None = None
@@ -52,6 +59,9 @@ class AuxiliaryTrainingModel(AuxModel):
         *args, **kwargs: `AuxModel` arguments (inputs, outputs, tasks, name).
         penalty: λ of eq. (7), the weight of the distillation and merging terms (paper: 0.05).
         distill: include KL(primary ‖ aux_j) (off in the ablation "w/o self distillation").
+        distillation: "mutual" (the KL's gradient reaches the primary and the auxiliary
+            classifiers, the paper's "student ⇄ student") or "teacher" (the primary is a fixed
+            teacher within each step).
         merge: switch the merging penalty on in stage 2 (off in "w/o weight merging").
         adversarial_eps: train the primary chunk on PGD examples with this L∞ ε (Table 8);
             None trains it on clean images.
@@ -61,7 +71,14 @@ class AuxiliaryTrainingModel(AuxModel):
         Zhang et al., "Auxiliary Training: Towards Accurate and Robust Models", CVPR 2020.
     """
 
-    LOOP_PARAMS = ("penalty", "distill", "merge", "adversarial_eps", "adversarial_steps")
+    LOOP_PARAMS = (
+        "penalty",
+        "distill",
+        "merge",
+        "adversarial_eps",
+        "adversarial_steps",
+        "distillation",
+    )
     WEIGHTINGS = ("fixed",)  # eq. (7) fixes its weights
 
     def __init__(
@@ -69,6 +86,7 @@ class AuxiliaryTrainingModel(AuxModel):
         *args,
         penalty: float = 0.05,
         distill: bool = True,
+        distillation: str = "mutual",
         merge: bool = True,
         adversarial_eps: float | None = None,
         adversarial_steps: int = 7,
@@ -94,7 +112,12 @@ class AuxiliaryTrainingModel(AuxModel):
             raise ValueError(
                 f"Expected 0 < adversarial_eps <= 1 or None. Received: {adversarial_eps=}"
             )
+        if distillation not in DISTILLATIONS:
+            raise ValueError(
+                f"Expected distillation in {DISTILLATIONS}. Received: distillation={distillation!r}"
+            )
         self.penalty, self.distill, self.merge = float(penalty), bool(distill), bool(merge)
+        self.distillation = distillation
         self.adversarial_eps = None if adversarial_eps is None else float(adversarial_eps)
         self.adversarial_steps = int(adversarial_steps)
         self.corruptions = tuple(t.corruption for t in sorted(self.branches, key=lambda t: t.index))
@@ -141,7 +164,9 @@ class AuxiliaryTrainingModel(AuxModel):
         classifiers' covers all chunks and is cut to the first (clean or adversarial) one."""
         outputs = self._clean_outputs(outputs)
         total, terms = super().loss_terms(x, y, outputs, originals)
-        teacher = tf.stop_gradient(tf.nn.softmax(outputs[PRIMARY]))
+        teacher = tf.nn.softmax(outputs[PRIMARY])
+        if self.distillation == "teacher":
+            teacher = tf.stop_gradient(teacher)
         distill = tf.add_n(
             [self._kl(teacher, tf.nn.softmax(outputs[t.name])) for t in self.branches]
         )
@@ -238,6 +263,7 @@ class AuxiliaryTrainingLoop(Loop):
             "merge": self.merge,
             "adversarial_eps": self.recipe.adversarial.eps if self.adversarial else None,
             "adversarial_steps": self.recipe.adversarial.pgd_steps,
+            "distillation": self.recipe.auxiliary.distillation,
         }
 
     def tasks(self, num_classes: int) -> list:

@@ -40,12 +40,16 @@ class FreeATModel(AuxModel):
         batch_size: the global batch size (δ is sized for it).
         delta_fraction: γ, the fraction of replays that train on x + δ (evenly spread).
         delta_ema: β of an exponential moving average δ ← β·δ + (1−β)·δ_new; 0 disables it.
+        delta_loss: what δ ascends: "classifier", the cross-entropy of the primary logits (as
+            FGSM/PGD-AT and the papers; with aux tasks one more backward pass per replay, see
+            `AuxModel.gradient_step`), or "total", the whole training loss with the aux terms.
 
     Reference:
         Shafahi et al., "Adversarial training for free!", NeurIPS 2019.
     """
 
-    LOOP_PARAMS = ("eps", "replays", "batch_size", "delta_fraction", "delta_ema")
+    LOOP_PARAMS = ("eps", "replays", "batch_size", "delta_fraction", "delta_ema", "delta_loss")
+    DELTA_LOSSES = {"classifier": "primary", "total": "loss"}  # → `gradient_step`'s names
 
     def __init__(
         self,
@@ -55,10 +59,16 @@ class FreeATModel(AuxModel):
         batch_size: int = 128,
         delta_fraction: float = 1.0,
         delta_ema: float = 0.0,
+        delta_loss: str = "classifier",
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
         check_eps(eps)
+        if delta_loss not in self.DELTA_LOSSES:
+            raise ValueError(
+                f"Expected delta_loss in {tuple(self.DELTA_LOSSES)}. Received: "
+                f"delta_loss={delta_loss!r}"
+            )
         if replays < 1 or batch_size < 1:
             raise ValueError(
                 f"Expected replays >= 1 and batch_size >= 1. Received: replays={replays}, "
@@ -71,6 +81,7 @@ class FreeATModel(AuxModel):
             )
         self.eps, self.replays, self.batch_size = float(eps), int(replays), int(batch_size)
         self.delta_fraction, self.delta_ema = float(delta_fraction), float(delta_ema)
+        self.delta_loss = delta_loss
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         self._delta = tf.Variable(
             # Two-view tasks double the batch (views are augmented once, replayed m times).
@@ -129,10 +140,11 @@ class FreeATModel(AuxModel):
         n = tf.shape(x)[0]
         uses_delta = self._uses_delta(replay)
         delta = self._delta[:n]
-        # One step on x + δ (or x); its backward pass gives δ's gradient too
+        # One step on x + δ (or x); its backward pass gives δ's gradient too (the CE's, by
+        # default: with aux tasks, from a second backward pass)
         x_train = tf.where(uses_delta, _clip(x + delta), x)
         outputs, terms, input_gradient = self.gradient_step(
-            x, y, originals, x_train, input_gradient=True
+            x, y, originals, x_train, input_gradient=self.DELTA_LOSSES[self.delta_loss]
         )
         self._update_delta(x, delta, input_gradient, self._current_eps, n, uses_delta)
         # Metrics
@@ -161,8 +173,10 @@ class FreeSchedule(keras.callbacks.Callback):
     """Seed 004's winning variant: m and ε grow linearly over the first `ramp_epochs` epochs.
 
     Epoch e (0-based) trains with t = min(1, (e+1)/ramp_epochs), ε = t·ε_max and
-    m = round(1 + t·(m_max − 1)), so early epochs see nearly natural data. Logs `free_eps` and
-    `free_replays`.
+    m = ⌊1 + t·(m_max − 1) + ½⌋ (halves round up, not to even as Python's `round`). The first
+    epoch already trains on δ, at ε_max/ramp_epochs with m = ⌊1.5 + (m_max − 1)/ramp_epochs⌋
+    (ε/4 and m = 2 for ramp 4 and m_max 4): gentler than the full ε and m, not natural data.
+    Logs `free_eps` and `free_replays`.
     """
 
     def __init__(self, eps: float, replays: int, ramp_epochs: int):
@@ -173,7 +187,7 @@ class FreeSchedule(keras.callbacks.Callback):
 
     def at(self, epoch: int) -> tuple[float, int]:
         t = min(1.0, (epoch + 1) / self.ramp_epochs)
-        return t * self.eps, int(round(1 + t * (self.replays - 1)))
+        return t * self.eps, math.floor(1 + t * (self.replays - 1) + 0.5)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.model.set_schedule(*self.at(epoch))
@@ -208,7 +222,12 @@ class FreeLoop(Loop):
 
     def model_options(self, batch_size: int) -> dict:
         config = self.recipe.adversarial
-        return {"eps": config.eps, "replays": config.replays, "batch_size": batch_size}
+        return {
+            "eps": config.eps,
+            "replays": config.replays,
+            "batch_size": batch_size,
+            "delta_loss": config.free_delta_loss,
+        }
 
     def schedule(self) -> FreeSchedule | None:
         """The ε/m schedule, for the variants that grow them."""

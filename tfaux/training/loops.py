@@ -104,7 +104,8 @@ class Loop:
         """`model`'s graph in `model_class` (call inside the strategy scope).
 
         `augmentation` (an in-graph augmentation, two-view tasks) and `weighting` ("fixed",
-        "uncertainty", "gradnorm") come from the variant; the flip rule from the dataset.
+        "uncertainty", "gradnorm") come from the variant; the flip rule from the dataset; what
+        aux targets are computed from (`adversarial.aux_targets`) from the recipe.
         """
         from tfaux.training.aux_model import AuxModel  # AuxModel's tasks import the models
 
@@ -119,6 +120,7 @@ class Loop:
             "weighting": weighting,
             "gradnorm_alpha": recipe.weighting.gradnorm_alpha,
             "gradnorm_learning_rate": recipe.weighting.gradnorm_learning_rate,
+            "aux_targets": recipe.adversarial.aux_targets,
             **self.model_options(recipe.data.batch_size),
         }
         # The new model keeps the built model's dtype policy, which `compile` reads (mixed_float16:
