@@ -210,3 +210,29 @@ def test_sigkilled_run_resumes_from_its_backup_with_the_same_number_of_epochs(tm
     assert train["history"]["free_eps"] == pytest.approx([schedule.at(e)[0] for e in range(epochs)])
     assert "resumed from the backup of epoch" in (run_dir / "log.txt").read_text()
     assert not (run_dir / "checkpoints" / "none@free_scheduled").exists()  # finished: removed
+
+
+def test_a_stopped_training_stays_stopped_after_a_resume_and_its_backup_waits(tmp_path):
+    # A kill after the stop's last backup but before the caller saved the weights: the run
+    # resumes into a finished training (no further steps), and the backup is still there.
+    from tfaux.training.callbacks import StepBudget
+
+    weights = tiny_model().get_weights()
+
+    def fit():
+        model = tiny_model()
+        model.set_weights(weights)
+        model.compile(optimizer=keras.optimizers.SGD(0.05), jit_compile=False)
+        budget = StepBudget(8)  # 4 steps per epoch: stops after the second of 6 epochs
+        backup = RunBackup(tmp_path, [budget], keep=True)
+        history = model.fit(X, Y, batch_size=8, epochs=6, verbose=0, callbacks=[budget, backup])
+        return model, history, backup
+
+    first, history, backup = fit()
+    assert len(history.epoch) == 2 and latest_backup(tmp_path) is not None  # kept
+    again, history, backup = fit()  # a new process after the kill
+    assert len(history.epoch) == 0 and int(again.optimizer.iterations.numpy()) == 8
+    for a, b in zip(again.get_weights(), first.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    backup.remove()
+    assert not tmp_path.exists()

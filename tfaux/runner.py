@@ -256,7 +256,8 @@ def _train_variant(
     ]
     # Last: it restores the state the callbacks above reset when training begins.
     checkpoints = run_dir / "checkpoints" / key
-    backup = RunBackup(checkpoints, callbacks, write_dir=writable_dir(checkpoints))
+    # Kept until the weights file exists: a kill in between resumes instead of starting over.
+    backup = RunBackup(checkpoints, callbacks, write_dir=writable_dir(checkpoints), keep=True)
     fit(model, splits, epochs=epochs, callbacks=[*callbacks, backup], strategy=strategy)
     if backup.diverged_epoch is not None:
         epoch = backup.diverged_epoch
@@ -291,6 +292,7 @@ def _train_variant(
     }
     (variants_dir / f"{key}.train.json").write_text(json.dumps(train, default=float))
     model.save_weights(variants_dir / weights_file.name)  # last: its presence means "trained"
+    backup.remove()
     log.info("%s history: %s", key, json.dumps(history, default=float))
 
 

@@ -59,6 +59,8 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             ignored.
         write_dir: where backups are written, if not `backup_dir` (a non-chief worker of a
             multi-worker job writes to a temporary directory but reads the chief's backups).
+        keep: leave the backup when training ends; the caller `remove()`s it once it has saved
+            what the training produced (a kill in between then loses nothing).
 
     Attributes:
         history: every epoch's logs, those before a resume included.
@@ -67,10 +69,11 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         diverged_epoch: the epoch whose loss was not finite, or None.
     """
 
-    def __init__(self, backup_dir, callbacks=(), write_dir=None):
+    def __init__(self, backup_dir, callbacks=(), write_dir=None, keep=False):
         super().__init__(str(backup_dir), save_freq="epoch")
         self.read_dir = Path(backup_dir)
         self.write_dir = Path(write_dir or backup_dir)
+        self.keep = keep
         self.stateful = [c for c in callbacks if _state_keys(c)]
         self.history: dict[str, list] = {}
         self.resumed_from = 0
@@ -105,6 +108,8 @@ class RunBackup(keras.callbacks.BackupAndRestore):
                 setattr(callback, key, value)
         self.history = state["history"]
         self._seconds_before = state.get("seconds", 0.0)
+        if state.get("stopped"):  # early stopping, the step budget or a guard had ended it
+            state["epoch"] = self.params["epochs"]
         self.resumed_from = self.model._initial_epoch = state["epoch"]
         log.info("resumed from the backup of epoch %d in %s", state["epoch"], backup)
 
@@ -140,6 +145,8 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             callbacks.append(saved)
         np.savez(new / "arrays.npz", **arrays)
         state = {"epoch": epoch, "history": self.history, "callbacks": callbacks}
+        # A stop decided this epoch (callbacks before this one) holds after a resume too.
+        state["stopped"] = bool(self.model.stop_training)
         state["seconds"] = self.seconds
         (new / "state.json").write_text(json.dumps(state))
         # The pointer swap is the commit: a crash before it leaves the previous backup intact.
@@ -154,8 +161,12 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         pass  # epoch backups only: a mid-epoch restart replays that epoch
 
     def on_train_end(self, logs=None):
-        if self.diverged_epoch is None:
-            shutil.rmtree(self.write_dir, ignore_errors=True)
+        if self.diverged_epoch is None and not self.keep:
+            self.remove()
+
+    def remove(self) -> None:
+        """Deletes this training's backups (a finished training no longer needs them)."""
+        shutil.rmtree(self.write_dir, ignore_errors=True)
 
 
 def latest_backup(directory: Path) -> Path | None:
