@@ -92,21 +92,27 @@ def test_pgd_without_random_start_equals_cleverhans_projected_gradient_descent(s
     np.testing.assert_allclose(ours, reference, atol=1e-6)
 
 
+@pytest.mark.parametrize("norm", ["linf", "l2"])
 @pytest.mark.parametrize("name", ["bim", "mim"])
-def test_bim_and_mim_equal_cleverhans(setup, name):
-    # Ours loop in the graph with tensor ε, α and k; cleverhans' unroll a Python loop.
+def test_bim_and_mim_equal_cleverhans(setup, name, norm):
+    # Ours loop in the graph with tensor ε, α and k; cleverhans' unroll a Python loop. L2:
+    # seed 001's Table 8 runs BIM and MIM in both norms.
     attacker, x, y = setup
-    spec = AttackSpec(name, eps=EPS, steps=4, decay=0.5)
+    eps = EPS if norm == "linf" else 1.0
+    spec = AttackSpec(name, eps=eps, steps=4, decay=0.5, norm=norm)
     ours = attacker(spec, x, y, seed=7).numpy()
-    args = (attacker.model_fn, tf.constant(x), EPS, EPS / 4, 4, np.inf, 0.0, 1.0)
+    order = np.inf if norm == "linf" else 2
+    args = (attacker.model_fn, tf.constant(x), eps, eps / 4, 4, order, 0.0, 1.0)
     if name == "bim":
         reference = basic_iterative_method(*args, y=tf.constant(y), sanity_checks=False)
     else:
         reference = momentum_iterative_method(
             *args, y=tf.constant(y), decay_factor=0.5, sanity_checks=False
         )
-    np.testing.assert_allclose(ours, reference.numpy(), atol=1e-6)
-    assert np.abs(ours - x).max() > EPS / 2  # the attacks did move the images
+    np.testing.assert_allclose(ours, reference.numpy(), atol=1e-5)
+    moved = (ours - x).reshape(len(x), -1)
+    size = np.abs(moved).max(1) if norm == "linf" else np.linalg.norm(moved, axis=1)
+    assert size.max() > eps / 2 and size.max() <= eps + 1e-5  # moved, within the ball
 
 
 def _linear_model(w: np.ndarray) -> keras.Model:
@@ -144,7 +150,7 @@ def test_attacks_find_the_guaranteed_adversarial_example_of_a_linear_model(name)
         ({"name": "pgd", "eps": -0.1}, "Received: eps=-0.1"),
         ({"name": "pgd", "eps": 1.5}, "Received: eps=1.5"),
         ({"name": "pgdd", "eps": 0.1}, "Did you mean 'pgd'"),
-        ({"name": "bim", "eps": 0.1, "norm": "l2"}, "Expected norm='linf' for bim"),
+        ({"name": "spsa", "eps": 0.1, "norm": "l2"}, "Expected norm='linf' for spsa"),
         ({"name": "pgd", "eps": 0.1, "steps": 0}, "Received: steps=0"),
         ({"name": "bim", "eps": 0.1, "step_size": 0.2}, "step_size <= eps"),
         ({"name": "spsa", "eps": 0.1, "samples": 3}, "even number"),
@@ -239,13 +245,18 @@ def test_an_evaluation_traces_each_attack_once_and_warns_of_nothing(
     )  # fmt: skip
     report = robustness(tiny_model(), dataset, config, surrogate=tiny_model(seed=1), progress=False)
     assert report["num_examples"] == 21 and report["examples"]["PGD-6 ε=0.1"] == 12
+    assert {label.split(" ε")[0] for label in report["attacks"] if " L2" in label} == {
+        f"{name}-{k} L2"
+        for name, k in (("PGD", 3), ("BIM", config.bim_steps), ("MIM", config.mim_steps))
+    }  # seed 001's Table 8: BIM and MIM in L2 too
     model, surrogate = attackers
     assert model.tracing_counts() == {
         "predict 16x16x1": 1,
         "fgsm linf 16x16x1": 1,
         "pgd linf 16x16x1": 1,  # PGD-k for every k, ε and restart count, and BIM
         "mim linf 16x16x1": 1,
-        "pgd l2 16x16x1": 1,
+        "pgd l2 16x16x1": 1,  # PGD-L2 and BIM-L2
+        "mim l2 16x16x1": 1,
         "spsa 8 3 16x16x1": 1,
         "cw_l2 5 4 0.01 2x16x16x1": 2,  # cleverhans' own second trace, see Attacker._cw_l2
     }

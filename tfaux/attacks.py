@@ -79,7 +79,8 @@ class AttackSpec:
         name: one of `ATTACKS`.
         eps: the budget ε in pixel units (L∞ or L2 by `norm`; for C&W-L2 the L2 radius within
             which a found adversarial example counts).
-        norm: "linf" or "l2" (PGD and FGSM); BIM, MIM and SPSA are L∞, C&W is L2.
+        norm: "linf" or "l2" (PGD, FGSM, BIM, MIM; seed 001's Table 8 runs BIM and MIM in
+            both); SPSA is L∞, C&W is L2.
         steps: iterations (PGD 20, BIM/MIM 10, C&W 200 per binary-search step, SPSA 20).
         step_size: α per step; default 2.5·ε/steps for PGD (Madry et al.), ε/steps for BIM/MIM.
         restarts: PGD runs from independent random starts; the worst case per example is kept.
@@ -105,7 +106,7 @@ class AttackSpec:
             raise unknown_name("attack", self.name, ATTACKS)
         if self.norm not in NORMS:
             raise unknown_name("norm", self.norm, NORMS)
-        if self.norm == "l2" and self.name not in ("fgsm", "pgd", "cw_l2"):
+        if self.norm == "l2" and self.name not in ("fgsm", "pgd", "bim", "mim", "cw_l2"):
             raise ValueError(f"Expected norm='linf' for {self.name}. Received: norm='l2'")
         check_eps(self.eps, "l2" if self.name == "cw_l2" else self.norm)
         if self.steps is None:
@@ -226,7 +227,7 @@ class Attacker:
             def momentum_iterative(x, y, p):
                 return mim(
                     model_fn, x, y, eps=p["eps"], step_size=p["alpha"], steps=p["steps"],
-                    decay=p["decay"],
+                    decay=p["decay"], norm=norm,
                 )  # fmt: skip
 
             return momentum_iterative
@@ -373,9 +374,12 @@ def mim(
     step_size,
     steps,
     decay=1.0,
+    norm: str = "linf",
 ) -> tf.Tensor:
-    """The L∞ momentum iterative method (MI-FGSM) as a graph loop: cleverhans'
-    `momentum_iterative_method` step for step, on its own helpers.
+    """The momentum iterative method (MI-FGSM; L∞ or L2) as a graph loop: cleverhans'
+    `momentum_iterative_method` step for step, on its own helpers (the gradient is normalized
+    by its mean |g| under either norm, as cleverhans does; the step and the projection follow
+    `norm`).
 
     cleverhans loops in Python, so a graph holds `steps` copies of the model and a new step count
     retraces; here `steps` (like ε, α and the decay μ) may be a tensor.
@@ -385,11 +389,13 @@ def mim(
         x, y: clean images in [0, 1] and their true labels.
         eps, step_size, steps: budget, α and k (Python numbers or scalar tensors).
         decay: the momentum decay μ.
+        norm: "linf" or "l2": the step's direction (sign, or the L2-normalized momentum) and
+            the projection.
 
     Reference:
         Dong et al., "Boosting adversarial attacks with momentum", 2018.
     """
-    eps = tf.cast(eps, x.dtype)
+    eps, order = tf.cast(eps, x.dtype), NORMS[norm]
 
     def step(i, momentum, x_adv):
         grad = compute_gradient(
@@ -399,8 +405,8 @@ def mim(
         axes = list(range(1, len(grad.shape)))
         grad /= tf.maximum(tf.cast(1e-12, grad.dtype), tf.reduce_mean(tf.abs(grad), axes, True))
         momentum = decay * momentum + grad
-        x_adv = x_adv + optimize_linear(momentum, step_size, np.inf)
-        return i + 1, momentum, _clip(x + clip_eta(x_adv - x, np.inf, eps))
+        x_adv = x_adv + optimize_linear(momentum, step_size, order)
+        return i + 1, momentum, _clip(x + clip_eta(x_adv - x, order, eps))
 
     loop = (tf.constant(0), tf.zeros_like(x), x)
     _, _, x_adv = tf.while_loop(lambda i, *_: i < steps, step, loop)

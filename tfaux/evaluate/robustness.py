@@ -121,6 +121,13 @@ def _jobs(config: EvalConfig, with_surrogate: bool) -> tuple[list[_Job], dict]:
         AttackSpec("pgd", eps=config.l2_eps, norm="l2", steps=max(config.pgd_steps))
         if config.l2_eps
         else None,
+        # Seed 001's Table 8 runs BIM and MIM in L2 too.
+        AttackSpec("bim", eps=config.l2_eps, norm="l2", steps=config.bim_steps)
+        if config.l2_eps and config.bim_steps
+        else None,
+        AttackSpec("mim", eps=config.l2_eps, norm="l2", steps=config.mim_steps)
+        if config.l2_eps and config.mim_steps
+        else None,
     ]
     jobs += [_Job(spec.label, spec, None) for spec in extra if spec is not None]
     for e in sorted({check_eps(e) for e in config.extra_eps} - {eps}):  # second budgets
