@@ -53,3 +53,8 @@ def test_seed001_aux_quick_mode_end_to_end(tmp_path, capsys):
     assert aux["deployed_parameters"] == standard["deployed_parameters"]
     reference = json.loads((run_dir / "variants" / "reference_alexnet.corruption.json").read_text())
     assert 0 <= reference["clean_error"] <= 1
+    # The denominator model trains 3× the variants' epochs, and the table says so.
+    assert results["corruption"]["reference_epochs"] == 3 and results["corruption"]["epochs"] == 1
+    trained = json.loads((run_dir / "variants" / "reference_alexnet.train.json").read_text())
+    assert trained["epochs_run"] == 3
+    assert "The reference trained 3 epochs, the variants 1" in (run_dir / "results.md").read_text()

@@ -337,7 +337,10 @@ class CorruptionConfig:
     `severities`, generated once with imagecorruptions and cached under `cache_dir`), every
     variant's error is measured on it, and CE = Σ_s E / Σ_s E_reference per corruption is taken
     against a `reference` backbone (AlexNet, as in the paper) trained by the same recipe with the
-    standard loop; mCE averages the 15 common corruptions. `heatmap_examples` > 0 adds a Fourier
+    standard loop for `reference_epochs` (None: 3 × `training.epochs`, on the recipe's schedule
+    stretched to them): its clean error is every CE's denominator, so it is trained past the
+    variants' short budget, and every CE table says for how long; mCE averages the 15 common
+    corruptions. `heatmap_examples` > 0 adds a Fourier
     heat map (Yin et al.) per variant on that many test images, with L2 norm `heatmap_eps` per
     basis image (None: Yin et al.'s CIFAR setting scaled to the image size).
     """
@@ -350,9 +353,15 @@ class CorruptionConfig:
     cache_dir: str = "~/.cache/tfaux/corruptions"
     heatmap_examples: int = 0
     heatmap_eps: float | None = None
+    reference_epochs: int | None = None
 
     def __post_init__(self):
         _require(self.examples > 0, "examples > 0", examples=self.examples)
+        _require(
+            self.reference_epochs is None or self.reference_epochs > 0,
+            "reference_epochs > 0 or None",
+            reference_epochs=self.reference_epochs,
+        )
         for name in self.corruptions:
             if name not in C_CORRUPTIONS:
                 raise unknown_name("-C corruption", name, C_CORRUPTIONS)

@@ -371,7 +371,13 @@ def corruption_table(results: dict) -> str:
     lines = [
         f"## Corruption benchmark: CE relative to {summary['reference']} (%, less is better)",
         "",
-        f"{summary['examples']} test images × corruptions × severities; {summary['definition']}.",
+        f"{summary['examples']} test images × corruptions × severities; {summary['definition']}."
+        + (
+            f" The reference trained {summary['reference_epochs']} epochs, the variants "
+            f"{summary['epochs']}: its clean error is every CE's denominator."
+            if "reference_epochs" in summary
+            else ""
+        ),
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),

@@ -121,7 +121,7 @@ def run(
         _train_variant(recipe, variant, run_dir, progress, callbacks)
     if recipe.corruption.enabled:  # the CE reference
         key = f"reference_{recipe.corruption.reference}"
-        _train_variant(_reference_recipe(recipe), "none", run_dir, progress, callbacks, key=key)
+        _train_variant(reference_recipe(recipe), "none", run_dir, progress, callbacks, key=key)
     if not is_chief():  # evaluation, reports and export are the chief's
         remove_worker_dirs()
         return RunResult(run_dir, {}, None)
@@ -477,16 +477,21 @@ def _reference_errors(recipe: Recipe, splits, run_dir: Path, cset, progress: boo
     if cached.exists():
         return json.loads(cached.read_text())
     # Trained with the variants (`run`), where every worker of a multi-worker job takes part.
-    model = _trained_model(_reference_recipe(recipe), "none", splits.info, run_dir, key=key)
+    model = _trained_model(reference_recipe(recipe), "none", splits.info, run_dir, key=key)
     predict = _predictor(primary_classifier(model))
     errors = {"name": key, **corruption_errors(predict, cset, progress=progress)}
     cached.write_text(json.dumps(errors, indent=2))
     return errors
 
 
-def _reference_recipe(recipe: Recipe) -> Recipe:
+def reference_recipe(recipe: Recipe) -> Recipe:
+    """The recipe of the CE reference: its backbone, the standard loop (the caller trains
+    "none"), `corruption.reference_epochs` epochs (default 3 × the variants')."""
+    epochs = recipe.corruption.reference_epochs or 3 * recipe.training.epochs
     return dataclasses.replace(
-        recipe, model=dataclasses.replace(recipe.model, backbone=recipe.corruption.reference)
+        recipe,
+        model=dataclasses.replace(recipe.model, backbone=recipe.corruption.reference),
+        training=dataclasses.replace(recipe.training, epochs=epochs),
     )
 
 
@@ -496,6 +501,8 @@ def _corruption_summary(recipe: Recipe, variants: dict, reference: dict) -> dict
         result["corruption_error"] = corruption_error(result["corruption"], reference)
     return {
         "reference": reference["name"],
+        "reference_epochs": reference_recipe(recipe).training.epochs,
+        "epochs": recipe.training.epochs,
         "reference_errors": reference,
         "examples": recipe.corruption.examples,
         "definition": "CE_c = sum_s E(c,s) / sum_s E_ref(c,s) in %; mCE = mean over the 15 "
