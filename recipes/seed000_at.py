@@ -21,6 +21,10 @@ model.backbone=...` selects another registered one).
 Schedule: one-cycle SGD (warm-up to 0.2 over 20 % of the steps, cosine to 0), which anneals
 within these few epochs; the paper's plateau schedule (seed 000) is `--set
 training.schedule=plateau --set training.learning_rate=0.1`.
+
+The paper's five architectures:
+`--set backbones=resnet8,resnext29,googlenet,efficientnet_b0,mobilenetv2` runs the whole recipe
+once per backbone and prints one table of every backbone's comparison.
 """
 
 from tfaux.config import (

@@ -13,6 +13,10 @@ evaluated at its best validation epoch and compared with "none" on the same test
 McNemar, verdict). FGSM with the true labels on the logits at ε = 0.1 (the usual Fashion-MNIST
 budget) and ε = 0.3 (the paper's), PGD-10 at ε = 0.1 and the sanity checks against gradient
 masking.
+
+The paper's five architectures:
+`--set backbones=resnet8,resnext29,googlenet,efficientnet_b0,mobilenetv2` runs the whole recipe
+once per backbone and prints one table of every backbone's comparison.
 """
 
 from tfaux.config import DataConfig, EvalConfig, ModelConfig, Recipe, TrainingConfig

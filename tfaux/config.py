@@ -606,7 +606,9 @@ class Recipe:
       own λ; "gradnorm"
       needs an aux task (with the primary alone its weight stays 1).
     `seeds` (e.g. (0, 1, 2)) repeats the whole run once per seed, on the same per-seed data order
-    and initialization for every variant, and reports mean ± 95 % CI over seeds.
+    and initialization for every variant, and reports mean ± 95 % CI over seeds. `backbones`
+    (e.g. ("resnet8", "resnext8")) repeats it once per backbone instead of `model.backbone`
+    (seed 000 compares five architectures) and reports every backbone's comparison.
 
     Comparisons: every variant is compared with `baseline` ("": the first variant), with a
     verdict per difference. `budget` is what the variants must spend equally
@@ -636,6 +638,7 @@ class Recipe:
     baseline: str = ""
     budget: str = "optimizer_steps"
     objective: str = "clean"
+    backbones: tuple[str, ...] = ()
 
     def __post_init__(self):
         _require(bool(self.variants), "at least one variant", variants=self.variants)
@@ -665,6 +668,18 @@ class Recipe:
                 )
         if self.baseline and self.baseline not in self.variants:
             raise unknown_name("baseline variant", self.baseline, self.variants)
+        _require(
+            len(set(self.backbones)) == len(self.backbones),
+            "distinct backbones",
+            backbones=self.backbones,
+        )
+        _require(
+            not (self.backbones and self.seeds),
+            "backbones or seeds, not both yet (sweep the seeds of one backbone with "
+            "--set model.backbone=NAME)",
+            backbones=self.backbones,
+            seeds=self.seeds,
+        )
         _choice("budget", self.budget, BUDGETS)
         _choice("objective", self.objective, OBJECTIVES)
         if self.objective == "robust":

@@ -102,7 +102,8 @@ def check_recipe(recipe: Recipe, input_shape: tuple[int, int, int] | None = None
     """Checks names against their registries (each error suggests the closest) and what the
     tasks and loops need of the data, before any data is loaded (without `input_shape`) or
     before any model is trained (with it: layer names need the image shape)."""
-    get_backbone_builder(recipe.model.backbone)
+    for backbone in (recipe.model.backbone, *recipe.backbones):
+        get_backbone_builder(backbone)
     check_name(recipe.data.dataset)
     for variant in recipe.variants:
         for task in variant_tasks(variant):

@@ -723,3 +723,63 @@ def write_report(run_dir: Path, results: dict) -> None:
         f"# {results['recipe']} ({results['run']})\n\n" + "\n".join(sections)
     )
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+
+
+# === Backbone sweeps ===
+def backbone_summary(recipe: str, run: str, per_backbone: dict) -> dict:
+    """Every backbone's variants (clean and headline PGD accuracy) and their comparison with
+    the baseline, from one finished run per backbone (`tfaux.runner`'s `RunResult`s)."""
+    backbones = {}
+    for backbone, result in per_backbone.items():
+        results = result.results
+        backbones[backbone] = {
+            "run": result.run_dir.name,
+            "baseline": results.get("baseline"),
+            "variants": {
+                name: {key: r[key] for key in ("test_accuracy", "pgd_accuracy", "pgd_attack")}
+                for name, r in results["variants"].items()
+            },
+            "comparison": results.get("comparison", {}),
+        }
+    return {"recipe": recipe, "run": run, "backbones": backbones}
+
+
+def write_backbone_report(run_dir: Path, summary: dict) -> None:
+    """results.md (one row per backbone and variant: accuracies and the clean and robust
+    difference to that backbone's baseline with its CI and verdict) and results.json."""
+    header = "| backbone | variant | clean | robust | clean Δ vs baseline | robust Δ vs baseline |"
+    lines = [
+        f"# {summary['recipe']} ({summary['run']}): one run per backbone (accuracy %)",
+        "",
+        "Δ: variant minus the backbone's own baseline on the same test images, with its 95 % CI "
+        "(Bonett–Price) and verdict (one seed: the test set's noise only).",
+        "",
+        header,
+        "|---|---|---|---|---|---|",
+    ]
+    for backbone, entry in summary["backbones"].items():
+        compared = entry["comparison"].get("variants", {})
+        for name, r in entry["variants"].items():
+            cells = [
+                backbone,
+                name + (" (baseline)" if name == entry["baseline"] else ""),
+                f"{100 * r['test_accuracy']:.2f}",
+                f"{100 * r['pgd_accuracy']:.2f} ({r['pgd_attack']})",
+                *(_difference_cell(compared.get(name, {}).get(key)) for key in ("clean", "robust")),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        *(f"- {b}: backbones/{e['run']}/results.md" for b, e in summary["backbones"].items()),
+    ]
+    (run_dir / "results.md").write_text("\n".join(lines) + "\n")
+    (run_dir / "results.json").write_text(json.dumps(summary, indent=2))
+
+
+def _difference_cell(test: dict | None) -> str:
+    if not test:
+        return "–"
+    return (
+        f"{100 * test['difference']:+.2f} [{100 * test['low']:+.2f}, {100 * test['high']:+.2f}] "
+        f"{test['verdict']}"
+    )

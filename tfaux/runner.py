@@ -101,6 +101,10 @@ def run(
     splits = load_splits(recipe)  # missing data fails before a run directory exists
     info = splits.info
     check_recipe(recipe, info.image_shape)  # layer names need the image shape
+    if recipe.backbones:
+        return _run_backbones(
+            recipe, Path(runs_dir), Path(savedmodels_dir), fresh, progress, callbacks
+        )
     if recipe.seeds:
         return _run_seeds(recipe, Path(runs_dir), Path(savedmodels_dir), fresh, progress, callbacks)
     run_dir = run_directory(Path(runs_dir), recipe, fresh)
@@ -180,32 +184,66 @@ def _run_seeds(recipe: Recipe, runs_dir: Path, savedmodels_dir: Path, fresh, pro
     Only the first seed exports its best model.
     """
     run_dir = run_directory(runs_dir, recipe, fresh)
-    per_seed = {}
-    for seed in recipe.seeds:
-        single = dataclasses.replace(
+    singles = {
+        seed: dataclasses.replace(
             recipe,
             name=f"{recipe.name}-seed{seed}",
             seeds=(),
             training=dataclasses.replace(recipe.training, seed=seed),
             export=recipe.export and seed == recipe.seeds[0],
         )
-        finished = _finished_run(run_dir / "seeds", single)
-        per_seed[seed] = (
-            RunResult(finished, json.loads((finished / "results.json").read_text()), None)
-            if finished
-            else run(
-                single,
-                runs_dir=run_dir / "seeds",
-                savedmodels_dir=savedmodels_dir,
-                progress=progress,
-                callbacks=callbacks,
-            )
-        )
+        for seed in recipe.seeds
+    }
+    per_seed = _run_each(singles, run_dir / "seeds", savedmodels_dir, progress, callbacks)
     log_to(run_dir / "log.txt")
     summary = reporting.seed_summary(recipe.name, run_dir.name, per_seed)
     reporting.write_seed_report(run_dir, summary)
     first = per_seed[recipe.seeds[0]]
     return RunResult(run_dir, summary, first.export_dir)
+
+
+def _run_backbones(
+    recipe: Recipe, runs_dir: Path, savedmodels_dir: Path, fresh, progress, callbacks
+):
+    """One complete run per backbone of `recipe.backbones` under `<run>/backbones/` (seed 000
+    compares five architectures), then one table of every backbone's variants with each one's
+    comparison to the baseline. Finished backbones are read back; only the first exports."""
+    run_dir = run_directory(runs_dir, recipe, fresh)
+    singles = {
+        backbone: dataclasses.replace(
+            recipe,
+            name=f"{recipe.name}-{backbone}",
+            backbones=(),
+            model=dataclasses.replace(recipe.model, backbone=backbone),
+            export=recipe.export and backbone == recipe.backbones[0],
+        )
+        for backbone in recipe.backbones
+    }
+    per_backbone = _run_each(singles, run_dir / "backbones", savedmodels_dir, progress, callbacks)
+    log_to(run_dir / "log.txt")
+    summary = reporting.backbone_summary(recipe.name, run_dir.name, per_backbone)
+    reporting.write_backbone_report(run_dir, summary)
+    return RunResult(run_dir, summary, per_backbone[recipe.backbones[0]].export_dir)
+
+
+def _run_each(singles: dict, parent: Path, savedmodels_dir: Path, progress, callbacks) -> dict:
+    """Each recipe of `singles` as a complete run under `parent`: a finished one is read back,
+    an unfinished one resumes, so the same command continues a sweep."""
+    results = {}
+    for key, single in singles.items():
+        finished = _finished_run(parent, single)
+        results[key] = (
+            RunResult(finished, json.loads((finished / "results.json").read_text()), None)
+            if finished
+            else run(
+                single,
+                runs_dir=parent,
+                savedmodels_dir=savedmodels_dir,
+                progress=progress,
+                callbacks=callbacks,
+            )
+        )
+    return results
 
 
 def _finished_run(runs_dir: Path, recipe: Recipe) -> Path | None:

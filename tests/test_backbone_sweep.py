@@ -1,0 +1,61 @@
+"""A recipe's `backbones` sweep: one complete run per backbone, one table (seed 000 compares
+five architectures)."""
+
+import json
+
+import pytest
+
+from tests.helpers import quick_eval
+from tfaux import runner
+from tfaux.config import DataConfig, ModelConfig, MonitorConfig, Recipe, TrainingConfig
+
+
+def _recipe(**overrides):
+    settings = {
+        "name": "sweep",
+        "variants": ("none", "fourier"),
+        "data": DataConfig("digits", batch_size=64, train_size=256, test_size=128),
+        "model": ModelConfig(width=0.25),
+        "training": TrainingConfig(epochs=1),
+        "monitor": MonitorConfig(robust_examples=0, images_every=0),
+        "evaluation": quick_eval(sanity=False, curve_eps=(0.1,)),
+        "backbones": ("small_cnn", "resnet8"),
+        "export": False,
+    }
+    return Recipe(**{**settings, **overrides})
+
+
+def test_each_backbone_runs_once_and_the_table_compares_within_each(tmp_path):
+    result = runner.run(_recipe(), runs_dir=tmp_path, savedmodels_dir=tmp_path, progress=False)
+    runs = sorted(p.name for p in (result.run_dir / "backbones").iterdir())
+    assert [r.rsplit("-", 2)[0] for r in runs] == ["sweep-resnet8", "sweep-small_cnn"]
+    for name in runs:  # each backbone's own complete run, with its own backbone
+        config = json.loads((result.run_dir / "backbones" / name / "config.json").read_text())
+        assert config["model"]["backbone"] == name.split("-")[1] and config["backbones"] == []
+    table = (result.run_dir / "results.md").read_text()
+    rows = [
+        line
+        for line in table.splitlines()
+        if line.startswith("| small_cnn") or line.startswith("| resnet8")
+    ]
+    assert len(rows) == 4  # 2 backbones × 2 variants
+    assert sum("(baseline)" in row for row in rows) == 2
+    fourier = [row for row in rows if "| fourier |" in row]
+    assert all(any(word in row for word in ("better", "worse", "no detectable")) for row in fourier)
+    summary = json.loads((result.run_dir / "results.json").read_text())
+    assert set(summary["backbones"]) == {"small_cnn", "resnet8"}
+    # A sweep stopped after its backbones finished (no summary yet): the same command reads
+    # them back instead of training them again.
+    (result.run_dir / "results.json").unlink()
+    again = runner.run(_recipe(), runs_dir=tmp_path, savedmodels_dir=tmp_path, progress=False)
+    assert again.run_dir == result.run_dir
+    assert sorted(p.name for p in (again.run_dir / "backbones").iterdir()) == runs
+
+
+def test_a_sweep_names_real_backbones_and_is_not_combined_with_seeds():
+    with pytest.raises(ValueError, match="Unknown backbone 'resnet9'"):
+        from tfaux.experiment import check_recipe
+
+        check_recipe(_recipe(backbones=("small_cnn", "resnet9")))
+    with pytest.raises(ValueError, match="backbones or seeds, not both"):
+        _recipe(seeds=(0, 1))
