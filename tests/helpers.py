@@ -141,6 +141,20 @@ def run_cli(*args: str, tmp_path: Path | None = None) -> int:
     return main(list(args), recipes_dir=RECIPES)
 
 
+def small_loop_settings() -> dict:
+    """Recipe sections that make every registered loop cheap and use all of its terms: 2 PGD
+    steps, m = 2 with a 2-epoch ramp, no guard, one corruption with γ = 1 from the first epoch."""
+    from tfaux.config import AdversarialConfig, AuxTrainingConfig, RandomSignConfig
+
+    return {
+        "adversarial": AdversarialConfig(
+            eps=0.1, pgd_steps=2, replays=2, ramp_epochs=2, guard="off"
+        ),
+        "auxiliary": AuxTrainingConfig(corruptions=("rotation",), merge_epoch=0),
+        "random_sign": RandomSignConfig(),
+    }
+
+
 def loop_recipe(*, dataset: str = "fashion_mnist", batch_size: int = 8, **sections):
     """A recipe holding a loop's settings (`adversarial=AdversarialConfig(...)`, ...) for tests
     that build models by hand; `dataset` decides whether augmentations may mirror images."""

@@ -12,18 +12,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import loop_model, loop_recipe, random_images
-from tfaux.config import AdversarialConfig, AuxTrainingConfig, RandomSignConfig
+from tests.helpers import loop_model, loop_recipe, random_images, small_loop_settings
+from tfaux.config import RandomSignConfig
 from tfaux.training import adversarial, auxiliary_training, trades
 from tfaux.training.loops import create_loop, list_loops
 
 X = random_images(16, (16, 16, 1), seed=1)  # two steps of 8: one per replica count is too few
 Y = np.arange(16) % 4
-ADVERSARIAL = AdversarialConfig(eps=0.1, pgd_steps=2, replays=2, ramp_epochs=2, guard="off")
-AUXILIARY = AuxTrainingConfig(corruptions=("rotation",), merge_epoch=0)  # batch [clean, T(x)]
 SETTINGS = {
-    "adversarial": ADVERSARIAL,
-    "auxiliary": AUXILIARY,
+    **small_loop_settings(),  # Auxiliary Training's batch: [clean, T(x)]
     "random_sign": RandomSignConfig(probability=1.0),  # p = 1: every replica draws the same signs
 }
 

@@ -7,17 +7,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import loop_model, loop_recipe, quick_eval, random_images, tiny_model
+from tests.helpers import (
+    loop_model,
+    loop_recipe,
+    quick_eval,
+    random_images,
+    small_loop_settings,
+    tiny_model,
+)
 from tfaux import build, data, experiment, runner
 from tfaux.aux import create_task
 from tfaux.config import (
     PRECISIONS,
-    AdversarialConfig,
-    AuxTrainingConfig,
     DataConfig,
     ModelConfig,
     MonitorConfig,
-    RandomSignConfig,
     Recipe,
     TrainingConfig,
     apply_overrides,
@@ -30,14 +34,12 @@ from tfaux.training.loops import create_loop, list_loops
 
 X = random_images(8, (16, 16, 1), seed=1)
 Y = np.arange(8) % 4
-ADVERSARIAL = AdversarialConfig(eps=0.1, pgd_steps=2, replays=2, ramp_epochs=2, guard="off")
-AUXILIARY = AuxTrainingConfig(corruptions=("rotation",), merge_epoch=0)  # γ = 1: every term
 # One model per train-step class, compiled as `fit` runs it (graph loops, both `cond` branches
 # of the loss-scale optimizer); the other loops are flags of these and run eagerly (fast).
 COMPILED = ("pgd", "free_gamma", "auxiliary_pgd", "corruption_augment")
 
 
-SETTINGS = {"adversarial": ADVERSARIAL, "auxiliary": AUXILIARY, "random_sign": RandomSignConfig()}
+SETTINGS = small_loop_settings()
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)

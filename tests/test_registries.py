@@ -7,14 +7,19 @@ import keras
 import numpy as np
 import pytest
 
-from tests.helpers import assert_same_outputs, loop_model, loop_recipe, random_images, tiny_model
+from tests.helpers import (
+    assert_same_outputs,
+    loop_model,
+    loop_recipe,
+    random_images,
+    small_loop_settings,
+    tiny_model,
+)
 from tfaux.aux import create_task, list_tasks
 from tfaux.aux.base import task_class
 from tfaux.config import (
     AdversarialConfig,
-    AuxTrainingConfig,
     DataConfig,
-    RandomSignConfig,
     Recipe,
     TuningConfig,
 )
@@ -24,11 +29,7 @@ from tfaux.training.loops import Loop, create_loop, list_loops, loop_class, regi
 
 X = random_images(16, (16, 16, 1), seed=2)
 Y = np.arange(16) % 4
-SETTINGS = {
-    "adversarial": AdversarialConfig(eps=0.1, pgd_steps=2, replays=2, ramp_epochs=2, guard="off"),
-    "auxiliary": AuxTrainingConfig(corruptions=("rotation",), merge_epoch=0),
-    "random_sign": RandomSignConfig(),
-}
+SETTINGS = small_loop_settings()
 
 
 # === Loops ===

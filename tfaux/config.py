@@ -324,6 +324,11 @@ class AuxTrainingConfig:
             merge_epoch=self.merge_epoch,
         )
 
+    @property
+    def chunks(self) -> int:
+        """Chunks of a training batch: the clean images and one corrupted copy per corruption."""
+        return len(self.corruptions) + 1
+
     def stage_two_epoch(self, epochs: int) -> int:
         """The first epoch of stage 2 (γ = 1)."""
         return epochs - max(1, epochs // 3) if self.merge_epoch is None else self.merge_epoch

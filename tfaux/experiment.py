@@ -48,8 +48,9 @@ from tfaux.training.monitor import ImageLogger, LearningRateLogger
 from tfaux.training.schedules import (
     adamw,
     cosine_after_warmup,
+    early_stopping,
     one_cycle,
-    plateau_callbacks,
+    plateau_lr_cut,
     sgd_momentum,
     step_decay,
 )
@@ -324,19 +325,9 @@ def lr_schedule_callbacks(recipe: Recipe, metric: str | None) -> list[keras.call
     model selection's (None: a fixed schedule, no early stopping). Early stopping never
     restores weights: `ModelSelection` decides which epoch is kept."""
     t = recipe.training
-    callbacks = []
-    if t.schedule == "plateau":
-        callbacks += [
-            c
-            for c in plateau_callbacks(t.plateau_patience, t.stop_patience)
-            if isinstance(c, keras.callbacks.ReduceLROnPlateau)
-        ]
+    callbacks = [plateau_lr_cut(t.plateau_patience)] if t.schedule == "plateau" else []
     if metric is not None:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=metric, mode="max", patience=t.stop_patience, restore_best_weights=False
-            )
-        )
+        callbacks.append(early_stopping(t.stop_patience, monitor=metric))
     return callbacks
 
 

@@ -313,6 +313,8 @@ def _train_variant(
     optimizer_steps = int(model.optimizer.iterations.numpy())  # resumed runs: restored with it
     examples_per_step = splits.info.num_train / steps_per_epoch(recipe, splits.info)
     selection = selection_of(callbacks)
+    # Every run of this fit, those before a resume included; monitoring included.
+    seconds = round(backup.seconds, 1)
     train = {
         "loop": loop.name,
         "selection": selection,
@@ -320,10 +322,9 @@ def _train_variant(
             "optimizer_steps": optimizer_steps,
             # Forward-backward passes over training examples, attack steps and replays counted.
             "example_passes": round(optimizer_steps * examples_per_step * loop.passes_per_step()),
-            # Every run of this fit, those before a resume included; monitoring included.
-            "train_seconds": round(backup.seconds, 1),
+            "train_seconds": seconds,
         },
-        "train_seconds": round(backup.seconds, 1),
+        "train_seconds": seconds,
         "epochs_run": len(history.get("loss", [])),
         "resumed_from_epoch": backup.resumed_from,
         "history": history,

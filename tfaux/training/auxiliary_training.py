@@ -273,7 +273,7 @@ class AuxiliaryTrainingLoop(Loop):
                 config.alpha,
                 corruption=corruption,
                 index=index,
-                chunks=len(config.corruptions) + 1,
+                chunks=config.chunks,
                 num_classes=num_classes,
                 attention=self.attention,
             )
@@ -283,8 +283,9 @@ class AuxiliaryTrainingLoop(Loop):
     def norm(self, momentum: float, synchronized: bool) -> NormFactory:
         if not self.selective_norm:
             return batch_norm(momentum, synchronized=synchronized)
-        chunks = len(self.recipe.auxiliary.corruptions) + 1
-        return selective_batch_norm(chunks, momentum, synchronized=synchronized)
+        return selective_batch_norm(
+            self.recipe.auxiliary.chunks, momentum, synchronized=synchronized
+        )
 
     def check_settings(self) -> None:
         super().check_settings()
@@ -300,8 +301,8 @@ class AuxiliaryTrainingLoop(Loop):
         return [MergeStage(self.recipe.auxiliary.stage_two_epoch(epochs))]
 
     def passes_per_step(self) -> int:
-        chunks = len(self.recipe.auxiliary.corruptions) + 1
-        return chunks + (self.recipe.adversarial.pgd_steps if self.adversarial else 0)
+        attack = self.recipe.adversarial.pgd_steps if self.adversarial else 0
+        return self.recipe.auxiliary.chunks + attack
 
 
 @register_loop
@@ -354,4 +355,4 @@ class CorruptionAugmentLoop(Loop):
         return {"corruptions": self.recipe.auxiliary.corruptions}
 
     def passes_per_step(self) -> int:
-        return len(self.recipe.auxiliary.corruptions) + 1
+        return self.recipe.auxiliary.chunks
