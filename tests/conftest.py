@@ -7,8 +7,11 @@ from tfaux.console import quiet_tensorflow_start
 
 quiet_tensorflow_start()  # xdist workers would print TensorFlow's start-up after pytest's summary
 
+import keras  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+from tfaux.data.sources import load_raw  # noqa: E402
 
 # Must happen before TensorFlow initializes its devices, i.e. before any test runs an op.
 _cpus = tf.config.list_physical_devices("CPU")
@@ -46,3 +49,21 @@ def mirrored():
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert strategy.num_replicas_in_sync == 2
     return strategy
+
+
+@pytest.fixture(scope="session")
+def digits_model():
+    """A small CNN trained for a few epochs on scikit-learn's digits, and 150 test digits."""
+    raw = load_raw("digits")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(16, 3, activation="relu", padding="same"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10),
+        ]
+    )
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(raw.x_train / 255.0, raw.y_train, epochs=8, batch_size=32, verbose=0)
+    return model, raw.x_test[:150].astype("float32") / 255.0, raw.y_test[:150].astype("int32")

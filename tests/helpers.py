@@ -200,3 +200,25 @@ def loop_model(
         precision=precision,
     )
     return spec.wrap(model, augmentation=augmentation, weighting=weighting)
+
+
+# === Models with known adversarial distances ===
+def linear_model(w: np.ndarray) -> keras.Model:
+    """logits = [0, w·x, −100, −100] on 4×4 images: effectively two classes (so the L∞ distance to
+    the boundary is |w·x| / ‖w‖₁), with four logits for the DLR losses."""
+    model = keras.Sequential(
+        [keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(4)]
+    )
+    kernel = np.zeros((16, 4), "float32")
+    kernel[:, 1] = w
+    model.layers[-1].set_weights([kernel, np.array([0, 0, -100, -100], "float32")])
+    return model
+
+
+def linear_problem(n: int = 96):
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=16).astype("float32")
+    w -= w.mean()
+    x = np.clip(0.5 + rng.normal(scale=0.15, size=(n, 4, 4, 1)), 0.1, 0.9).astype("float32")
+    score = x.reshape(n, 16) @ w
+    return linear_model(w), x, (score > 0).astype("int32"), np.abs(score) / np.abs(w).sum()

@@ -11,6 +11,7 @@ from matplotlib.colors import rgb_to_hsv
 from tests.helpers import garments
 from tfaux.data.corrupted_set import (
     COMMON,
+    CONSTANTS,
     SEVERITIES,
     VALIDATION,
     corrupt_images,
@@ -41,77 +42,94 @@ def color():
 def test_corruption_names():
     assert len(COMMON) == 15 and len(VALIDATION) == 4 and not set(COMMON) & set(VALIDATION)
     assert SEVERITIES == (1, 2, 3, 4, 5)
+    assert CONSTANTS == ("cifar10_c", "imagenet_c")
 
 
+@pytest.mark.parametrize("constants", CONSTANTS)
 @pytest.mark.parametrize("name", ALL)
-def test_every_corruption_keeps_shape_dtype_range_and_changes_images(name, gray, color):
+def test_every_corruption_keeps_shape_dtype_range_and_changes_images(name, constants, gray, color):
     for images in (gray, color):
         # saturate scales the HSV saturation, which is 0 for gray images: only 4 and 5 (which add
         # a constant saturation) change them.
         severity = 5 if name == "saturate" and images.shape[-1] == 1 else 3
-        out = corrupt_images(images, name, severity, seed=0)
+        out = corrupt_images(images, name, severity, seed=0, constants=constants)
         assert out.shape == images.shape and out.dtype == np.float32
         assert out.min() >= 0 and out.max() <= 1
         assert change(out, images) > 0
 
 
-def test_saturate_leaves_gray_images_exactly_unchanged_at_low_severity(gray):
+@pytest.mark.parametrize("constants", CONSTANTS)
+def test_saturate_leaves_gray_images_exactly_unchanged_at_low_severity(constants, gray):
     # Only the change is resized back from 32 px, so a corruption that changes nothing is exact.
     for severity in (1, 2, 3):
-        np.testing.assert_array_equal(corrupt_images(gray, "saturate", severity, seed=0), gray)
+        out = corrupt_images(gray, "saturate", severity, seed=0, constants=constants)
+        np.testing.assert_array_equal(out, gray)
 
 
+@pytest.mark.parametrize("constants", CONSTANTS)
 @pytest.mark.parametrize("name", ALL)
-def test_severity_5_changes_images_more_than_severity_1(name, gray, color):
+def test_severity_5_changes_images_more_than_severity_1(name, constants, gray, color):
     # Mean |corrupted - clean| orders severity 1 and 5 for every corruption, even the ones not
-    # monotone in between at this size (glass_blur, fog, frost, snow, spatter), with one
-    # exception by design: see the saturate test below.
+    # monotone in between at this size (imagenet_c: glass_blur, fog, frost, snow, spatter), with
+    # two exceptions by design: see the saturate test below, and CIFAR-10-C's elastic_transform,
+    # whose severity 1 is its largest random affine map (2.6 px at 32 px, against 1 px at 5).
     cases = (gray,) if name == "saturate" else (gray, color)
     for images in cases:
-        weak = change(corrupt_images(images, name, 1, seed=0), images)
-        strong = change(corrupt_images(images, name, 5, seed=0), images)
+        weak = change(corrupt_images(images, name, 1, seed=0, constants=constants), images)
+        strong = change(corrupt_images(images, name, 5, seed=0, constants=constants), images)
+        if constants == "cifar10_c" and name == "elastic_transform":
+            weak, strong = strong, weak
         assert strong > weak, (images.shape, weak, strong)
 
 
-def test_saturate_severity_orders_saturation_on_color_images(color):
-    # Severities 1-2 desaturate (x0.3, x0.1), 3-5 oversaturate (x2, x5 + 0.1, x20 + 0.2): the
-    # pixel change of 1 can exceed that of 5, so we check the saturation itself.
+@pytest.mark.parametrize("constants", CONSTANTS)
+def test_saturate_severity_orders_saturation_on_color_images(constants, color):
+    # Severities 1-2 desaturate (x0.3, x0.1), 3-5 oversaturate (imagenet_c: x2, x5 + 0.1,
+    # x20 + 0.2; cifar10_c: x1.5, x2 + 0.1, x2.5 + 0.2): the pixel change of 1 can exceed that
+    # of 5, so we check the saturation itself.
     def saturation(images):
         return float(rgb_to_hsv(images)[..., 1].mean())
 
-    s = [saturation(corrupt_images(color, "saturate", k, seed=0)) for k in SEVERITIES]
+    s = [
+        saturation(corrupt_images(color, "saturate", k, seed=0, constants=constants))
+        for k in SEVERITIES
+    ]
     clean = saturation(color)
     assert s[1] < s[0] < clean < s[2] < s[3] < s[4]
 
 
-def test_spatter_without_drops_does_not_black_out_images():
-    # At 32 px spatter 1 sometimes gets no drop over its threshold; the package then casts NaN to
-    # a black image (one of these 40 images). No image may come back black.
+@pytest.mark.parametrize("constants", CONSTANTS)
+def test_spatter_without_drops_does_not_black_out_images(constants):
+    # At 32 px spatter 1 sometimes gets no drop over its threshold; the package (and
+    # make_cifar_c.py) then casts NaN to a black image (one of these 40 images under
+    # imagenet_c). No image may come back black.
     images = garments(40, (32, 32, 3), seed=3)
-    out = corrupt_images(images, "spatter", 1, seed=0)
+    out = corrupt_images(images, "spatter", 1, seed=0, constants=constants)
     brightest = out.reshape(40, -1).max(axis=1)
     assert np.all(brightest > 0.5 * images.reshape(40, -1).max(axis=1))
 
 
-def test_same_seed_same_images_and_caller_rng_untouched(gray):
+@pytest.mark.parametrize("constants", CONSTANTS)
+def test_same_seed_same_images_and_caller_rng_untouched(constants, gray):
     np.random.seed(123)
     expected_next = np.random.random()
     np.random.seed(123)
     for name in ALL:
-        a = corrupt_images(gray, name, 4, seed=7)
-        b = corrupt_images(gray, name, 4, seed=7)
+        a = corrupt_images(gray, name, 4, seed=7, constants=constants)
+        b = corrupt_images(gray, name, 4, seed=7, constants=constants)
         np.testing.assert_array_equal(a, b, err_msg=name)
     assert np.random.random() == expected_next  # the global RNG was restored
 
 
+@pytest.mark.parametrize("constants", CONSTANTS)
 @pytest.mark.parametrize("name", (*NOISE, "glass_blur"))
-def test_different_seed_different_noise(name, gray):
-    a = corrupt_images(gray, name, 3, seed=0)
-    b = corrupt_images(gray, name, 3, seed=1)
+def test_different_seed_different_noise(name, constants, gray):
+    a = corrupt_images(gray, name, 3, seed=0, constants=constants)
+    b = corrupt_images(gray, name, 3, seed=1, constants=constants)
     assert change(a, b) > 0.005
     # Each image gets its own noise, not one pattern repeated.
     images = np.repeat(gray[:1], 2, axis=0)
-    out = corrupt_images(images, name, 3, seed=0)
+    out = corrupt_images(images, name, 3, seed=0, constants=constants)
     assert change(out[0], out[1]) > 0
 
 
@@ -126,6 +144,10 @@ def test_corrupt_images_rejects_bad_arguments(gray):
         corrupt_images(gray[0], "fog", 1, seed=0)
     with pytest.raises(ValueError, match="seed"):
         corrupt_images(gray, "fog", 1, seed=-1)
+    with pytest.raises(
+        ValueError, match="Did you mean 'cifar10_c'.*Available: cifar10_c, imagenet_c"
+    ):
+        corrupt_images(gray, "fog", 1, seed=0, constants="cifar_10c")
 
 
 # === Cache ===
@@ -145,6 +167,7 @@ def test_cache_generates_once_then_reuses(tmp_path, gray):
     assert files == ["clean.npz", "gaussian_noise.npz", "manifest.json", "saturate.npz"]
     manifest = json.loads((first.path / "manifest.json").read_text())
     assert manifest["seed"] == 0 and manifest["severities"] == [1, 3]
+    assert manifest["constants"] == "cifar10_c"
     assert manifest["image_shape"] == [6, 28, 28, 1]
     assert manifest["imagecorruptions_version"].startswith("imagecorruptions")
     assert set(manifest["files"]) == {"clean.npz", "gaussian_noise.npz", "saturate.npz"}
@@ -169,7 +192,12 @@ def test_cache_generates_once_then_reuses(tmp_path, gray):
 
 @pytest.mark.parametrize(
     "kind, expected",
-    [("seed", "seed differs"), ("images", "images differ"), ("severities", "severities differs")],
+    [
+        ("seed", "seed differs"),
+        ("images", "images differ"),
+        ("severities", "severities differs"),
+        ("constants", "constants differs (cached: cifar10_c, requested: imagenet_c)"),
+    ],
 )
 def test_cache_detects_changed_inputs(tmp_path, gray, caplog, kind, expected):
     labels = np.zeros(6, np.int64)
@@ -178,6 +206,7 @@ def test_cache_detects_changed_inputs(tmp_path, gray, caplog, kind, expected):
         "seed": {"seed": 1},
         "images": {"images": gray[::-1]},
         "severities": {"severities": (1, 2)},
+        "constants": {"constants": "imagenet_c"},
     }
     args = {"images": gray, "labels": labels, "cache_dir": tmp_path, **SMALL, **changed[kind]}
     with caplog.at_level(logging.WARNING, logger="tfaux"):
@@ -204,10 +233,10 @@ def test_interrupted_generation_leaves_no_valid_cache(tmp_path, gray, monkeypatc
     labels = np.zeros(6, np.int64)
     real = corrupted_set_module.corrupt_images
 
-    def fails_on_saturate(images, corruption, severity, *, seed):
+    def fails_on_saturate(images, corruption, severity, **kwargs):
         if corruption == "saturate":
             raise KeyboardInterrupt
-        return real(images, corruption, severity, seed=seed)
+        return real(images, corruption, severity, **kwargs)
 
     monkeypatch.setattr(corrupted_set_module, "corrupt_images", fails_on_saturate)
     with pytest.raises(KeyboardInterrupt):

@@ -1,8 +1,10 @@
-"""tfaux.distribute: MultiWorkerMirroredStrategy on two local processes, chief-only writes, the
-version-gated Keras shim, TF_CONFIG validation."""
+"""tfaux.distribute: MultiWorkerMirroredStrategy on two local processes, chief-only writes, a
+worker killed and the run resumed, the version-gated Keras shim, TF_CONFIG validation."""
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -40,6 +42,56 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+def _cluster() -> dict:
+    return {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+
+
+def _start_workers(
+    command: list[str], cluster: dict, logs: Path, env: dict | None = None
+) -> list[subprocess.Popen]:
+    """Starts `command` as each worker of `cluster` (with `env` added to the environment), each
+    in its own process group, its output in `logs`/worker<index>.log."""
+    logs.mkdir(parents=True, exist_ok=True)
+    processes = []
+    for index in range(len(cluster["worker"])):
+        task = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+        extra = {"TF_CONFIG": json.dumps(task), "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+        env_of_worker = {**os.environ, **extra}
+        with open(logs / f"worker{index}.log", "w") as log:
+            processes.append(
+                subprocess.Popen(
+                    command,
+                    cwd=ROOT,
+                    env=env_of_worker,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+    return processes
+
+
+def _wait_workers(processes: list[subprocess.Popen], timeout: float) -> None:
+    """Waits until every worker exits, `timeout` passes, or 15 s after one of them failed (the
+    others would wait for it in a collective)."""
+    deadline, failed_at = time.monotonic() + timeout, None
+    while any(p.poll() is None for p in processes) and time.monotonic() < deadline:
+        if failed_at is None and any(p.poll() not in (None, 0) for p in processes):
+            failed_at = time.monotonic()
+        if failed_at is not None and time.monotonic() > failed_at + 15:
+            break
+        time.sleep(0.2)
+
+
+def _kill(processes: list[subprocess.Popen]) -> None:
+    """SIGKILLs the process group of every worker still running."""
+    for p in processes:
+        if p.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+
+
 def _run_workers(
     args: list[str], logs: Path, timeout: float = TIMEOUT, command: list[str] | None = None
 ) -> list[tuple[int, str]]:
@@ -47,31 +99,11 @@ def _run_workers(
     soon after one of them fails (the other would wait for it in a collective). Each runs
     `command + args` (default: this file's worker script)."""
     command = command or [sys.executable, "-m", "tests.multi_worker_main"]
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
-    logs.mkdir(parents=True, exist_ok=True)
-    processes = []
-    for index in range(2):
-        task = {"cluster": cluster, "task": {"type": "worker", "index": index}}
-        env = {**os.environ, "TF_CONFIG": json.dumps(task), "TF_CPP_MIN_LOG_LEVEL": "2"}
-        with open(logs / f"worker{index}.log", "w") as log:
-            processes.append(
-                subprocess.Popen(
-                    [*command, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-                )
-            )
-    deadline, failed_at = time.monotonic() + timeout, None
+    processes = _start_workers([*command, *args], _cluster(), logs)
     try:
-        while any(p.poll() is None for p in processes) and time.monotonic() < deadline:
-            if failed_at is None and any(p.poll() not in (None, 0) for p in processes):
-                failed_at = time.monotonic()
-            if failed_at is not None and time.monotonic() > failed_at + 15:
-                break
-            time.sleep(0.2)
+        _wait_workers(processes, timeout)
     finally:
-        for p in processes:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
+        _kill(processes)
     return [(p.returncode, (logs / f"worker{i}.log").read_text()) for i, p in enumerate(processes)]
 
 
@@ -188,6 +220,116 @@ def test_a_recipe_trains_across_two_workers_and_only_the_chief_writes(tmp_path):
     # Every TensorBoard file and the log were written by the chief's process alone.
     pids = {e.name.split(".")[-3] for e in (run_dir / "tensorboard").rglob("events.out.*")}
     assert len(pids) == 1, pids
+
+
+# A Free-AT recipe small enough to train twice in the kill test: 4 steps per epoch on digits.
+RESUME_SETTINGS = {
+    "training.strategy": "multi_worker",
+    "data.dataset": "digits",
+    "data.train_size": "128",
+    "data.test_size": "64",
+    "data.batch_size": "32",
+    "model.backbone": "small_cnn",
+    "model.width": "0.5",
+    "variants": "none@free",
+    "training.epochs": "3",
+    "training.select": "last",
+    "adversarial.replays": "1",  # m = 1: 3 epochs of Free-AT
+    "adversarial.guard_examples": "32",
+    "monitor.robust_examples": "0",
+    "monitor.images_every": "0",
+    "evaluation.sanity": "false",
+    "evaluation.fgsm_eps": "0.1",
+    "evaluation.curve_eps": "0.1",
+    "evaluation.curve_examples": "32",
+    "evaluation.pgd_steps": "2",
+    "evaluation.bim_steps": "0",
+    "evaluation.mim_steps": "0",
+    "evaluation.l2_eps": "0",
+    "export": "false",
+}
+
+
+def _delta_events(scratch: Path, index: int) -> list[dict]:
+    lines = (scratch / f"worker-{index}.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+@pytest.mark.slow
+def test_a_killed_worker_restarts_with_its_own_delta_and_the_run_goes_on(tmp_path):
+    scratch, runs = tmp_path / "scratch", tmp_path / "runs"
+    scratch.mkdir()
+    args = [arg for key, value in RESUME_SETTINGS.items() for arg in ("--set", f"{key}={value}")]
+    victim = 1  # the non-chief: before the fix it came back with the chief's δ
+    command = [
+        *(sys.executable, "-m", "tests.multi_worker_resume_main", str(scratch), str(victim)),
+        *(*args, "--runs-dir", str(runs)),
+    ]
+    cluster = _cluster()
+    temp = tmp_path / "tmp"  # the workers' temporary directories (`writable_dir`)
+    temp.mkdir()
+    start = time.perf_counter()
+
+    # First start: the victim stops in the second epoch, after the first epoch's backup.
+    workers = _start_workers(command, cluster, tmp_path / "logs-1", {"TMPDIR": str(temp)})
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not (scratch / f"paused-{victim}").exists():
+            assert all(p.poll() is None for p in workers), _tail(
+                (tmp_path / "logs-1" / f"worker{victim}.log").read_text()
+            )
+            assert time.monotonic() < deadline, "the victim never reached the second epoch"
+            time.sleep(0.1)
+        (pointer,) = runs.glob("*/checkpoints/none@free/latest")
+        assert pointer.read_text() == "epoch-00001"  # the chief's backup of the first epoch
+        os.killpg(workers[victim].pid, signal.SIGKILL)
+        workers[victim].wait()
+    finally:
+        _kill(workers)  # the chief waits for the dead worker in a collective: killed too
+    first = [_delta_events(scratch, i) for i in range(2)]
+    killed_after = time.perf_counter() - start
+    left_by_the_killed = set(temp.glob("tfaux-*"))
+
+    # The same command again, on the same addresses: both resume from the chief's backup.
+    workers = _start_workers(command, cluster, tmp_path / "logs-2", {"TMPDIR": str(temp)})
+    try:
+        _wait_workers(workers, TIMEOUT)
+    finally:
+        _kill(workers)
+    seconds = time.perf_counter() - start
+    for index, process in enumerate(workers):
+        output = _tail((tmp_path / "logs-2" / f"worker{index}.log").read_text())
+        assert process.returncode == 0, f"worker {index} exited {process.returncode}:\n{output}"
+    second = [_delta_events(scratch, i)[len(first[i]) :] for i in range(2)]
+
+    # The run ends with the uninterrupted run's epochs, resumed after the first one.
+    (run_dir,) = runs.iterdir()  # one run directory: the chief's
+    train = json.loads((run_dir / "variants" / "none@free.train.json").read_text())
+    assert train["resumed_from_epoch"] == 1
+    assert train["epochs_run"] == len(train["history"]["loss"]) == 3
+    assert "resumed from the backup of epoch 1" in (run_dir / "log.txt").read_text()
+    assert (run_dir / "results.json").is_file()
+    # Each worker starts its second epoch again with the δ it had saved, its own: the two
+    # workers' δ differ (each ascends on its own shard of the data).
+    saved, restored = {}, {}
+    for index in range(2):
+        (end,) = [e for e in first[index] if e["event"] == "end" and e["epoch"] == 0]
+        begin = second[index][0]
+        assert begin["event"] == "begin" and begin["epoch"] == 1, second[index]
+        assert begin["pid"] != end["pid"] and end["abs_sum"] > 0
+        saved[index], restored[index] = end["sha256"], begin["sha256"]
+    assert restored == saved
+    assert saved[0] != saved[1]
+    assert [e["epoch"] for e in second[0] if e["event"] == "end"] == [1, 2]
+    # The backup is gone once the variant's weights are saved; every file of the run directory
+    # is the chief's (each start's chief wrote TensorBoard events under its own pid).
+    assert not (run_dir / "checkpoints" / "none@free").exists()
+    chief_pids = {str(events[0]["pid"]) for events in (first[0], second[0])}
+    pids = {e.name.split(".")[-3] for e in (run_dir / "tensorboard").rglob("events.out.*")}
+    assert pids and pids <= chief_pids, (pids, chief_pids)
+    # The restarted non-chief removed its temporary directory; a killed process cannot.
+    assert set(temp.glob("tfaux-*")) == left_by_the_killed, left_by_the_killed
+    print(f"2 workers: killed after {killed_after:.1f} s, finished after {seconds:.1f} s")
 
 
 # === The shim's version gate ===

@@ -50,6 +50,9 @@ C_CORRUPTIONS = (
     "spatter",
     "saturate",
 )
+# Which constants make the -C set (see `tfaux.data.corrupted_set`): CIFAR-10-C's generator at the
+# images' own size, or ImageNet-C's (imagecorruptions) on images upsampled to 32 px.
+C_CONSTANTS = ("cifar10_c", "imagenet_c")
 TRAIN_CORRUPTIONS = ("gaussian_noise", "gaussian_blur", "rotation", "contrast_brightness")
 GUARD_ACTIONS = ("off", "log", "stop", "rollback")
 # What aux targets are computed from in training (see `AdversarialConfig.aux_targets`).
@@ -58,6 +61,7 @@ AUX_TARGETS = ("clean", "perturbed")
 WEIGHTINGS = ("fixed", "uncertainty", "gradnorm")
 # KerasTuner search of a variant's λ (see `TuningConfig`, `tfaux.tune`).
 TUNERS = ("bayesian", "hyperband")
+AUTOATTACK_VERSIONS = ("standard", "plus", "rand")  # tfaux.evaluate.autoattack.VERSIONS
 TUNING_OBJECTIVES = ("val_accuracy", "val_pgd_accuracy", "val_clean_pgd_accuracy")
 
 
@@ -339,7 +343,9 @@ class CorruptionConfig:
     """The corruption benchmark (Hendrycks & Dietterich; seed 001 eq. 8) and the Fourier heat map.
 
     With `enabled`, the first `examples` test images get a "-C" version (`corruptions` ×
-    `severities`, generated once with imagecorruptions and cached under `cache_dir`), every
+    `severities`, generated once and cached under `cache_dir`; `constants` "cifar10_c", the
+    default, uses CIFAR-10-C's generator at the images' own size, as the -C set seed 001 reports,
+    and "imagenet_c" the imagecorruptions package's ImageNet-C constants), every
     variant's error is measured on it, and CE = Σ_s E / Σ_s E_reference per corruption is taken
     against a `reference` backbone (AlexNet, as in the paper) trained by the same recipe with the
     standard loop for `reference_epochs` (None: 3 × `training.epochs`, on the recipe's schedule
@@ -354,6 +360,7 @@ class CorruptionConfig:
     examples: int = 1000
     corruptions: tuple[str, ...] = C_CORRUPTIONS
     severities: tuple[int, ...] = (1, 2, 3, 4, 5)
+    constants: str = "cifar10_c"
     reference: str = "alexnet"
     cache_dir: str = "~/.cache/tfaux/corruptions"
     heatmap_examples: int = 0
@@ -370,6 +377,7 @@ class CorruptionConfig:
         for name in self.corruptions:
             if name not in C_CORRUPTIONS:
                 raise unknown_name("-C corruption", name, C_CORRUPTIONS)
+        _choice("corruption.constants", self.constants, C_CONSTANTS)
         _require(bool(self.corruptions), "at least one corruption", corruptions=self.corruptions)
         _require(
             bool(self.severities) and set(self.severities) <= {1, 2, 3, 4, 5},
@@ -401,6 +409,11 @@ class EvalConfig:
     `pgd_step_size` is the L∞ PGD step α at `eps` for every k (None: 2.5ε/k, Madry et al.); at
     the other budgets (`extra_eps`, the curves) α scales with the budget, keeping α/ε.
 
+    `autoattack` runs AutoAttack (`autoattack_version`: standard, plus or rand; its attacks with
+    `autoattack_steps` iterations and `autoattack_queries` Square queries) at `eps` on the first
+    `autoattack_examples` test images, and its worst case becomes the headline robust accuracy
+    (PGD stays, as the cheap number and the curves). Its own checks join the sanity checks.
+
     Beyond attacks: `disturbances` adds seed 003's test-time disturbances (random crop, flip,
     grayscale, color jitter, five-crop); `augmented` adds seed 004's accuracy under each named
     augmentation and under FGSM transferred from the standard "none" variant followed by that
@@ -426,6 +439,11 @@ class EvalConfig:
     cw_steps: int = 200
     tolerance: float = 0.02
     extra_eps: tuple[float, ...] = ()
+    autoattack: bool = False
+    autoattack_version: str = "standard"
+    autoattack_examples: int = 200
+    autoattack_steps: int = 100
+    autoattack_queries: int = 5000
     disturbances: bool = False
     augmented: tuple[str, ...] = ()
     denoiser_examples: int = 500
@@ -462,6 +480,9 @@ class EvalConfig:
             "blackbox_examples",
             "spsa_steps",
             "cw_steps",
+            "autoattack_examples",
+            "autoattack_steps",
+            "autoattack_queries",
         ):
             _require(getattr(self, key) > 0, f"{key} > 0", **{key: getattr(self, key)})
         _require(
@@ -470,6 +491,11 @@ class EvalConfig:
             spsa_samples=self.spsa_samples,
         )
         _require(0 <= self.tolerance < 1, "0 <= tolerance < 1", tolerance=self.tolerance)
+        _require(
+            self.autoattack_version in AUTOATTACK_VERSIONS,
+            f"autoattack_version in {AUTOATTACK_VERSIONS}",
+            autoattack_version=self.autoattack_version,
+        )
 
     @classmethod
     def seed002(cls, **overrides) -> EvalConfig:

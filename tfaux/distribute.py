@@ -31,6 +31,7 @@ import tempfile
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfaux.names import unknown_name
@@ -241,6 +242,43 @@ def _strategy_or_current(strategy) -> tf.distribute.Strategy:
     if tf.distribute.has_strategy() or not _strategies:
         return tf.distribute.get_strategy()
     return _strategies.get("multi_worker") or next(iter(_strategies.values()))
+
+
+# === Per-replica state ===
+def replica_values(variable: tf.Variable) -> list[np.ndarray]:
+    """The value of a per-replica (ON_READ) variable on every replica of the job, in replica
+    order (`replica_id_in_sync_group`).
+
+    Under MultiWorkerMirroredStrategy the other workers' replicas are all-gathered: a collective,
+    so every worker must call it. A TensorFlow checkpoint cannot hold such state: it saves a
+    SyncOnRead variable as one value aggregated over the replicas (none with aggregation NONE).
+    """
+    if not isinstance(variable, tf.distribute.DistributedValues):
+        return [np.asarray(variable)]
+    strategy = variable.distribute_strategy
+    if getattr(strategy, "cluster_resolver", None) is None:
+        return [np.asarray(v) for v in variable.values]
+
+    @tf.function  # strategy.run in eager mode warns of its overhead
+    def gather():
+        local = strategy.run(lambda: tf.expand_dims(tf.identity(variable), 0))
+        return strategy.gather(local, axis=0)
+
+    return list(np.asarray(gather()))
+
+
+def local_replica_ids(variable: tf.Variable) -> list[int]:
+    """The replica ids (`replica_id_in_sync_group`) of this process's copies of `variable`,
+    in the order of `variable.values`; [0] for a plain variable."""
+    if not isinstance(variable, tf.distribute.DistributedValues):
+        return [0]
+    strategy = variable.distribute_strategy
+
+    @tf.function
+    def ids():
+        return strategy.run(lambda: tf.distribute.get_replica_context().replica_id_in_sync_group)
+
+    return [int(i) for i in strategy.experimental_local_results(ids())]
 
 
 # === Data ===

@@ -32,6 +32,7 @@ def markdown_table(results: dict) -> str:
     variants = results["variants"]
     first = next(iter(variants.values()))
     eps_keys = list(first["fgsm_accuracy"])
+    with_autoattack = headline(first)[0] != first["pgd_attack"]
     with_selection = any("selection" in r for r in variants.values())
     with_budget = any("budget" in r for r in variants.values())
     header = [
@@ -39,7 +40,8 @@ def markdown_table(results: dict) -> str:
         "val acc",
         "clean test acc",
         *(f"FGSM ε={e}" for e in eps_keys),
-        first["pgd_attack"],
+        _with_n(first["pgd_attack"], first["robustness"]["examples"].get(first["pgd_attack"])),
+        *([_with_n(*headline(first)[::2])] if with_autoattack else []),
         "sanity checks",
         *(["selected epoch (rule)"] if with_selection else []),
         "train s",
@@ -57,6 +59,7 @@ def markdown_table(results: dict) -> str:
             _with_ci(r["test_accuracy"], r["robustness"]["num_examples"]),
             *(f"{100 * r['fgsm_accuracy'][e]:.2f}" for e in eps_keys),
             _with_ci(r["pgd_accuracy"], r["robustness"]["examples"].get(r["pgd_attack"])),
+            *([_with_ci(*headline(r)[1:])] if with_autoattack else []),
             _checks_cell(r["robustness"]["sanity"]),
             *([_selection_cell(r.get("selection"))] if with_selection else []),
             f"{r['train_seconds']:.0f}",
@@ -67,6 +70,18 @@ def markdown_table(results: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     note = _budget_note(results) if with_budget else ""
     return "\n".join(lines) + "\n" + (f"\n{note}\n" if note else "")
+
+
+def headline(r: dict) -> tuple[str, float, int | None]:
+    """A variant's headline robust accuracy: (attack, accuracy, test images it ran on) —
+    AutoAttack's worst case where it ran, else the PGD-k the sanity checks use."""
+    label = r.get("robust_attack", r["pgd_attack"])
+    accuracy = r.get("robust_accuracy", r["pgd_accuracy"])
+    return label, accuracy, r["robustness"]["examples"].get(label)
+
+
+def _with_n(label: str, n: int | None) -> str:
+    return f"{label} (n={n})" if n else label
 
 
 def _with_ci(accuracy: float, n: int | None) -> str:
@@ -199,7 +214,7 @@ def baseline_comparison(
     return {
         "baseline": baseline,
         "confidence": confidence,
-        "metrics": {"clean": "clean", "robust": results["variants"][baseline]["pgd_attack"]},
+        "metrics": {"clean": "clean", "robust": headline(results["variants"][baseline])[0]},
         "variants": variants,
     }
 
@@ -294,18 +309,23 @@ def accuracy_plot(
     eps_keys = list(variants[names[0]]["fgsm_accuracy"])
     series = {
         "clean": [
-            _bar(variants[n]["test_accuracy"], variants[n], correct.get(n, {}).get("clean"))
+            _bar(
+                variants[n]["test_accuracy"], _images(variants[n]), correct.get(n, {}).get("clean")
+            )
             for n in names
         ]
     }
     for eps in eps_keys:
         series[f"FGSM ε={eps}"] = [
-            _bar(variants[n]["fgsm_accuracy"][eps], variants[n]) for n in names
+            _bar(variants[n]["fgsm_accuracy"][eps], _images(variants[n])) for n in names
         ]
     series[variants[names[0]]["pgd_attack"]] = [
-        _bar(variants[n]["pgd_accuracy"], variants[n], correct.get(n, {}).get("robust"))
-        for n in names
+        _bar(variants[n]["pgd_accuracy"], _images(variants[n])) for n in names
     ]
+    if headline(variants[names[0]])[0] != variants[names[0]]["pgd_attack"]:
+        series[headline(variants[names[0]])[0]] = [
+            _bar(*headline(variants[n])[1:], correct.get(n, {}).get("robust")) for n in names
+        ]
     fig = Figure(figsize=(1.8 + 1.6 * len(names), 3.6))
     ax = fig.subplots()
     bar = 0.8 / len(series)
@@ -345,15 +365,16 @@ def accuracy_plot(
     return path
 
 
-def _bar(accuracy: float, result: dict, correct: np.ndarray | None = None) -> statistics.Estimate:
-    """An accuracy with its Wilson interval; NaN bounds when the number of images is unknown.
+def _images(result: dict) -> int | None:
+    """The test images of a variant: FGSM and the headline PGD run on all of them."""
+    return result.get("test_examples") or result.get("robustness", {}).get("num_examples")
 
-    FGSM and the headline PGD run on every test image (`tfaux.evaluate.robustness`), so the
-    accuracy times that number is the count of correct images.
-    """
+
+def _bar(accuracy: float, n: int | None, correct: np.ndarray | None = None) -> statistics.Estimate:
+    """An accuracy over `n` images with its Wilson interval (from the per-example `correct` where
+    given); NaN bounds when the number of images is unknown."""
     if correct is not None:
         return statistics.accuracy_ci(correct)
-    n = result.get("test_examples") or result.get("robustness", {}).get("num_examples")
     if not n or not math.isfinite(accuracy):
         return statistics.Estimate(accuracy, math.nan, math.nan)
     return statistics.proportion_ci(round(accuracy * n), n)
@@ -736,7 +757,11 @@ def backbone_summary(recipe: str, run: str, per_backbone: dict) -> dict:
             "run": result.run_dir.name,
             "baseline": results.get("baseline"),
             "variants": {
-                name: {key: r[key] for key in ("test_accuracy", "pgd_accuracy", "pgd_attack")}
+                name: {
+                    "test_accuracy": r["test_accuracy"],
+                    "robust_accuracy": headline(r)[1],
+                    "robust_attack": headline(r)[0],
+                }
                 for name, r in results["variants"].items()
             },
             "comparison": results.get("comparison", {}),
@@ -764,7 +789,7 @@ def write_backbone_report(run_dir: Path, summary: dict) -> None:
                 backbone,
                 name + (" (baseline)" if name == entry["baseline"] else ""),
                 f"{100 * r['test_accuracy']:.2f}",
-                f"{100 * r['pgd_accuracy']:.2f} ({r['pgd_attack']})",
+                f"{100 * r['robust_accuracy']:.2f} ({r['robust_attack']})",
                 *(_difference_cell(compared.get(name, {}).get(key)) for key in ("clean", "robust")),
             ]
             lines.append("| " + " | ".join(cells) + " |")

@@ -372,6 +372,8 @@ def _evaluate_variant(
         "fgsm_accuracy": report["fgsm"],
         "pgd_accuracy": report["attacks"][pgd_label],
         "pgd_attack": pgd_label,
+        "robust_accuracy": report["attacks"][report["headline"]],  # AutoAttack's, if it ran
+        "robust_attack": report["headline"],
         "trustworthy": report["trustworthy"],
         "robustness": report,
         "test_examples": report["num_examples"],
@@ -494,14 +496,16 @@ def _corrupted_test_set(recipe: Recipe, splits, progress: bool):
     if not config.enabled:
         return None
     x, y = _test_prefix(splits, config.examples)
-    cache = Path(config.cache_dir).expanduser() / f"{splits.info.name}-{len(x)}"
+    # One directory per constants, so switching back and forth reuses both sets.
+    name = f"{splits.info.name}-{len(x)}-{config.constants}"
     return corrupted_set(
         x,
         y,
-        cache,
+        Path(config.cache_dir).expanduser() / name,
         corruptions=config.corruptions,
         severities=config.severities,
         seed=recipe.training.seed,
+        constants=config.constants,
         progress=progress,
     )
 

@@ -1,7 +1,7 @@
 """Adversarial attacks on the primary logits.
 
 `cleverhans_based`: FGSM, PGD, BIM, MIM, C&W-L2 and SPSA over cleverhans' TF2 code, compiled.
-`apgd`, `fab`, `square` and `autoattack`: AutoAttack (Croce & Hein 2020), written natively in
+`apgd`, `fab` and `square`: the attacks of AutoAttack (Croce & Hein 2020), written natively in
 TensorFlow, one `tf.function` with a `tf.while_loop` per attack.
 """
 
@@ -19,6 +19,8 @@ from tfaux.attacks.cleverhans_based import (
     random_in_ball,
     worst_case,
 )
+from tfaux.attacks.fab import FABTargeted
+from tfaux.attacks.square import Square
 
 __all__ = [
     "ATTACKS",
@@ -27,6 +29,8 @@ __all__ = [
     "NORMS",
     "AttackSpec",
     "Attacker",
+    "FABTargeted",
+    "Square",
     "check_eps",
     "logits_fn",
     "mim",

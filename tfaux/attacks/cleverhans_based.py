@@ -162,7 +162,7 @@ class Attacker:
     """
 
     def __init__(self, model: keras.Model):
-        self.model_fn = _with_gradient_path(logits_fn(model))
+        self.model_fn = with_gradient_path(logits_fn(model))
         self._compiled: dict = {}
 
     def __call__(self, spec: AttackSpec, x, y, seed: int = 0) -> tf.Tensor:
@@ -209,7 +209,7 @@ class Attacker:
             else:
                 labels = tf.TensorSpec([None], tf.int32)
                 fn, signature = self._graph(kind, norm), [images, labels, _PARAMETERS]
-            self._compiled[key] = _compiled(fn, signature)
+            self._compiled[key] = compiled(fn, signature)
         return self._compiled[key]
 
     def _graph(self, kind: str, norm: str):
@@ -277,7 +277,7 @@ class Attacker:
             signature = [tf.TensorSpec([1, *x.shape[1:]], tf.float32), tf.TensorSpec([1], tf.int32)]
             signature += [tf.TensorSpec([], tf.float32)] * 2
             graph = self._spsa_graph(spec.samples, spec.steps)
-            self._compiled[key] = _compiled(graph, signature)
+            self._compiled[key] = compiled(graph, signature)
         fn = self._compiled[key]
         # cleverhans' SPSA draws with stateful ops, seeded when traced (by the global seed at its
         # first call); later seeds do not change its draws.
@@ -456,7 +456,7 @@ def random_in_ball(shape, norm: str, eps, seed) -> tf.Tensor:
     return direction * radius * eps
 
 
-def _with_gradient_path(model_fn):
+def with_gradient_path(model_fn):
     """A model whose logits do not depend differentiably on x (stop_gradient, rounding) gets a zero
     gradient instead of None: cleverhans would crash on None, and the sanity checks must see it."""
     return lambda x: model_fn(x) + 0.0 * tf.reduce_sum(x)
@@ -466,7 +466,7 @@ def _clip(x):
     return tf.clip_by_value(x, CLIP_MIN, CLIP_MAX)
 
 
-def _compiled(fn, signature) -> tf.types.experimental.PolymorphicFunction:
+def compiled(fn, signature) -> tf.types.experimental.PolymorphicFunction:
     """`tf.function(fn)` whose traces TensorFlow's retracing warning counts on their own.
 
     The warning counts the traces of every function with the same Python code together, so a

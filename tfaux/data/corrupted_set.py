@@ -1,24 +1,36 @@
 """Common-corruption test sets ("-C" sets): corrupted copies of a test set, generated once, cached.
 
-The corruptions come from the maintained `imagecorruptions` package (Hendrycks & Dietterich's
-ImageNet-C code): 15 common corruptions for the benchmark and 4 held-out validation ones, each at
-5 severities. Scoring a model on a set lives in `tfaux.evaluate.corruption`.
+15 common corruptions for the benchmark and 4 held-out validation ones, each at 5 severities
+(Hendrycks & Dietterich), with one of two sets of constants (`CONSTANTS`):
+- "cifar10_c" (default): CIFAR-10-C's generator, `make_cifar_c.py`, whose constants are tuned for
+  32x32 images, applied at the images' own size (`tfaux.data.cifar10_c`). Seed 001 reports
+  CIFAR-10-C, so this is the -C set its numbers compare with.
+- "imagenet_c": the maintained `imagecorruptions` package, i.e. ImageNet-C's constants for
+  224 px, on images upsampled to 32 px (what tfaux did before; see below).
+Scoring a model on a set lives in `tfaux.evaluate.corruption`.
 
-Small and grayscale images. The package wants uint8 HxWx3 images of at least 32x32 (it refuses
-smaller ones, and frost/fog/glass_blur assume room for their crops and pixel shuffles), while
-Fashion-MNIST is 28x28x1. So each image is repeated to 3 channels and, only when a side is under
-32 px, upsampled bilinearly (aspect kept) before corrupting. We then resize the *change* the
-corruption made back to the original size (area interpolation), turn it into grayscale with ITU-R
-601 luminance if the input was grayscale, and add it to the original image: resizing the change
-rather than the corrupted image keeps the resize round trip from blurring every image, so a
-corruption that changes nothing (see below) returns the input exactly.
+Grayscale images. Both generators work on RGB for the corruptions that need colour (frost
+photos, HSV brightness and saturation, coloured spatter; imagecorruptions for all of them): the
+image is repeated to 3 channels and the change the corruption made is turned back into
+grayscale with ITU-R 601 luminance and added to the original image. The other CIFAR-10-C
+corruptions run on the gray channel itself, so Gaussian noise has exactly its σ.
 
-What to expect at 28-32 px (measured on Fashion-MNIST, mean |corrupted - clean| per severity):
+Small images under "imagenet_c". The package wants uint8 HxWx3 images of at least 32x32 (it
+refuses smaller ones, and frost/fog/glass_blur assume room for their crops and pixel shuffles),
+while Fashion-MNIST is 28x28x1. So, only when a side is under 32 px, the image is upsampled
+bilinearly (aspect kept) before corrupting and the *change* is resized back to the original size
+(area interpolation): resizing the change rather than the corrupted image keeps the resize round
+trip from blurring every image, so a corruption that changes nothing (see below) returns the
+input exactly.
+
+What to expect under "imagenet_c" at 28-32 px (measured on Fashion-MNIST, mean |corrupted -
+clean| per severity):
 - `saturate` does nothing to a gray image at severities 1-3 (it scales the HSV saturation, which
   is 0) and at 4-5 only adds a red tint, i.e. a slight darkening once converted back to gray.
+  The same holds under "cifar10_c".
 - `spatter` at severities 1-3 turns an image black (0/0 cast to uint8) when none of its random
   drops passes the threshold, which happens for a few % of 32 px images; we return the image
-  unchanged instead, which is what "no drops" means.
+  unchanged instead, which is what "no drops" means (under "cifar10_c" too).
 - `glass_blur`, `fog`, `frost`, `snow` and `spatter` are not monotone in pixel change between
   neighbouring severities (e.g. glass_blur 3 > 4): the parameter tables are ImageNet-C's, where
   severity orders the drop in accuracy. Severity 5 changes images more than severity 1, except
@@ -29,11 +41,15 @@ What to expect at 28-32 px (measured on Fashion-MNIST, mean |corrupted - clean| 
   glass_blur) rather than a smooth warp.
 - `glass_blur` is compiled by numba on first use (~5 s); `frost` reads and resizes a large frost
   photo for every image (~10 ms each), the slowest corruption.
+Under "cifar10_c" the noise and blur families grow with severity; `elastic_transform` shrinks
+(its severity 1 is a pure random affine map of 2.6 px, later ones trade it for a smooth warp) and
+`spatter` 4-5 (mud) changes fewer pixels than 3 (water), as in CIFAR-10-C itself.
 
-Determinism: the package draws from numpy's global RNG, so before each (corruption, severity) we
-seed it from (seed, corruption index, severity) and restore the caller's state afterwards;
-`glass_blur` and `impulse_noise` use their own generators and get a per-image seed drawn from it.
-A corruption's images therefore do not depend on which other corruptions are generated.
+Determinism: both generators draw from numpy's global RNG, so before each (corruption, severity)
+we seed it from (seed, corruption index, severity) and restore the caller's state afterwards;
+imagecorruptions' `glass_blur` and `impulse_noise` use their own generators and get a per-image
+seed drawn from it. A corruption's images therefore do not depend on which other corruptions
+are generated.
 
 Reference:
     Hendrycks & Dietterich, "Benchmarking Neural Network Robustness to Common Corruptions and
@@ -58,6 +74,8 @@ import cv2
 import numpy as np
 from imagecorruptions import corrupt, get_corruption_names
 
+from tfaux.config import C_CONSTANTS
+from tfaux.data import cifar10_c
 from tfaux.names import unknown_name
 from tfaux.progress import progress_bar
 
@@ -66,11 +84,12 @@ log = logging.getLogger("tfaux")
 COMMON: tuple[str, ...] = tuple(get_corruption_names("common"))
 VALIDATION: tuple[str, ...] = tuple(get_corruption_names("validation"))
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
+CONSTANTS: tuple[str, ...] = C_CONSTANTS  # ("cifar10_c", "imagenet_c"); see the module docstring
 FORMAT_VERSION = 1
 
 _ALL = tuple(get_corruption_names("all"))  # the package's order: a corruption's seed index
 _MIN_SIDE = 32  # imagecorruptions refuses smaller images
-_OWN_SEED = ("glass_blur", "impulse_noise")  # ignore np.random; take a `seed` argument
+_OWN_SEED = ("glass_blur", "impulse_noise")  # imagecorruptions': ignore np.random, take a seed
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601
 _MANIFEST = "manifest.json"
 _CLEAN = "clean.npz"
@@ -79,15 +98,24 @@ _CLEAN = "clean.npz"
 # === Corrupting images ===
 
 
-def corrupt_images(images: np.ndarray, corruption: str, severity: int, *, seed: int) -> np.ndarray:
+def corrupt_images(
+    images: np.ndarray,
+    corruption: str,
+    severity: int,
+    *,
+    seed: int,
+    constants: str = "cifar10_c",
+) -> np.ndarray:
     """Corrupted copies of `images`, reproducible from `seed`.
 
     Args:
-        images: float NHWC in [0, 1], 1 or 3 channels, any size (smaller than 32 px is upsampled
-            for the corruption only; see the module docstring).
+        images: float NHWC in [0, 1], 1 or 3 channels, any size (under "imagenet_c", smaller
+            than 32 px is upsampled for the corruption only; see the module docstring).
         corruption: a name from `COMMON` or `VALIDATION`.
         severity: 1 (mild) to 5 (strong).
         seed: integer in [0, 2**32); the same seed gives the same images.
+        constants: "cifar10_c" (CIFAR-10-C's generator at the images' own size) or
+            "imagenet_c" (imagecorruptions); see `CONSTANTS`.
 
     Returns:
         float32 array of the same shape as `images`, in [0, 1].
@@ -96,17 +124,29 @@ def corrupt_images(images: np.ndarray, corruption: str, severity: int, *, seed: 
     corruption = _check_corruption(corruption)
     severity = _check_severity(severity)
     seed = _check_seed(seed)
+    constants = _check_constants(constants)
+    own_seeds = constants == "imagenet_c" and corruption in _OWN_SEED
     out = np.empty_like(images)
     with _seeded_numpy(seed, _ALL.index(corruption), severity):
         for i, image in enumerate(images):
-            own_seed = int(np.random.randint(2**31 - 1)) if corruption in _OWN_SEED else None
-            out[i] = _corrupt_one(image, corruption, severity, own_seed)
+            own_seed = int(np.random.randint(2**31 - 1)) if own_seeds else None
+            out[i] = _corrupt_one(image, corruption, severity, own_seed, constants)
     return out
 
 
-def _corrupt_one(image: np.ndarray, corruption: str, severity: int, seed: int | None) -> np.ndarray:
+def _corrupt_one(
+    image: np.ndarray, corruption: str, severity: int, seed: int | None, constants: str
+) -> np.ndarray:
     height, width, channels = image.shape
     rgb = np.round(255 * image).astype(np.uint8)
+    if constants == "cifar10_c":
+        if channels == 1 and corruption in cifar10_c.COLOR_CORRUPTIONS:
+            rgb = np.repeat(rgb, 3, axis=-1)
+        corrupted = cifar10_c.corrupt(rgb, corruption, severity)
+        change = (corrupted.astype(np.float32) - rgb.astype(np.float32)) / 255
+        if change.shape[-1] != channels:
+            change = change @ _LUMA
+        return np.clip(image + change.reshape(image.shape), 0, 1)
     if channels == 1:
         rgb = np.repeat(rgb, 3, axis=-1)
     scale = _MIN_SIDE / min(height, width)
@@ -201,14 +241,15 @@ def corrupted_set(
     corruptions: Sequence[str] = COMMON + VALIDATION,
     severities: Sequence[int] = SEVERITIES,
     seed: int = 0,
+    constants: str = "cifar10_c",
     progress: bool = True,
 ) -> CorruptedSet:
     """Corrupted copies of a test set, generated once and reused from `cache_dir`.
 
     The manifest records what the cache was made from (hashes of images and labels, package
-    version, corruptions, severities, seed) and the sha256 of every file, so a cache made from
-    other inputs, or whose files changed on disk, is regenerated with a warning instead of
-    silently giving wrong numbers. Files are written to a temporary name and renamed, and the
+    version, constants, corruptions, severities, seed) and the sha256 of every file, so a cache
+    made from other inputs, or whose files changed on disk, is regenerated with a warning instead
+    of silently giving wrong numbers. Files are written to a temporary name and renamed, and the
     manifest is written last, so an interrupted generation never looks valid.
 
     Args:
@@ -218,6 +259,8 @@ def corrupted_set(
         corruptions: names from `COMMON` and `VALIDATION` (default: all 19).
         severities: subset of 1..5.
         seed: integer in [0, 2**32).
+        constants: "cifar10_c" (default) or "imagenet_c", see `CONSTANTS`; a cache made with
+            the other constants is regenerated, never read.
         progress: show progress (a bar on a terminal) while generating.
 
     Returns:
@@ -242,6 +285,7 @@ def corrupted_set(
         "labels_sha256": _array_sha256(labels),
         "image_shape": list(images.shape),
         "imagecorruptions_version": _package_version(),
+        "constants": _check_constants(constants),
         "corruptions": list(corruptions),
         "severities": list(severities),
         "seed": _check_seed(seed),
@@ -317,7 +361,13 @@ def _generate(
             arrays = {}
             for severity in severities:
                 bar.set_postfix_str(f"{corruption} s{severity}")
-                corrupted = corrupt_images(images, corruption, severity, seed=params["seed"])
+                corrupted = corrupt_images(
+                    images,
+                    corruption,
+                    severity,
+                    seed=params["seed"],
+                    constants=params["constants"],
+                )
                 arrays[f"severity_{severity}"] = _to_uint8(corrupted)
                 bar.update()
             files[f"{corruption}.npz"] = _save_npz(cache_dir / f"{corruption}.npz", **arrays)
@@ -394,6 +444,12 @@ def _check_corruption(corruption: str) -> str:
     if corruption not in _ALL:
         raise unknown_name("corruption", corruption, _ALL)
     return corruption
+
+
+def _check_constants(constants: str) -> str:
+    if constants not in CONSTANTS:
+        raise unknown_name("corruption constants", constants, CONSTANTS)
+    return constants
 
 
 def _check_severity(severity: int) -> int:

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfaux.attacks import Attacker, AttackSpec, check_eps
+from tfaux.evaluate.autoattack import AutoAttack
 from tfaux.config import EvalConfig
 from tfaux.evaluate.sanity import run_checks, warn_failed
 from tfaux.progress import progress_bar
@@ -63,12 +64,15 @@ def robustness(
     if surrogate is not None:
         attackers["surrogate"] = Attacker(surrogate)
     correct = {job.key: [] for job in jobs}
-    seen, gradients = 0, None
+    seen, gradients, kept = 0, None, ([], [])  # kept: AutoAttack's first examples
     batches = progress_bar(dataset, desc=desc, unit="batch", enabled=progress)
     for index, (x, y) in enumerate(batches):
         y = labels_of(y)
         if gradients is None:
             gradients = input_gradient_stats(attackers["model"], x, y)
+        if config.autoattack and seen < config.autoattack_examples:
+            kept[0].append(x[: config.autoattack_examples - seen].numpy())
+            kept[1].append(y[: config.autoattack_examples - seen].numpy())
         for job in jobs:
             take = x.shape[0] if job.limit is None else min(x.shape[0], job.limit - seen)
             if take <= 0:
@@ -82,7 +86,16 @@ def robustness(
     if seen == 0:
         raise ValueError("Expected a non-empty dataset. Received: a dataset with no examples.")
     correct = {k: np.concatenate(v) if v else np.zeros(0, bool) for k, v in correct.items()}
-    return _summary(config, correct, roles, gradients, _num_classes(model), context)
+    autoattack = None
+    if config.autoattack:
+        autoattack = AutoAttack(
+            model,
+            eps=config.eps,
+            version=config.autoattack_version,
+            steps=config.autoattack_steps,
+            queries=config.autoattack_queries,
+        ).run(np.concatenate(kept[0]), np.concatenate(kept[1]), progress=progress)
+    return _summary(config, correct, roles, gradients, _num_classes(model), context, autoattack)
 
 
 def input_gradient_stats(attacker: Attacker, x, y) -> dict:
@@ -174,8 +187,12 @@ def _at_eps(spec: AttackSpec, eps: float) -> AttackSpec:
     return spec.replace(eps=eps, step_size=spec.step_size * eps / spec.eps)
 
 
-def _summary(config, correct, roles, gradients, num_classes, context) -> dict:
+def _summary(config, correct, roles, gradients, num_classes, context, autoattack) -> dict:
     roles = dict(roles)
+    headline = roles["pgd"]
+    if autoattack is not None:
+        headline = f"AutoAttack ε={config.eps:g}"
+        correct[headline] = autoattack.robust
     accuracy = {k: float(np.mean(v)) if len(v) else float("nan") for k, v in correct.items()}
     prefix = config.curve_examples
     curves = {name: {"0": float(np.mean(correct["clean"][:prefix]))} for name in ("fgsm", "pgd")}
@@ -191,6 +208,9 @@ def _summary(config, correct, roles, gradients, num_classes, context) -> dict:
             num_classes=num_classes,
             tolerance=config.tolerance,
         )
+    if autoattack is not None:
+        checks += autoattack.checks
+    if checks:
         warn_failed(checks, context)
     clean = accuracy.pop("clean")
     examples = {k: int(len(v)) for k, v in correct.items()}
@@ -198,14 +218,16 @@ def _summary(config, correct, roles, gradients, num_classes, context) -> dict:
         "clean": clean,
         "fgsm": {f"{e:g}": accuracy[AttackSpec("fgsm", eps=e).label] for e in config.fgsm_eps},
         "attacks": {k: v for k, v in accuracy.items() if k not in curve_only},
-        "pgd_attack": roles["pgd"],  # the PGD-k the checks use: the headline robust number
+        "pgd_attack": roles["pgd"],  # the PGD-k the checks use
+        "headline": headline,  # the robust accuracy to quote: AutoAttack's if it ran, else PGD's
+        **({"autoattack": autoattack.to_dict()} if autoattack is not None else {}),
         "curves": curves,
         "examples": examples,
         "gradients": gradients,
         "sanity": [c.to_dict() for c in checks],
         "trustworthy": all(c.passed is not False for c in checks),
         "num_examples": int(len(correct["clean"])),
-        "correct": {"clean": correct["clean"], "robust": correct[roles["pgd"]]},
+        "correct": {"clean": correct["clean"], "robust": correct[headline]},
     }
 
 

@@ -111,7 +111,9 @@ class FreeATModel(AuxModel):
 
     # === Resume (`tfaux.training.resume.RunBackup`) ===
     def resume_state(self) -> dict:
-        """δ of every replica: it persists across batches, so a resumed run needs it back."""
+        """δ of every replica: it persists across batches, so a resumed run needs it back.
+        Under MultiWorkerMirroredStrategy every worker's, by a collective: call it on every
+        worker (`RunBackup` does)."""
         return {str(i): v for i, v in enumerate(per_replica_values(self._delta))}
 
     def restore_resume_state(self, state: dict) -> None:

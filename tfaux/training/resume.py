@@ -9,6 +9,16 @@ either the previous backup or the new one, never half of each.
 
 A non-finite loss (stopped by `keras.callbacks.TerminateOnNaN`) is not backed up, and the last
 good backup is kept instead of deleted, so nothing is lost when training diverges.
+
+Under `MultiWorkerMirroredStrategy` the chief's backup is the source of truth. Keras 3's
+`BackupAndRestore` does not route files by worker (every worker writes and deletes the same
+`backup_dir`; tf.keras sent non-chiefs to `workertemp_<task>` directories), so every worker runs
+the same saves, but only the chief's land in `backup_dir`; the others write into their temporary
+directory (`tfaux.distribute.writable_dir`), which nobody reads. Per-replica state is different
+on every worker (each has its own δ for its own data shard): the backup holds the δ of *every*
+replica of the job, gathered from the workers by a collective and keyed by replica id, so it is
+committed with the weights of the same epoch by the one pointer swap. On resume every worker
+reads the chief's backup and takes back its own replicas' state.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfaux.distribute import local_replica_ids, replica_values
 from tfaux.training.callbacks import CatastrophicOverfittingGuard, ModelSelection
 
 log = logging.getLogger("tfaux")
@@ -58,7 +69,8 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         callbacks: the stateful callbacks of the same `fit` (see `CALLBACK_STATE`); others are
             ignored.
         write_dir: where backups are written, if not `backup_dir` (a non-chief worker of a
-            multi-worker job writes to a temporary directory but reads the chief's backups).
+            multi-worker job writes to a temporary directory but reads the chief's backups,
+            its own δ included).
         keep: leave the backup when training ends; the caller `remove()`s it once it has saved
             what the training produced (a kill in between then loses nothing).
 
@@ -203,17 +215,22 @@ def _components(variable: tf.Variable) -> tuple:
 
 
 def per_replica_values(variable: tf.Variable) -> list[np.ndarray]:
-    """The value of `variable` on every local replica (one entry without a strategy)."""
-    return [np.asarray(v) for v in _components(variable)]
+    """The value of `variable` on every replica, in replica order (one entry without a
+    strategy); under MultiWorkerMirroredStrategy every worker's replicas too, gathered by a
+    collective that every worker must run (`tfaux.distribute.replica_values`)."""
+    return replica_values(variable)
 
 
 def assign_per_replica(variable: tf.Variable, values: list[np.ndarray]) -> None:
-    """Assigns `values` (from `per_replica_values`) back, replica by replica."""
-    components = _components(variable)
-    if len(components) != len(values):
+    """Assigns `values` (from `per_replica_values`) back: each local replica takes the value
+    saved for its replica id, so each worker of a multi-worker job gets its own back."""
+    components, ids = _components(variable), local_replica_ids(variable)
+    strategy = getattr(variable, "distribute_strategy", None)  # None: a plain variable
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    if replicas != len(values):
         raise ValueError(
-            f"Expected a backup from {len(components)} replicas. Received: {len(values)} "
-            "(a run resumes with the number of replicas it started with)"
+            f"Expected a backup from {replicas} replicas. Received: {len(values)} "
+            "(a run resumes with the number of replicas and workers it started with)"
         )
-    for component, value in zip(components, values, strict=True):
-        component.assign(value)
+    for component, replica in zip(components, ids, strict=True):
+        component.assign(values[replica])

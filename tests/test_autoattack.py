@@ -1,0 +1,143 @@
+"""The AutoAttack ensemble: worst case over attacks run on the still-robust points, its checks on
+models built to trip them, and resuming an interrupted evaluation."""
+
+import keras
+import numpy as np
+import pytest
+
+from tests.helpers import linear_problem, random_images, tiny_model
+from tfaux.evaluate.autoattack import AutoAttack
+
+QUICK = {"steps": 10, "queries": 100, "targets": 3}
+
+
+def _passed(result) -> dict:
+    return {check.name: check.passed for check in result.checks}
+
+
+def test_the_ensemble_is_exact_on_a_linear_model_and_its_checks_pass():
+    model, x, y, distance = linear_problem()
+    eps = 0.05
+    result = AutoAttack(model, eps=eps, steps=20, queries=200, targets=2).run(x, y)
+    assert result.clean.all()
+    np.testing.assert_array_equal(result.robust, distance > eps)
+    # Accuracy after each attack only falls, and the last one is the worst case.
+    after = list(result.after.values())
+    assert list(result.after) == ["apgd-ce", "apgd-t", "fab-t", "square"]
+    assert after == sorted(after, reverse=True) and after[-1] == result.robust_accuracy
+    assert _passed(result) == {
+        "deterministic model": True,
+        "logits, not probabilities": True,
+        "no zero DLR gradient": True,
+        "enough classes": True,
+        "Square finds nothing new": True,
+    }
+
+
+def test_each_attack_runs_only_on_the_points_still_robust(monkeypatch, digits_model):
+    model, x, y = digits_model
+    x, y = x[:48], y[:48]
+    attack = AutoAttack(model, eps=0.1, **QUICK)
+    seen, perturb = [], attack._perturb
+
+    def recording(name, rank, xb, yb):
+        seen.append((name, len(xb)))
+        return perturb(name, rank, xb, yb)
+
+    monkeypatch.setattr(attack, "_perturb", recording)
+    result = attack.run(x, y)
+    assert seen[0] == ("apgd-ce", result.clean.sum())  # misclassified points are not attacked
+    robust_before = {"apgd-t": result.after["apgd-ce"], "square": result.after["fab-t"]}
+    assert 0 < result.robust_accuracy  # every attack had points to work on
+    for name, accuracy in robust_before.items():
+        assert dict(seen)[name] == round(accuracy * len(x))
+
+
+def test_a_softmax_output_and_a_randomized_model_trip_their_checks():
+    x, y = random_images(16, (16, 16, 1), seed=6), np.arange(16) % 10
+    base = tiny_model(num_classes=10)
+    inputs = keras.Input((16, 16, 1))
+    logits = base(inputs)["logits"]
+    softmax = keras.Model(inputs, keras.layers.Softmax()(logits))
+    noise = keras.layers.Lambda(lambda t: t + keras.random.normal(keras.ops.shape(t)))
+    noisy = keras.Model(inputs, noise(logits))
+    attacks = ("apgd-ce",)
+    assert (
+        _passed(AutoAttack(softmax, eps=0.03, attacks=attacks, steps=2).run(x, y))[
+            "logits, not probabilities"
+        ]
+        is False
+    )
+    assert (
+        _passed(AutoAttack(noisy, eps=0.03, attacks=attacks, steps=2).run(x, y))[
+            "deterministic model"
+        ]
+        is False
+    )
+    honest = _passed(AutoAttack(base, eps=0.03, attacks=attacks, steps=2).run(x, y))
+    assert honest["deterministic model"] and honest["logits, not probabilities"]
+
+
+def test_square_catches_a_model_that_hides_its_gradients():
+    """Quantized inputs behind a stop-gradient: the white-box attacks see a zero gradient and find
+    little, Square finds what they missed, and both checks say so."""
+    model, x, y, distance = linear_problem()
+    inputs = keras.Input((4, 4, 1))
+    hidden = keras.layers.Lambda(lambda t: keras.ops.stop_gradient(keras.ops.round(t * 64) / 64))(
+        inputs
+    )
+    masked = keras.Model(inputs, model(hidden))
+    result = AutoAttack(masked, eps=0.05, steps=10, queries=300, targets=2).run(x, y)
+    passed = _passed(result)
+    assert passed["no zero DLR gradient"] is False
+    assert passed["Square finds nothing new"] is False
+    assert result.after["fab-t"] - result.after["square"] > 0.2
+
+
+def test_an_interrupted_evaluation_resumes_to_the_same_result(tmp_path, monkeypatch, digits_model):
+    model, x, y = digits_model
+    x, y = x[:48], y[:48]
+    settings = dict(eps=0.1, batch_size=8, **QUICK)
+    expected = AutoAttack(model, **settings).run(x, y)
+
+    state = tmp_path / "autoattack.npz"
+    attack, calls, perturb = AutoAttack(model, **settings), [], None
+    perturb = attack._perturb
+
+    def dies_on_the_fifth_batch(*args):
+        calls.append(args[0])
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return perturb(*args)
+
+    monkeypatch.setattr(attack, "_perturb", dies_on_the_fifth_batch)
+    with pytest.raises(KeyboardInterrupt):
+        attack.run(x, y, state_path=state)
+    assert state.exists()
+    resumed = AutoAttack(model, **settings).run(x, y, state_path=state)
+    np.testing.assert_array_equal(resumed.robust, expected.robust)
+    assert resumed.after == expected.after
+
+    with pytest.raises(ValueError, match="another evaluation's"):
+        AutoAttack(model, **{**settings, "eps": 0.05}).run(x, y, state_path=state)
+    assert resumed.robust.any() and not resumed.robust.all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"version": "fast"}, "Received: version='fast'"),
+        ({"attacks": ("apgd-ce", "pgd")}, "Received: attacks="),
+        ({"eps": -0.1}, "Received: eps=-0.1"),
+        ({"queries": 0}, "Received: queries=0"),
+    ],
+)
+def test_bad_settings_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AutoAttack(tiny_model(), **{"eps": 0.03, **kwargs})
+
+
+def test_too_few_classes_for_the_dlr_losses_is_refused():
+    with pytest.raises(ValueError, match="at least 4 classes"):
+        AutoAttack(tiny_model(num_classes=3), eps=0.03)
+    AutoAttack(tiny_model(num_classes=3), eps=0.03, attacks=("apgd-ce", "square"))

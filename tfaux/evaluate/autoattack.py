@@ -1,0 +1,382 @@
+"""AutoAttack: the parameter-free ensemble a robustness claim is measured with (Croce & Hein 2020).
+
+Each attack runs only on the points every earlier attack left robust, from the clean image, and
+robust accuracy is the per-example worst case, as the reference's `run_standard_evaluation`:
+
+- `standard`: APGD-CE, APGD-T (9 target classes), FAB-T (9 targets), Square (5,000 queries).
+- `plus`: APGD-CE and APGD-DLR with 5 restarts each, Square, APGD-T, FAB-T. (The reference's
+  `plus` also runs untargeted FAB; it is not built here, so `plus` says so in its checks.)
+- `rand`: APGD-CE and APGD-DLR with gradients averaged over 20 passes (expectation over
+  transformation), for models with randomness at inference.
+
+AutoAttack's own checks come with the result: a randomized model, softmax instead of logits at
+the output, points with a zero DLR gradient, Square lowering the accuracy after the white-box
+attacks (> 0.2 points: the gradients are not to be trusted), too few classes for the targets.
+
+A long evaluation is resumable: with `state_path`, the per-example flags and the attacks done are
+saved after every batch, and the same call continues where it stopped.
+
+Reference: Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble of
+diverse parameter-free attacks", ICML 2020; github.com/fra31/auto-attack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfaux.attacks.apgd import APGD, dlr_loss
+from tfaux.attacks.cleverhans_based import check_eps, logits_fn, with_gradient_path
+from tfaux.attacks.fab import FABTargeted
+from tfaux.attacks.square import Square
+from tfaux.config import AUTOATTACK_VERSIONS
+from tfaux.evaluate.sanity import Check
+from tfaux.progress import progress_bar
+
+VERSIONS = AUTOATTACK_VERSIONS
+ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square")
+_ORDER = {
+    "standard": ("apgd-ce", "apgd-t", "fab-t", "square"),
+    "plus": ("apgd-ce", "apgd-dlr", "square", "apgd-t", "fab-t"),
+    "rand": ("apgd-ce", "apgd-dlr"),
+}
+WHITE_BOX = ("apgd-ce", "apgd-dlr", "apgd-t", "fab-t")
+SQUARE_TOLERANCE = 0.002  # the reference's: Square may find 0.2 % more, not more than that
+
+
+@dataclass
+class AutoAttackResult:
+    """Per-example outcome of one AutoAttack run (accuracies as fractions)."""
+
+    clean: np.ndarray  # bool [N]: classified correctly without attack
+    robust: np.ndarray  # bool [N]: still correct after every attack (the worst case)
+    after: dict[str, float]  # robust accuracy after each attack, in the order they ran
+    checks: list[Check]
+    eps: float
+    norm: str
+    version: str
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def examples(self) -> int:
+        return int(len(self.clean))
+
+    @property
+    def clean_accuracy(self) -> float:
+        return float(np.mean(self.clean))
+
+    @property
+    def robust_accuracy(self) -> float:
+        return float(np.mean(self.robust))
+
+    def to_dict(self) -> dict:
+        return {
+            "clean": self.clean_accuracy,
+            "robust": self.robust_accuracy,
+            "after": self.after,
+            "examples": self.examples,
+            "eps": self.eps,
+            "norm": self.norm,
+            "version": self.version,
+            "seconds": self.seconds,
+            "checks": [check.to_dict() for check in self.checks],
+            "trustworthy": all(check.passed is not False for check in self.checks),
+        }
+
+
+class AutoAttack:
+    """The AutoAttack ensemble on a model's primary logits.
+
+    Args:
+        model: a Keras classifier (dict outputs: "logits" is used).
+        eps: the budget in pixel units of [0, 1] images.
+        norm: "linf" or "l2".
+        version: "standard", "plus" or "rand" (see the module docstring).
+        attacks: run these instead of the version's list (in the order of `ATTACKS`), e.g.
+            ("apgd-ce", "square") for a quick look.
+        steps: APGD's and FAB's iterations (AutoAttack: 100).
+        targets: target classes of APGD-T and FAB-T (AutoAttack: 9; at most classes − 1).
+        queries: Square's query budget (AutoAttack: 5,000).
+        batch_size: points attacked together.
+        seed: seeds every random start.
+
+    Example:
+        result = AutoAttack(model, eps=0.1).run(x_test[:500], y_test[:500])
+        print(result.robust_accuracy, result.after)
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        *,
+        eps: float,
+        norm: str = "linf",
+        version: str = "standard",
+        attacks: tuple[str, ...] | None = None,
+        steps: int = 100,
+        targets: int = 9,
+        queries: int = 5000,
+        batch_size: int = 250,
+        seed: int = 0,
+    ):
+        if version not in VERSIONS:
+            raise ValueError(f"Expected version in {VERSIONS}. Received: version={version!r}")
+        unknown = [a for a in attacks or () if a not in ATTACKS]
+        if unknown or attacks == ():
+            raise ValueError(
+                f"Expected attacks from {ATTACKS}. Received: attacks={tuple(attacks or ())}"
+            )
+        for name, value in (("steps", steps), ("targets", targets), ("queries", queries)):
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"Expected {name} to be an int >= 1. Received: {name}={value!r}")
+        if batch_size < 1:
+            raise ValueError(f"Expected batch_size >= 1. Received: batch_size={batch_size}")
+        self.eps, self.norm, self.version = check_eps(eps, norm), norm, version
+        self.attacks = tuple(a for a in ATTACKS if a in attacks) if attacks else _ORDER[version]
+        self.model_fn = logits_fn(model)
+        self.num_classes = int(self.model_fn(tf.zeros([1, *model.input_shape[1:]])).shape[-1])
+        if self.num_classes < 4 and set(self.attacks) & {"apgd-t", "apgd-dlr", "fab-t"}:
+            raise ValueError(
+                "Expected at least 4 classes for the DLR losses and the targeted attacks. "
+                f"Received: a model with {self.num_classes} classes; use "
+                "attacks=('apgd-ce', 'square')"
+            )
+        self.requested_targets = targets
+        self.targets = min(targets, self.num_classes - 1)
+        self.batch_size, self.seed = batch_size, seed
+        restarts = 5 if version == "plus" else 1
+        eot = 20 if version == "rand" else 1
+        self._attack = {
+            "apgd-ce": APGD(model, norm=norm, loss="ce", steps=steps, restarts=restarts, eot=eot),
+            "apgd-dlr": APGD(model, norm=norm, loss="dlr", steps=steps, restarts=restarts, eot=eot),
+            "apgd-t": APGD(model, norm=norm, loss="dlr_targeted", steps=steps),
+            "fab-t": FABTargeted(with_gradient_path(self.model_fn), norm=norm, steps=steps),
+            "square": Square(self.model_fn, norm=norm, queries=queries),
+        }
+        self._predict = tf.function(
+            lambda x: tf.argmax(self.model_fn(x), axis=-1, output_type=tf.int32),
+            reduce_retracing=True,
+        )
+
+    def stages(self) -> list[tuple[str, int]]:
+        """(attack, target rank) in the order they run; rank 0 for the untargeted attacks."""
+        return [
+            (name, rank)
+            for name in self.attacks
+            for rank in (range(2, self.targets + 2) if name in ("apgd-t", "fab-t") else [0])
+        ]
+
+    def run(
+        self, x, y, *, state_path: str | os.PathLike | None = None, progress: bool = False
+    ) -> AutoAttackResult:
+        """Attacks every example; resumes from `state_path` if it holds an unfinished run.
+
+        Args:
+            x: images in [0, 1], [N, H, W, C] (numpy or tensor).
+            y: true labels, [N].
+            state_path: a .npz file the per-example flags are saved to after every batch.
+            progress: a bar per attack on a terminal, one line per attack otherwise.
+        """
+        x = np.asarray(x, np.float32)
+        y = np.asarray(y).astype(np.int32)
+        if x.ndim != 4 or y.shape != (len(x),) or len(x) == 0:
+            raise ValueError(
+                "Expected images [N, H, W, C] and N labels, N > 0. "
+                f"Received: x {x.shape}, y {y.shape}"
+            )
+        state = _State.load(state_path, len(x), self.stages(), self._key())
+        if state is None:
+            clean = self._predictions(x) == y
+            state = _State(clean, clean.copy(), stage=0, attacked=np.zeros(len(x), bool))
+            state.save(state_path, self._key())
+        checks = self._checks_before(x[: self.batch_size], y[: self.batch_size])
+        stages = self.stages()
+        while state.stage < len(stages):
+            name, rank = stages[state.stage]
+            todo = np.flatnonzero(state.robust & ~state.attacked)
+            label = name if not rank else f"{name} (target {rank - 1}/{self.targets})"
+            bar = progress_bar(
+                total=len(todo), desc=f"{label} ε={self.eps:g}", unit="img", enabled=progress
+            )
+            start = time.perf_counter()
+            for begin in range(0, len(todo), self.batch_size):
+                index = todo[begin : begin + self.batch_size]
+                x_adv = self._perturb(name, rank, x[index], y[index])
+                fooled = self._predictions(x_adv) != y[index]
+                state.robust[index[fooled]] = False
+                state.attacked[index] = True
+                state.seconds[name] = state.seconds.get(name, 0.0) + time.perf_counter() - start
+                start = time.perf_counter()
+                state.save(state_path, self._key())
+                bar.update(len(index))
+            bar.set_postfix_str(f"robust {100 * state.robust.mean():.1f}%")
+            bar.close()
+            if rank in (0, self.targets + 1):  # an attack's last stage
+                state.after[name] = float(state.robust.mean())
+            state.stage, state.attacked[:] = state.stage + 1, False
+            state.save(state_path, self._key())
+        checks += self._checks_after(state.after)
+        return AutoAttackResult(
+            clean=state.clean,
+            robust=state.robust,
+            after=dict(state.after),
+            checks=checks,
+            eps=self.eps,
+            norm=self.norm,
+            version=self.version,
+            seconds={k: round(v, 2) for k, v in state.seconds.items()},
+        )
+
+    # === Attacks ===
+    def _perturb(self, name: str, rank: int, x, y) -> tf.Tensor:
+        attack, seed = self._attack[name], self.seed
+        if name == "square":
+            return attack(x, y, eps=self.eps, seed=seed)
+        if name == "fab-t":
+            return attack(x, y, eps=self.eps, target_rank=rank, seed=seed)
+        return attack(x, y, eps=self.eps, seed=seed, target_rank=max(rank, 2))
+
+    def _predictions(self, x) -> np.ndarray:
+        return np.concatenate(
+            [
+                self._predict(tf.constant(x[i : i + self.batch_size])).numpy()
+                for i in range(0, len(x), self.batch_size)
+            ]
+        )
+
+    def _key(self) -> dict:
+        """What a saved state must match to be continued."""
+        return {"eps": self.eps, "norm": self.norm, "stages": self.stages(), "seed": self.seed}
+
+    # === AutoAttack's checks ===
+    def _checks_before(self, x, y) -> list[Check]:
+        x = tf.constant(x)
+        outputs = [self.model_fn(x).numpy() for _ in range(5)]
+        unit = [o / (np.linalg.norm(o, axis=1, keepdims=True) + 1e-10) for o in outputs]
+        spread = max(float(np.linalg.norm(a - b, axis=1).max()) for a in unit for b in unit)
+        correct = {int((o.argmax(1) == y).sum()) for o in outputs}
+        randomized = spread > 1e-4 or len(correct) > 1
+        checks = [
+            Check(
+                "deterministic model",
+                not randomized or self.version == "rand",
+                f"largest change of the normalized logits over 5 passes: {spread:.2g}"
+                + ("; use version='rand'" if randomized and self.version != "rand" else ""),
+            )
+        ]
+        first = outputs[0]
+        softmax = bool(
+            first.max() < 1 + 1e-5
+            and first.min() > -1e-5
+            and np.all(np.abs(first.sum(-1) - 1) < 1e-5)
+        )
+        checks.append(
+            Check(
+                "logits, not probabilities",
+                not softmax,
+                "the outputs are a probability distribution: attack the logits"
+                if softmax
+                else "the outputs are not a probability distribution",
+            )
+        )
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(dlr_loss(with_gradient_path(self.model_fn)(x), tf.constant(y)))
+        # On the points the attacks will work on: the correctly classified ones.
+        gradient = tape.gradient(loss, x).numpy().reshape(len(y), -1)
+        attacked = first.argmax(1) == y
+        zero = int(np.sum(np.all(gradient == 0, axis=1) & attacked))
+        checks.append(
+            Check(
+                "no zero DLR gradient",
+                zero == 0,
+                f"{zero} of {int(attacked.sum())} correctly classified points have a zero DLR "
+                "gradient at the clean image",
+            )
+        )
+        targeted = {"apgd-t", "fab-t"} & set(self.attacks)
+        checks.append(
+            Check(
+                "enough classes",
+                not targeted or self.requested_targets <= self.num_classes - 1,
+                f"{self.requested_targets} target classes requested, "
+                f"{self.num_classes - 1} possible; ran {self.targets}"
+                if targeted
+                else f"{self.num_classes} classes",
+            )
+        )
+        if self.version == "plus":
+            checks.append(
+                Check("untargeted FAB", None, "the plus version's untargeted FAB is not built")
+            )
+        return checks
+
+    def _checks_after(self, after: dict[str, float]) -> list[Check]:
+        white_box = [after[name] for name in after if name in WHITE_BOX]
+        if "square" not in after or not white_box:
+            return [
+                Check("Square finds nothing new", None, "needs Square after a white-box attack")
+            ]
+        gain = min(white_box) - after["square"]
+        return [
+            Check(
+                "Square finds nothing new",
+                gain <= SQUARE_TOLERANCE,
+                f"Square lowered the accuracy left by the white-box attacks by "
+                f"{100 * gain:.1f} points",
+            )
+        ]
+
+
+@dataclass
+class _State:
+    """The resumable part of a run: per-example flags and where the attack order stands."""
+
+    clean: np.ndarray
+    robust: np.ndarray
+    stage: int
+    attacked: np.ndarray  # points the current stage has attacked already
+    after: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def save(self, path, key: dict) -> None:
+        if path is None:
+            return
+        path = Path(path)
+        info = {"key": key, "stage": self.stage, "after": self.after, "seconds": self.seconds}
+        partial = path.with_name(path.name + ".partial.npz")
+        np.savez(
+            partial,
+            clean=self.clean,
+            robust=self.robust,
+            attacked=self.attacked,
+            info=np.array(json.dumps(info)),
+        )
+        os.replace(partial, path)  # atomic: a kill leaves the previous state, never half of one
+
+    @classmethod
+    def load(cls, path, n: int, stages: list, key: dict) -> _State | None:
+        if path is None or not Path(path).exists():
+            return None
+        with np.load(path) as saved:
+            info = json.loads(str(saved["info"]))
+            if info["key"] != json.loads(json.dumps(key)) or len(saved["clean"]) != n:
+                raise ValueError(
+                    f"Expected {path} to hold this evaluation's state (same ε, norm, attacks, "
+                    "seed and examples). Received: another evaluation's; delete it to start over"
+                )
+            return cls(
+                saved["clean"].copy(),
+                saved["robust"].copy(),
+                int(info["stage"]),
+                saved["attacked"].copy(),
+                dict(info["after"]),
+                dict(info["seconds"]),
+            )
