@@ -55,5 +55,5 @@ RECIPE = Recipe(
     model=ModelConfig(backbone="resnet8"),
     training=TrainingConfig(epochs=3, learning_rate=0.2, schedule="onecycle"),
     adversarial=AdversarialConfig(eps=0.1, guard="log"),
-    evaluation=EvalConfig(eps=0.1, fgsm_eps=(0.1, 0.3), pgd_steps=(20,)),
+    evaluation=EvalConfig(eps=0.1, fgsm_eps=(0.1, 0.3), pgd_steps=(20,), autoattack=True),
 )

@@ -44,7 +44,9 @@ RECIPE = Recipe(
     adversarial=AdversarialConfig(
         eps=0.1, pgd_steps=7, replays=4, ramp_epochs=2, gamma=0.5, ema=0.9, guard="log"
     ),
-    evaluation=EvalConfig(eps=0.1, fgsm_eps=(0.1,), pgd_steps=(20,), augmented=("geometric",)),
+    evaluation=EvalConfig(
+        eps=0.1, fgsm_eps=(0.1,), pgd_steps=(20,), augmented=("geometric",), autoattack=True
+    ),
     baseline="none@free",  # seed 004's variants are judged against plain Free-AT
     objective="robust",
 )

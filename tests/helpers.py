@@ -96,6 +96,9 @@ QUICK_EVAL_SETTINGS = {
     "spsa_steps": 3,
     "spsa_samples": 8,
     "cw_steps": 5,
+    "autoattack_examples": 16,  # where a recipe turns AutoAttack on
+    "autoattack_steps": 5,
+    "autoattack_queries": 20,
 }
 
 

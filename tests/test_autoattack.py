@@ -1,6 +1,8 @@
 """The AutoAttack ensemble: worst case over attacks run on the still-robust points, its checks on
 models built to trip them, and resuming an interrupted evaluation."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -141,3 +143,54 @@ def test_too_few_classes_for_the_dlr_losses_is_refused():
     with pytest.raises(ValueError, match="at least 4 classes"):
         AutoAttack(tiny_model(num_classes=3), eps=0.03)
     AutoAttack(tiny_model(num_classes=3), eps=0.03, attacks=("apgd-ce", "square"))
+
+
+def test_a_robust_recipe_reports_autoattack_as_its_headline_and_evaluate_reads_the_export(
+    tmp_path, capsys
+):
+    from tests.helpers import quick_eval_cli, run_cli
+
+    code = run_cli(
+        "robust_baselines",
+        *("--set", "data.dataset=digits", "--set", "data.train_size=none"),
+        *("--set", "data.test_size=none", "--set", "variants=none@pgd,none@fgsm_rs"),
+        *("--set", "model.backbone=small_cnn", "--set", "training.epochs=1"),
+        *("--set", "monitor.robust_examples=32"),
+        *quick_eval_cli(),
+        "--no-progress",
+        tmp_path=tmp_path,
+    )
+    assert code == 0
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    results = json.loads((run_dir / "results.json").read_text())
+    label = "AutoAttack ε=0.1"
+    for variant in results["variants"].values():
+        assert variant["robust_attack"] == label
+        autoattack = variant["robustness"]["autoattack"]
+        assert autoattack["examples"] == 16 and variant["robustness"]["examples"][label] == 16
+        assert variant["robust_accuracy"] == autoattack["robust"] <= autoattack["clean"]
+        checks = {c["name"] for c in variant["robustness"]["sanity"]}
+        assert {"deterministic model", "Square finds nothing new"} <= checks
+        assert len(np.load(run_dir / "variants" / variant["correct"])["robust"]) == 16
+    assert results["comparison"]["metrics"]["robust"] == label
+    assert f"{label} (n=16)" in (run_dir / "results.md").read_text()
+    entries = json.loads((run_dir / "robustbench.json").read_text())
+    assert [e["name"] for e in entries] == [f"robust_baselines/{n}" for n in results["variants"]]
+    assert entries[0]["architecture"] == "small_cnn" and entries[0]["autoattack_examples"] == 16
+
+    capsys.readouterr()
+    export = results["export"]
+    args = ["evaluate", export, "--eps", "0.1", "--examples", "24", "--no-progress"]
+    assert run_cli(*args, "--attacks", "apgd-ce,pgd", "--json") == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["examples"] == 24 and report["eps"] == 0.1
+    assert report["robust"] <= min(report["apgd-ce"], report["PGD-20 ε=0.1"]) <= report["clean"]
+    for bad, message in [
+        (["evaluate", str(tmp_path), "--eps", "0.1"], "Expected a SavedModel directory"),
+        (["evaluate", export, "--eps", "-0.1"], "Expected --eps >= 0"),
+        (["evaluate", export, "--eps", "0.1", "--dataset", "fashion_mnist"], "shape"),
+        (["evaluate", export, "--eps", "0.1", "--attacks", "pgdd"], "Expected attacks from"),
+    ]:
+        assert run_cli(*bad) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1

@@ -109,7 +109,7 @@ def test_default_recipe_quick_mode_end_to_end(tmp_path):
     for line in result.stderr.splitlines():  # only what a user can act on, one line each
         assert line.startswith("warning: ") and "robustness claim not trustworthy" in line
     assert (
-        "| variant | val acc | clean test acc | FGSM ε=0.1 | FGSM ε=0.3 | PGD-3 ε=0.1 |"
+        "| variant | val acc | clean test acc | FGSM ε=0.1 | FGSM ε=0.3 | PGD-3 ε=0.1 (n=256) |"
         in result.stdout
     )
     (run_dir,) = (tmp_path / "runs").iterdir()
@@ -128,7 +128,7 @@ def test_default_recipe_quick_mode_end_to_end(tmp_path):
     export = tmp_path / "sm" / run_dir.name
     meta = json.loads((export / "metadata.json").read_text())
     assert meta["variant"] == results["best_variant"]
-    assert meta["classes"][0] == "T-shirt/top"
+    assert meta["class_names"][0] == "T-shirt/top"
     serving = tf.saved_model.load(str(export)).signatures["serving_default"]
     assert serving(images=tf.zeros([2, 28, 28, 1]))["probabilities"].shape == (2, 10)
 

@@ -4,6 +4,10 @@
 `tfaux.tune`); NAME may also be the path of a .py file defining `RECIPE`, such as the
 `best_recipe.py` a search writes.
 
+`python recipes/run.py predict SAVEDMODEL_DIR IMAGE...` classifies images with an export, and
+`python recipes/run.py export-tflite SAVEDMODEL_DIR` converts it to TensorFlow Lite (see
+`tfaux.deploy`).
+
 Bad input (unknown recipe, key, backbone, task or dataset; a wrong type; ε < 0; missing data)
 prints one line saying what is wrong and what to do, and exits with status 2. Set TFAUX_DEBUG=1
 to see the traceback instead.
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import logging
 import os
 import sys
@@ -84,7 +89,9 @@ def _parser() -> argparse.ArgumentParser:
         "  python recipes/run.py seed000_ft --set training.epochs=2 --set data.train_size=2000\n"
         "  python recipes/run.py --keys               # every key --set accepts\n"
         "  python recipes/run.py tune seed000_ft      # search λ with KerasTuner (tune --help)\n"
-        "  python recipes/run.py runs/seed000_ft-tune/best_recipe.py\n",
+        "  python recipes/run.py runs/seed000_ft-tune/best_recipe.py\n"
+        "  python recipes/run.py predict savedmodels/<run> shoe.png   # predict --help\n"
+        "  python recipes/run.py export-tflite savedmodels/<run>      # export-tflite --help\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -113,6 +120,12 @@ def main(argv: list[str] | None = None, *, recipes_dir: Path) -> int:
         warnings.showwarning = _one_line_warning
         if argv[:1] == ["tune"]:
             return tune_main(argv[1:], recipes_dir=recipes_dir)
+        if argv[:1] == ["evaluate"]:
+            return evaluate_main(argv[1:])
+        if argv[:1] == ["predict"]:
+            return predict_main(argv[1:])
+        if argv[:1] == ["export-tflite"]:
+            return export_tflite_main(argv[1:])
         args = _parser().parse_args(argv)
         return _attempt(
             lambda: _run(args, recipes_dir),
@@ -256,9 +269,211 @@ def _tune(args: argparse.Namespace, recipes_dir: Path) -> int:
     return 0
 
 
+# === Deploy: predict, export-tflite ===
+
+
+def _predict_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python recipes/run.py predict",
+        description="Classify images with an exported SavedModel: each image's top-k classes "
+        "with their names and probabilities. Images are decoded and resized with TensorFlow; "
+        "grayscale and RGB are converted to what the export takes.",
+        epilog="examples:\n"
+        "  python recipes/run.py predict savedmodels/<run> shoe.png shirt.jpg\n"
+        "  python recipes/run.py predict savedmodels/<run> batch.npy --top-k 1 --json\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("savedmodel", help="an export's directory, e.g. savedmodels/<run>")
+    parser.add_argument("images", nargs="+", help="PNG or JPEG files, or .npy batches [N, H, W, C]")
+    parser.add_argument("--top-k", type=int, default=3, help="classes per image (default: 3)")
+    parser.add_argument("--json", action="store_true", help="JSON: one object per image")
+    return parser
+
+
+def predict_main(argv: list[str]) -> int:
+    """`python recipes/run.py predict SAVEDMODEL_DIR IMAGE... [--top-k K] [--json]`."""
+    args = _predict_parser().parse_args(argv)
+    return _attempt(lambda: _predict(args), interrupted="nothing was written")
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from tfaux import deploy
+
+    export = deploy.load(args.savedmodel)
+    names, images = deploy.load_images(args.images, export.input_shape)
+    rows = deploy.predict(export, images, args.top_k, names=names)
+    per_image = [rows[i : i + args.top_k] for i in range(0, len(rows), args.top_k)]
+    if args.json:
+        print(json.dumps([_prediction_json(top) for top in per_image], indent=2))
+        return 0
+    print("| image | rank | class | name | probability |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row.image} | {row.rank} | {row.index} | {row.name} | {row.probability:.4f} |")
+    return 0
+
+
+def _prediction_json(top: list) -> dict:
+    return {
+        "image": top[0].image,
+        "top_k": [
+            {"rank": row.rank, "class": row.index, "name": row.name, "probability": row.probability}
+            for row in top
+        ],
+    }
+
+
+def _export_tflite_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python recipes/run.py export-tflite",
+        description="Convert an exported SavedModel to TensorFlow Lite (float32, and int8 with "
+        "dynamic-range quantization), then compare both with the SavedModel on test images: "
+        "size, latency, largest logit difference and test accuracy.",
+        epilog="examples:\n"
+        "  python recipes/run.py export-tflite savedmodels/<run>\n"
+        "  python recipes/run.py export-tflite savedmodels/<run> --out phone/ "
+        "--test-examples 10000\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("savedmodel", help="an export's directory, e.g. savedmodels/<run>")
+    parser.add_argument("--out", help="output directory (default: SAVEDMODEL_DIR/tflite)")
+    parser.add_argument(
+        "--test-examples",
+        type=int,
+        default=1000,
+        help="first N test images to measure on (default: 1000; 0: 64 random images, no accuracy)",
+    )
+    parser.add_argument(
+        "--dataset", help="dataset of the test images (default: the export's, from metadata.json)"
+    )
+    return parser
+
+
+def export_tflite_main(argv: list[str]) -> int:
+    """`python recipes/run.py export-tflite SAVEDMODEL_DIR [--out DIR] [--test-examples N]`."""
+    args = _export_tflite_parser().parse_args(argv)
+    return _attempt(
+        lambda: _export_tflite(args),
+        interrupted="run the same command again (finished .tflite files are complete)",
+    )
+
+
+def _export_tflite(args: argparse.Namespace) -> int:
+    if args.test_examples < 0:
+        raise ValueError(
+            f"Expected --test-examples >= 0. Received: --test-examples {args.test_examples}"
+        )
+    import numpy as np
+
+    from tfaux import deploy
+
+    export = deploy.load(args.savedmodel)
+    dataset = args.dataset or export.metadata.get("dataset")
+    # The test images first: missing data fails before a minute of conversion, not after.
+    if args.test_examples and dataset:
+        images, labels = deploy.dataset_images(export, dataset, args.test_examples)
+        measured_on = f"the first {len(images)} {dataset} test images"
+    else:
+        images = np.random.default_rng(0).random((64, *export.input_shape), dtype=np.float32)
+        labels, measured_on = None, "64 random images (no dataset: no accuracy)"
+    paths = deploy.tflite(export, args.out or export.directory / "tflite")
+    print(f"wrote {', '.join(str(p) for p in paths.values())}; measured on {measured_on}:")
+    print("| model | size | ms/image | max logit diff vs SavedModel | test accuracy |")
+    print("|---|---|---|---|---|")
+    for row in deploy.measure(export, paths, images, labels):
+        model = "SavedModel" if row.model == "SavedModel" else f"TFLite {row.model}"
+        accuracy = "-" if row.accuracy is None else f"{100 * row.accuracy:.2f}"
+        print(
+            f"| {model} | {_size(row.size_bytes)} | {row.latency_ms:.3f} | "
+            f"{row.max_logit_diff:.2g} | {accuracy} |"
+        )
+    print("ms/image: median of single-image calls; TFLite on 1 thread, the SavedModel on all cores")
+    return 0
+
+
+def _size(num_bytes: int) -> str:
+    return f"{num_bytes / 2**20:.2f} MiB" if num_bytes >= 2**20 else f"{num_bytes / 2**10:.1f} KiB"
+
+
 def _fail(error: Exception, status: int = USAGE_ERROR) -> int:
     if os.environ.get("TFAUX_DEBUG"):
         raise error
     message = " ".join(str(error).split())
     print(f"error: {message}", file=sys.stderr)
     return status
+
+
+# === Evaluate an export: AutoAttack on any SavedModel ===
+def _evaluate_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python recipes/run.py evaluate",
+        description="Robust accuracy of an exported classifier under AutoAttack (and PGD-20), "
+        "through its serving signature, on the first test images of a dataset. The same command "
+        "continues an interrupted evaluation.",
+        epilog="examples:\n"
+        "  python recipes/run.py evaluate savedmodels/<run> --eps 0.1 --examples 500\n"
+        "  python recipes/run.py evaluate savedmodels/<run> --attacks apgd-ce,square --json\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("savedmodel", help="an export written by a run (savedmodels/<run>)")
+    parser.add_argument("--dataset", help="whose test images (default: the export's dataset)")
+    parser.add_argument("--eps", type=float, required=True, help="budget, pixels in [0, 1]")
+    parser.add_argument("--norm", default="linf", choices=("linf", "l2"))
+    parser.add_argument("--examples", type=int, default=500, help="first N test images")
+    parser.add_argument(
+        "--attacks",
+        default="autoattack",
+        help="comma-separated: autoattack, pgd, apgd-ce, apgd-dlr, apgd-t, fab-t, square",
+    )
+    parser.add_argument("--version", default="standard", help="AutoAttack: standard|plus|rand")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="last line: one JSON object")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return parser
+
+
+def evaluate_main(argv: list[str]) -> int:
+    """`python recipes/run.py evaluate SAVEDMODEL_DIR --eps E [...]`."""
+    args = _evaluate_parser().parse_args(argv)
+    return _attempt(
+        lambda: _evaluate(args),
+        interrupted="run the same command again to continue the evaluation",
+    )
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    if args.eps < 0:
+        raise ValueError(f"Expected --eps >= 0. Received: --eps {args.eps}")
+    from tfaux.evaluate.benchmark import benchmark, parse_attacks
+
+    attacks = parse_attacks(args.attacks)
+    state = Path(args.savedmodel) / f"autoattack-{args.norm}-{args.eps:g}-{args.examples}.npz"
+    report = benchmark(
+        args.savedmodel,
+        dataset=args.dataset,
+        eps=args.eps,
+        norm=args.norm,
+        examples=args.examples,
+        attacks=attacks,
+        version=args.version,
+        seed=args.seed,
+        state_path=state if os.access(args.savedmodel, os.W_OK) else None,
+        progress=not args.no_progress,
+    )
+    n = report["examples"]
+    rows = [("clean", report["clean"])]
+    rows += [(k, v) for k, v in report.items() if k not in _NOT_ATTACKS]
+    rows.append(("robust (worst case)", report["robust"]))
+    print(f"| {report['dataset']}, {args.norm} ε={args.eps:g}, {n} images | accuracy % |")
+    print("|---|---|")
+    for label, accuracy in rows:
+        print(f"| {label} | {accuracy:.2f} |")
+    for check in report["checks"]:
+        if check["passed"] is False:
+            print(f"warning: robustness claim not trustworthy: {check['name']}: {check['detail']}")
+    if args.json:
+        print(json.dumps({k: v for k, v in report.items() if k != "checks"}))
+    return 0
+
+
+_NOT_ATTACKS = {"clean", "robust", "examples", "eps", "norm", "dataset", "checks", "trustworthy"}

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -34,17 +35,24 @@ def weights_sha256(model: keras.Model) -> str:
     return digest.hexdigest()
 
 
-def saved_model(model: keras.Model, directory: str | os.PathLike, *, metadata: dict | None = None):
+def saved_model(
+    model: keras.Model,
+    directory: str | os.PathLike,
+    *,
+    class_names: Sequence[str] | None = None,
+    metadata: dict | None = None,
+):
     """Writes the primary classifier of `model` to `directory` as a TF SavedModel.
 
     Signature `serving_default(images: float32[None, H, W, C] in [0, 1])` returns
     {"logits", "probabilities"}. `metadata.json` beside it holds the input spec, the
-    normalization, the weights' sha256 and whatever `metadata` adds (dataset, classes, metrics,
-    recipe).
+    normalization, the weights' sha256, the class names and whatever `metadata` adds (dataset,
+    metrics, recipe). `tfaux.deploy` reads it back to check inputs and name the predictions.
 
     Args:
         model: an `AuxModel` (dict outputs) or a plain classifier.
         directory: final location; replaced if it exists.
+        class_names: one name per logit (default "0", "1", ...).
         metadata: extra JSON-serializable entries.
 
     Returns:
@@ -53,6 +61,14 @@ def saved_model(model: keras.Model, directory: str | os.PathLike, *, metadata: d
     directory = Path(directory)
     classifier = primary_classifier(model) if isinstance(model.output, dict) else model
     input_shape = tuple(classifier.input_shape[1:])
+    num_classes = int(classifier.output_shape[-1])
+    if class_names is None:
+        class_names = [str(i) for i in range(num_classes)]
+    elif len(class_names) != num_classes:
+        raise ValueError(
+            f"Expected one class name per logit ({num_classes}). Received: "
+            f"{len(class_names)} class_names"
+        )
     info = {
         "format": "tf_saved_model",
         "signature": "serving_default",
@@ -63,6 +79,7 @@ def saved_model(model: keras.Model, directory: str | os.PathLike, *, metadata: d
             "range": [0.0, 1.0],
         },
         "outputs": ["logits", "probabilities"],
+        "class_names": [str(name) for name in class_names],
         "normalization": _normalization(classifier),
         "num_parameters": int(classifier.count_params()),
         "weights_sha256": weights_sha256(classifier),

@@ -740,10 +740,41 @@ def write_report(run_dir: Path, results: dict) -> None:
         results["heatmap_plot"] = path.name
     sections += [t for t in (input_robustness_table(results), denoiser_table(results)) if t]
     sections.append(robustness_details(results))
+    entries = robustbench_entries(results)
+    if entries:
+        (run_dir / "robustbench.json").write_text(json.dumps(entries, indent=2))
+        results["robustbench"] = "robustbench.json"
     (run_dir / "results.md").write_text(
         f"# {results['recipe']} ({results['run']})\n\n" + "\n".join(sections)
     )
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+
+
+def robustbench_entries(results: dict) -> list[dict]:
+    """One RobustBench-style leaderboard entry per variant that AutoAttack evaluated: the
+    fields of theirs that apply (accuracies in %, over the images each number ran on)."""
+    entries = []
+    for name, r in results["variants"].items():
+        autoattack = r["robustness"].get("autoattack")
+        if autoattack is None:
+            continue
+        entries.append(
+            {
+                "name": f"{results['recipe']}/{name}",
+                "dataset": results["dataset"]["name"],
+                "architecture": results.get("backbone"),
+                "threat_model": {"linf": "Linf", "l2": "L2"}[autoattack["norm"]],
+                "eps": autoattack["eps"],
+                "clean_acc": round(100 * r["test_accuracy"], 2),
+                "clean_examples": r["robustness"]["num_examples"],
+                "autoattack_acc": round(100 * autoattack["robust"], 2),
+                "autoattack_examples": autoattack["examples"],
+                "autoattack_version": autoattack["version"],
+                "number_forward_passes": 1,  # one deterministic pass; the checks flag randomness
+                "trustworthy": autoattack["trustworthy"],
+            }
+        )
+    return entries
 
 
 # === Backbone sweeps ===

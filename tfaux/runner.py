@@ -146,6 +146,7 @@ def run(
         "recipe": recipe.name,
         "run": run_dir.name,
         "dataset": dataclasses.asdict(info),
+        "backbone": recipe.model.backbone,
         "variants": variants,
         "best_variant": best,
         "best_by": best_by,
@@ -588,12 +589,12 @@ def _export(recipe: Recipe, variant: str, result: dict, splits, run_dir: Path, p
     return saved_model(
         model,
         parent / run_dir.name,
+        class_names=info.class_names,
         metadata={
             "run": run_dir.name,
             "recipe": recipe.to_dict(),
             "variant": variant,
             "dataset": info.name,
-            "classes": list(info.class_names),
             "metrics": {
                 k: result[k]
                 for k in ("val_accuracy", "test_accuracy", "fgsm_accuracy", "pgd_accuracy")

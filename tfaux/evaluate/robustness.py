@@ -15,8 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfaux.attacks import Attacker, AttackSpec, check_eps
-from tfaux.evaluate.autoattack import AutoAttack
 from tfaux.config import EvalConfig
+from tfaux.evaluate.autoattack import AutoAttack
 from tfaux.evaluate.sanity import run_checks, warn_failed
 from tfaux.progress import progress_bar
 from tfaux.training.aux_model import labels_of
