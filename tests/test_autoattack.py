@@ -78,6 +78,11 @@ def test_a_softmax_output_and_a_randomized_model_trip_their_checks():
     )
     honest = _passed(AutoAttack(base, eps=0.03, attacks=attacks, steps=2).run(x, y))
     assert honest["deterministic model"] and honest["logits, not probabilities"]
+    # The rand version is the one for randomized models: gradients averaged over 20 passes.
+    rand = AutoAttack(noisy, eps=0.03, version="rand", steps=2)
+    assert rand.stages() == [("apgd-ce", 0), ("apgd-dlr", 0)]
+    assert rand.by_name["apgd-ce"].eot == 20
+    assert _passed(rand.run(x, y))["deterministic model"] is True
 
 
 def test_square_catches_a_model_that_hides_its_gradients():

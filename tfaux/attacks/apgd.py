@@ -139,9 +139,13 @@ class APGD:
             robust &= ~fooled
         return adversarial
 
-    def tracing_count(self) -> int:
-        """Traces so far, summed over image shapes: one per shape is the goal."""
-        return sum(fn.experimental_get_tracing_count() for fn in self._functions.values())
+    def tracing_counts(self) -> dict[str, int]:
+        """How often the attack was traced, per image shape: once, whatever ε, seed, target
+        rank and batch size."""
+        return {
+            "x".join(map(str, key)): fn.experimental_get_tracing_count()
+            for key, fn in self._functions.items()
+        }
 
     def _inputs(self, x, y, eps):
         x = tf.convert_to_tensor(x, tf.float32)

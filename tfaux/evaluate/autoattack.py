@@ -153,7 +153,8 @@ class AutoAttack:
         self.batch_size, self.seed = batch_size, seed
         restarts = 5 if version == "plus" else 1
         eot = 20 if version == "rand" else 1
-        self._attack = {
+        # The attack objects, by name (`rand` makes APGD average 20 gradients: `eot`).
+        self.by_name = {
             "apgd-ce": APGD(model, norm=norm, loss="ce", steps=steps, restarts=restarts, eot=eot),
             "apgd-dlr": APGD(model, norm=norm, loss="dlr", steps=steps, restarts=restarts, eot=eot),
             "apgd-t": APGD(model, norm=norm, loss="dlr_targeted", steps=steps),
@@ -236,7 +237,7 @@ class AutoAttack:
 
     # === Attacks ===
     def _perturb(self, name: str, rank: int, x, y) -> tf.Tensor:
-        attack, seed = self._attack[name], self.seed
+        attack, seed = self.by_name[name], self.seed
         if name == "square":
             return attack(x, y, eps=self.eps, seed=seed)
         if name == "fab-t":
