@@ -204,7 +204,10 @@ class AutoAttack:
             todo = np.flatnonzero(state.robust & ~state.attacked)
             label = name if not rank else f"{name} (target {rank - 1}/{self.targets})"
             bar = progress_bar(
-                total=len(todo), desc=f"{label} ε={self.eps:g}", unit="img", enabled=progress
+                total=len(todo),
+                desc=f"{label} ε={self.eps:g}",
+                unit="img",
+                enabled=progress and len(todo) > 0,  # nothing left to attack: no line
             )
             start = time.perf_counter()
             for begin in range(0, len(todo), self.batch_size):

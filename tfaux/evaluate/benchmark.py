@@ -110,7 +110,7 @@ def benchmark(
             seed=seed,
         ).run(x, y, state_path=state_path, progress=progress)
         clean, robust, checks = result.clean, result.robust.copy(), result.checks
-        report.update({name: 100 * accuracy for name, accuracy in result.after.items()})
+        report.update({name: _percent(accuracy) for name, accuracy in result.after.items()})
     if "pgd" in attacks:
         spec = AttackSpec("pgd", eps=eps, norm=norm, steps=20)
         attacker = Attacker(model)
@@ -123,14 +123,14 @@ def benchmark(
             ]
         )
         fooled = predicted != y
-        report[spec.label] = 100 * float(np.mean(~fooled))
+        report[spec.label] = _percent(np.mean(~fooled))
         if robust is None:
             clean = np.argmax(attacker.predict(x), -1) == y
             robust = clean.copy()
         robust &= ~fooled
     return {
-        "clean": 100 * float(np.mean(clean)),
-        "robust": 100 * float(np.mean(robust)),
+        "clean": _percent(np.mean(clean)),
+        "robust": _percent(np.mean(robust)),
         **report,
         "examples": int(len(x)),
         "eps": float(eps),
@@ -139,3 +139,8 @@ def benchmark(
         "checks": [check.to_dict() for check in checks],
         "trustworthy": all(check.passed is not False for check in checks),
     }
+
+
+def _percent(fraction) -> float:
+    """A fraction as a percentage with two decimals (92.6, not 92.60000000000001)."""
+    return round(100 * float(fraction), 2)
