@@ -122,3 +122,16 @@ def test_apgd_never_returns_a_perturbed_misclassified_point():
 def test_apgd_rejects_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         APGD(tiny_model(), **kwargs)
+
+
+def test_apgd_counts_the_points_whose_gradient_is_zero_at_the_start():
+    model, x, y, _ = linear_problem(32)
+    inputs = keras.Input((4, 4, 1))
+    frozen = keras.layers.Lambda(lambda t: keras.ops.stop_gradient(t))(inputs)
+    masked = keras.Model(inputs, model(frozen))
+    attack = APGD(masked, loss="dlr", steps=3)
+    attack(x, y, eps=0.05)
+    assert attack.zero_gradients == 32  # every point is classified correctly, none has a gradient
+    honest = APGD(model, loss="dlr", steps=3)
+    honest(x, y, eps=0.05)
+    assert honest.zero_gradients == 0

@@ -20,7 +20,8 @@ def _passed(result) -> dict:
 def test_the_ensemble_is_exact_on_a_linear_model_and_its_checks_pass():
     model, x, y, distance = linear_problem()
     eps = 0.05
-    result = AutoAttack(model, eps=eps, steps=20, queries=200, targets=2).run(x, y)
+    # One target: the other two classes sit at −100, where the targeted DLR loss is flat.
+    result = AutoAttack(model, eps=eps, steps=20, queries=200, targets=1).run(x, y)
     assert result.clean.all()
     np.testing.assert_array_equal(result.robust, distance > eps)
     # Accuracy after each attack only falls, and the last one is the worst case.
@@ -32,8 +33,32 @@ def test_the_ensemble_is_exact_on_a_linear_model_and_its_checks_pass():
         "logits, not probabilities": True,
         "no zero DLR gradient": True,
         "enough classes": True,
+        "adversarial images valid": True,
         "Square finds nothing new": True,
     }
+
+
+def test_plus_runs_untargeted_fab_in_the_reference_order_and_is_exact_on_a_linear_model():
+    model, x, y, distance = linear_problem()
+    eps = 0.05
+    attack = AutoAttack(model, eps=eps, version="plus", steps=10, queries=100, targets=2)
+    # The reference's order: ['apgd-ce', 'apgd-dlr', 'fab', 'square', 'apgd-t', 'fab-t'].
+    assert attack.stages() == [
+        ("apgd-ce", 0), ("apgd-dlr", 0), ("fab", 0), ("square", 0),
+        ("apgd-t", 2), ("apgd-t", 3), ("fab-t", 2), ("fab-t", 3),
+    ]  # fmt: skip
+    assert attack.by_name["fab"].restarts == attack.by_name["apgd-ce"].restarts == 5
+    result = attack.run(x, y)
+    np.testing.assert_array_equal(result.robust, distance > eps)
+    assert list(result.after) == ["apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"]
+    assert "untargeted FAB" not in _passed(result)  # built: no skipped check any more
+
+    # FAB on its own: it stops ~0.5 % beyond the boundary, so no point lies within 1 % below ε.
+    eps = 0.052
+    assert not np.any((distance > eps / 1.01) & (distance <= eps))
+    alone = AutoAttack(model, eps=eps, attacks=("fab",), steps=20).run(x, y)
+    assert list(alone.after) == ["fab"]
+    np.testing.assert_array_equal(alone.robust, distance > eps)
 
 
 def test_each_attack_runs_only_on_the_points_still_robust(monkeypatch, digits_model):
@@ -199,3 +224,36 @@ def test_a_robust_recipe_reports_autoattack_as_its_headline_and_evaluate_reads_t
         assert run_cli(*bad) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_an_attack_that_leaves_the_ball_fools_nothing_and_fails_its_check(monkeypatch):
+    model, x, y, _ = linear_problem(32)
+    attack = AutoAttack(model, eps=0.05, attacks=("apgd-ce",), steps=2)
+    monkeypatch.setattr(attack, "_perturb", lambda name, rank, xb, yb: 1.0 - xb)  # far outside
+    result = attack.run(x, y)
+    assert result.robust_accuracy == result.clean_accuracy == 1.0
+    assert _passed(result)["adversarial images valid"] is False
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["reversed images", "more steps", "another seed", "rand version", "other weights"],
+)
+def test_a_saved_state_is_only_continued_by_the_same_evaluation(change, tmp_path, digits_model):
+    model, x, y = digits_model
+    x, y = x[:16], y[:16]
+    state = tmp_path / "state.npz"
+    settings = {"eps": 0.1, "attacks": ("apgd-ce",), "steps": 3}
+    AutoAttack(model, **settings).run(x, y, state_path=state)
+    AutoAttack(model, **settings).run(x, y, state_path=state)  # the same: read back
+    if change == "reversed images":
+        x, y = x[::-1], y[::-1]
+    else:
+        settings.update(
+            {"more steps": {"steps": 4}, "another seed": {"seed": 1}}.get(change, {}),
+            **({"version": "rand"} if change == "rand version" else {}),
+        )
+    if change == "other weights":
+        model = keras.models.clone_model(model)  # new random weights
+    with pytest.raises(ValueError, match="another evaluation's"):
+        AutoAttack(model, **settings).run(x, y, state_path=state)

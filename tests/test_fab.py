@@ -1,5 +1,5 @@
-"""FAB-T: exact on a linear model, projections against an LP/QP solver, budget and pixel range,
-misclassified points left alone, one trace for all ε, target ranks and seeds."""
+"""FAB and FAB-T: exact on linear models, projections against an LP/QP solver, budget and pixel
+range, misclassified points left alone, one trace for all ε, target ranks and seeds."""
 
 import keras
 import numpy as np
@@ -8,7 +8,7 @@ import tensorflow as tf
 from scipy.optimize import linprog, minimize
 
 from tests.helpers import random_images, tiny_model
-from tfaux.attacks import FABTargeted, logits_fn
+from tfaux.attacks import FAB, FABTargeted, logits_fn
 from tfaux.attacks.fab import _project_l2, _project_linf
 
 ORDERS = {"linf": np.inf, "l2": 2}
@@ -83,6 +83,63 @@ def test_call_fools_exactly_the_points_within_eps(linear, norm):
     np.testing.assert_array_equal(x_adv[far], x[far])
 
 
+@pytest.fixture(scope="module")
+def linear4():
+    """A 4-class linear model whose classes all win somewhere, with weights of unequal scale:
+    the closest boundary is then often not the runner-up's (FAB-T's rank 2 would miss it). The
+    minimal distance is min_j (f_y − f_j) / ‖w_y − w_j‖_q (q = 1 for L∞, 2 for L2)."""
+    rng = np.random.default_rng(1)
+    weights = (rng.normal(size=(16, 4)) * [1.0, 1.0, 0.4, 3.0]).astype(np.float32)
+    bias = (-0.5 * weights.sum(0)).astype(np.float32)  # every class ties at the grey image
+    model = keras.Sequential(
+        [keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(4)]
+    )
+    model.layers[-1].set_weights([weights, bias])
+    n, rows = 12, np.arange(12)
+    x = (0.5 + 0.1 * rng.normal(size=(n, 4, 4, 1))).astype(np.float32)
+    logits = x.reshape(n, -1) @ weights + bias
+    y = logits.argmax(1)
+    assert set(y) == {0, 1, 2, 3}
+    w = weights[:, y].T[:, None, :] - weights.T[None]  # [n, class j, pixel]: w_y − w_j
+    margin = logits[rows, y][:, None] - logits
+    runner_up = np.argsort(-logits, 1)[:, 1]
+    distances = {}
+    for norm, dual in (("linf", 1), ("l2", 2)):
+        distance = margin / np.maximum(np.linalg.norm(w, ord=dual, axis=2), 1e-12)
+        distance[rows, y] = np.inf
+        closest = distance.argmin(1)
+        assert np.sum(closest != runner_up) >= 4
+        distances[norm] = distance[rows, closest]
+        # The box does not bind: the unconstrained minimizers are images.
+        wc = w[rows, closest]
+        step = np.sign(wc) if norm == "linf" else wc / np.linalg.norm(wc, axis=1, keepdims=True)
+        point = x.reshape(n, -1) - distances[norm][:, None] * step
+        assert point.min() > 0 and point.max() < 1
+    return logits_fn(model), x, y, distances
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_untargeted_minimal_is_the_distance_to_the_closest_boundary(linear4, norm):
+    model_fn, x, y, distances = linear4
+    x_min = FAB(model_fn, norm=norm).minimal(x, y, eps=0.1).numpy()
+    assert np.all(_predict(model_fn, x_min) != y)
+    ratio = _norms(x_min - x, norm) / distances[norm]
+    # ~0.5 % beyond the plane, as FAB-T; 1 % also catches the wrong dual norm (3-5 % beyond).
+    assert np.all(ratio >= 1.0 - 1e-4) and np.all(ratio <= 1.01), ratio
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_untargeted_call_fools_exactly_the_points_within_eps(linear4, norm):
+    model_fn, x, y, distances = linear4
+    eps = float(np.median(distances[norm]))
+    x_adv = FAB(model_fn, norm=norm)(x, y, eps=eps).numpy()
+    near, far = distances[norm] < 0.99 * eps, distances[norm] > eps
+    assert near.sum() >= 3 and far.sum() >= 3
+    assert np.all(_predict(model_fn, x_adv[near]) != y[near])
+    assert np.all(_norms(x_adv - x, norm)[near] <= eps)
+    np.testing.assert_array_equal(x_adv[far], x[far])
+
+
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 def test_projection_matches_an_lp_qp_solver(norm):
     """The smallest d with <w, t + d> = b and t + d in [0, 1]^d, against scipy (L∞: a linear
@@ -133,11 +190,15 @@ def conv():
     return model_fn, x, y
 
 
+@pytest.mark.parametrize("targeted", [True, False], ids=["fab-t", "fab"])
 @pytest.mark.parametrize("norm,eps", [("linf", 0.1), ("l2", 1.0)])
-def test_budget_pixel_range_and_misclassified_points(conv, norm, eps):
+def test_budget_pixel_range_and_misclassified_points(conv, norm, eps, targeted):
     model_fn, x, y = conv
-    fab = FABTargeted(model_fn, norm=norm, steps=10, restarts=2)
-    x_adv = fab(x, y, eps=eps, target_rank=2, seed=1).numpy()
+    if targeted:
+        fab = FABTargeted(model_fn, norm=norm, steps=10, restarts=2)
+        x_adv = fab(x, y, eps=eps, target_rank=2, seed=1).numpy()
+    else:
+        x_adv = FAB(model_fn, norm=norm, steps=10, restarts=2)(x, y, eps=eps, seed=1).numpy()
     assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
     assert np.all(_norms(x_adv - x, norm) <= eps * (1 + 1e-6))
     fooled = _predict(model_fn, x_adv) != y
@@ -167,6 +228,15 @@ def test_one_trace_for_all_eps_ranks_seeds_and_batch_sizes(linear):
     assert fab.tracing_counts() == {"linf 4x4x1": 1}
 
 
+def test_untargeted_one_trace_for_all_eps_seeds_and_batch_sizes(linear4):
+    model_fn, x, y, _ = linear4
+    fab = FAB(model_fn, norm="l2", steps=2, restarts=2)
+    for seed, eps in enumerate((0.05, 0.1)):
+        fab(x, y, eps=eps, seed=seed)
+        fab.minimal(x[:3], y[:3], eps=eps, seed=seed)
+    assert fab.tracing_counts() == {"l2 4x4x1": 1}
+
+
 def test_invalid_arguments_raise_value_errors(linear):
     model_fn, x, y, _ = linear
     with pytest.raises(ValueError, match="Did you mean 'l2'"):
@@ -183,3 +253,7 @@ def test_invalid_arguments_raise_value_errors(linear):
         fab(x, y, eps=-0.1, target_rank=2)
     with pytest.raises(ValueError, match="as many labels"):
         fab(x, y[:3], eps=0.1, target_rank=2)
+    with pytest.raises(ValueError, match="Received: restarts=0"):
+        FAB(model_fn, restarts=0)
+    with pytest.raises(ValueError, match="Received: eps=-0.1"):
+        FAB(model_fn, steps=1)(x, y, eps=-0.1)

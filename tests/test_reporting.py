@@ -195,6 +195,15 @@ def test_per_example_results_of_other_images_are_an_error_naming_the_variant(tmp
         reporting.baseline_comparison(results, reporting.load_correct(tmp_path, results))
 
 
+def test_variants_under_different_headline_attacks_are_not_compared(tmp_path):
+    results = new_results(tmp_path)
+    aux = results["variants"]["aux"]
+    aux.update(robust_attack="AutoAttack ε=0.1", robust_accuracy=aux["pgd_accuracy"])
+    aux["robustness"]["examples"]["AutoAttack ε=0.1"] = len(BASE_ROBUST)
+    with pytest.raises(ValueError, match="the same headline attack"):
+        reporting.baseline_comparison(results, reporting.load_correct(tmp_path, results))
+
+
 def test_accuracy_plot_is_written_with_and_without_per_example_results(tmp_path):
     results = new_results(tmp_path)
     correct = reporting.load_correct(tmp_path, results)

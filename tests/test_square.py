@@ -187,9 +187,10 @@ def test_eta_matches_the_reference_loop(side):
     np.testing.assert_allclose(_eta(tf.constant(side)).numpy(), _reference_eta(side), atol=1e-6)
 
 
-def _reference_side(i, queries, p_init, n_features, c, norm):
-    """fra31/auto-attack `p_selection` (rescale_schedule=True) and the side s it gives."""
-    it = int(i / queries * 10000)
+def _reference_side(i, queries, p_init, n_features, c, norm, rescale=True):
+    """fra31/auto-attack `p_selection` (with or without rescale_schedule) and the side s it
+    gives."""
+    it = int(i / queries * 10000) if rescale else i
     halvings = sum(it > bound for bound in (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000))
     p = p_init / 2**halvings
     if norm == "linf":
@@ -199,17 +200,18 @@ def _reference_side(i, queries, p_init, n_features, c, norm):
 
 
 @pytest.mark.parametrize("norm", NORMS)
-@pytest.mark.parametrize("queries", [300, 5000])
-def test_square_side_follows_the_reference_schedule(norm, queries):
-    square = Square(lambda x: x, norm=norm, queries=queries)
+@pytest.mark.parametrize("queries, rescale", [(300, True), (5000, True), (5000, False)])
+def test_square_side_follows_the_reference_schedule(norm, queries, rescale):
+    square = Square(lambda x: x, norm=norm, queries=queries, rescale=rescale)
+    scale = queries / 10000 if rescale else 1
     iterations = sorted({0, 1, queries - 1} | {
-        round(bound * queries / 10000) + offset
+        round(bound * scale) + offset
         for bound in (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
         for offset in (-1, 0, 1)
-    })  # fmt: skip
+    } - {queries, queries + 1})  # fmt: skip
     side = tf.function(lambda i: square._side(i, (32, 32, 3)))
     for i in iterations:
-        expected = _reference_side(i, queries, 0.8, 32 * 32 * 3, 3, norm)
+        expected = _reference_side(i, queries, 0.8, 32 * 32 * 3, 3, norm, rescale)
         assert int(side(tf.constant(i))) == expected, i
 
 

@@ -423,7 +423,7 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--attacks",
         default="autoattack",
-        help="comma-separated: autoattack, pgd, apgd-ce, apgd-dlr, apgd-t, fab-t, square",
+        help="comma-separated: autoattack, pgd, apgd-ce, apgd-dlr, fab, apgd-t, fab-t, square",
     )
     parser.add_argument("--version", default="standard", help="AutoAttack: standard|plus|rand")
     parser.add_argument("--seed", type=int, default=0)
@@ -447,7 +447,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     from tfaux.evaluate.benchmark import benchmark, parse_attacks
 
     attacks = parse_attacks(args.attacks)
-    state = Path(args.savedmodel) / f"autoattack-{args.norm}-{args.eps:g}-{args.examples}.npz"
+    # One state file per evaluation; the file itself also checks model, images and settings.
+    name = "-".join(
+        [args.dataset or "own", args.norm, f"{args.eps:g}", str(args.examples), args.version]
+        + [",".join(attacks), f"seed{args.seed}"]
+    )
+    state = Path(args.savedmodel) / f"autoattack-{name}.npz"
     report = benchmark(
         args.savedmodel,
         dataset=args.dataset,

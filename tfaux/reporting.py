@@ -182,8 +182,8 @@ def baseline_comparison(
     results: dict, correct: dict[str, dict[str, np.ndarray]], confidence: float = 0.95
 ) -> dict:
     """Every variant against `results["baseline"]` on the same test images, clean and under the
-    headline PGD attack (`tfaux.statistics.paired_test`); {} if the run has no baseline or the
-    baseline no per-example results.
+    headline attack (AutoAttack or PGD, the same for all; `tfaux.statistics.paired_test`); {} if
+    the run has no baseline or the baseline no per-example results.
 
     Returns:
         {"baseline", "confidence", "metrics": {"clean": label, "robust": label},
@@ -198,6 +198,12 @@ def baseline_comparison(
         if name == baseline:
             continue
         variants[name] = {}
+        attacks = {n: headline(results["variants"][n])[0] for n in (name, baseline)}
+        if attacks[name] != attacks[baseline]:  # e.g. a result read back from an older config
+            raise ValueError(
+                f"Expected {name} and {baseline} to have the same headline attack. Received: "
+                f"{attacks[name]!r} and {attacks[baseline]!r}; re-run with --fresh"
+            )
         for key in ("clean", "robust"):
             if key in arrays and key in correct[baseline]:
                 if arrays[key].shape != correct[baseline][key].shape:

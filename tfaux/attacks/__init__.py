@@ -19,7 +19,7 @@ from tfaux.attacks.cleverhans_based import (
     random_in_ball,
     worst_case,
 )
-from tfaux.attacks.fab import FABTargeted
+from tfaux.attacks.fab import FAB, FABTargeted
 from tfaux.attacks.square import Square
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "NORMS",
     "AttackSpec",
     "Attacker",
+    "FAB",
     "FABTargeted",
     "Square",
     "check_eps",

@@ -18,6 +18,7 @@ diverse parameter-free attacks", ICML 2020.
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfaux.attacks.cleverhans_based import (
@@ -79,6 +80,9 @@ class APGD:
         eot: gradients averaged over this many forward-backward passes (AutoAttack's `rand`
             version: 20, for models with randomness at inference).
 
+    After a call, `zero_gradients` counts the correctly classified points whose gradient at the
+    random start was exactly zero (AutoAttack's check against masked gradients).
+
     Example:
         attack = APGD(model, loss="ce")
         x_adv = attack(x, y, eps=8 / 255)  # x where no adversarial example was found
@@ -108,6 +112,7 @@ class APGD:
         self.model_fn = with_gradient_path(fn)
         self.norm, self.loss, self.steps, self.restarts = norm, loss, steps, restarts
         self.rho, self.eot = rho, eot
+        self.zero_gradients = 0
         self._functions: dict = {}
 
     def __call__(self, x, y, *, eps: float, seed: int = 0, target_rank: int = 2) -> tf.Tensor:
@@ -128,16 +133,21 @@ class APGD:
                 f"target_rank={target_rank}"
             )
         run = self._function(x)
-        adversarial = x
-        robust = tf.ones_like(y, tf.bool)
+        adversarial = x.numpy()
+        attacked = np.arange(len(adversarial))  # each restart: the points still robust only
+        self.zero_gradients = 0
         for restart in range(self.restarts):
-            if restart and not bool(tf.reduce_any(robust)):
+            xs, ys = tf.gather(x, attacked), tf.gather(y, attacked)
+            x_adv, fooled, zero = run(
+                xs, ys, eps, tf.constant([seed, restart], tf.int32), target_rank
+            )
+            fooled = fooled.numpy()
+            adversarial[attacked[fooled]] = x_adv.numpy()[fooled]
+            self.zero_gradients += int(zero) if restart == 0 else 0
+            attacked = attacked[~fooled]
+            if not len(attacked):
                 break
-            x_adv, fooled = run(x, y, eps, tf.constant([seed, restart], tf.int32), target_rank)
-            new = robust & fooled
-            adversarial = tf.where(new[:, None, None, None], x_adv, adversarial)
-            robust &= ~fooled
-        return adversarial
+        return tf.constant(adversarial)
 
     def tracing_counts(self) -> dict[str, int]:
         """How often the attack was traced, per image shape: once, whatever ε, seed, target
@@ -208,6 +218,9 @@ class APGD:
         x_adv = tf.clip_by_value(x + eps * self._normalize(t), CLIP_MIN, CLIP_MAX)
         grad, logits, loss = gradient(x_adv)
         correct = tf.argmax(logits, axis=-1, output_type=tf.int32) == y
+        # AutoAttack's check: points the attack works on whose gradient at the start is zero.
+        flat = tf.reduce_sum(tf.abs(tf.reshape(grad, [batch, -1])), axis=1)
+        zero = tf.reduce_sum(tf.cast(initially_correct & (flat == 0), tf.int32))
         state = {
             "x_adv": x_adv,
             "x_old": x_adv,
@@ -283,7 +296,7 @@ class APGD:
             lambda i, s: i < steps, body, (tf.constant(0), state), parallel_iterations=1
         )
         fooled = initially_correct & ~state["correct"]
-        return _where(fooled, state["x_found"], x), fooled
+        return _where(fooled, state["x_found"], x), fooled, zero
 
     def _normalize(self, t):
         flat = tf.reshape(t, [tf.shape(t)[0], -1])

@@ -1,9 +1,9 @@
 """Square Attack, score-based (no gradients), as AutoAttack's "standard" version runs it.
 
-Untargeted, margin loss, one restart, the p schedule rescaled to the query budget. It needs only
-logits, so gradient masking (rounding, `stop_gradient`, a shattered or zero gradient) does not
-stop it: that is why AutoAttack runs it last. Written natively in TensorFlow because cleverhans has
-no Square Attack and the reference is a PyTorch loop.
+Untargeted, margin loss, one restart. It needs only logits, so gradient masking (rounding,
+`stop_gradient`, a shattered or zero gradient) does not stop it: that is why AutoAttack runs it
+last. Written natively in TensorFlow because cleverhans has no Square Attack and the reference is
+a PyTorch loop.
 
     square = Square(logits_fn(model), norm="linf", queries=5000)
     x_adv = square(x, y, eps=8 / 255, seed=0)
@@ -51,6 +51,8 @@ class Square:
         queries: iterations of the random search (AutoAttack: 5000); each costs one forward pass
             per still-robust example, the initialization one more.
         p_init: initial fraction of the image a square covers (AutoAttack: 0.8).
+        rescale: stretch the square-size schedule (p halves at iterations 10, 50, ..., 8000 of
+            10,000) to `queries`, the Square paper's default; AutoAttack runs it unscaled.
 
     Attributes:
         queries_used: after a call, int32 [B]: model evaluations spent on each example (0 for an
@@ -70,6 +72,7 @@ class Square:
         norm: str = "linf",
         queries: int = 5000,
         p_init: float = 0.8,
+        rescale: bool = True,
     ):
         if not callable(model_fn):
             raise TypeError(f"Expected a callable model_fn (x -> logits). Received: {model_fn!r}")
@@ -80,6 +83,7 @@ class Square:
         if not 0.0 < p_init <= 1.0:
             raise ValueError(f"Expected 0 < p_init <= 1. Received: p_init={p_init}")
         self.model_fn, self.norm, self.queries, self.p_init = model_fn, norm, queries, p_init
+        self.rescale = rescale
         self.queries_used: tf.Tensor | None = None
         self._compiled: dict = {}
 
@@ -176,9 +180,11 @@ class Square:
     def _side(self, i, image_shape):
         """The square's side at iteration `i` (shared by the batch, as in the reference)."""
         height, width, channels = image_shape
-        # p_selection with rescale_schedule: iteration i of `queries` read on a 10,000 scale,
-        # in float64 and truncated like the reference's `int(it / n_queries * 10000)`.
-        scaled = tf.cast(tf.cast(i, tf.float64) / self.queries * 10000.0, tf.int32)
+        # p_selection; with rescale_schedule, iteration i of `queries` is read on a 10,000
+        # scale, in float64 and truncated like the reference's `int(it / n_queries * 10000)`.
+        scaled = tf.cast(i, tf.int32)
+        if self.rescale:
+            scaled = tf.cast(tf.cast(i, tf.float64) / self.queries * 10000.0, tf.int32)
         halvings = tf.reduce_sum(tf.cast(scaled > tf.constant(_P_HALVINGS), tf.int32))
         p = self.p_init / tf.pow(tf.constant(2.0, tf.float64), tf.cast(halvings, tf.float64))
         # round() is half-to-even in both Python and TensorFlow

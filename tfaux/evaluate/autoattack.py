@@ -4,17 +4,19 @@ Each attack runs only on the points every earlier attack left robust, from the c
 robust accuracy is the per-example worst case, as the reference's `run_standard_evaluation`:
 
 - `standard`: APGD-CE, APGD-T (9 target classes), FAB-T (9 targets), Square (5,000 queries).
-- `plus`: APGD-CE and APGD-DLR with 5 restarts each, Square, APGD-T, FAB-T. (The reference's
-  `plus` also runs untargeted FAB; it is not built here, so `plus` says so in its checks.)
+- `plus`: APGD-CE, APGD-DLR and untargeted FAB with 5 restarts each, Square, APGD-T, FAB-T (5
+  restarts per target: the reference's FAB-T shares FAB's settings).
 - `rand`: APGD-CE and APGD-DLR with gradients averaged over 20 passes (expectation over
   transformation), for models with randomness at inference.
 
 AutoAttack's own checks come with the result: a randomized model, softmax instead of logits at
-the output, points with a zero DLR gradient, Square lowering the accuracy after the white-box
-attacks (> 0.2 points: the gradients are not to be trusted), too few classes for the targets.
+the output, points with a zero DLR gradient at APGD's start, Square lowering the accuracy left by
+the white-box attacks before it (> 0.2 points: the gradients are not to be trusted), too few
+classes for the targets, and adversarial images outside the ε-ball or [0, 1] (not counted).
 
 A long evaluation is resumable: with `state_path`, the per-example flags and the attacks done are
-saved after every batch, and the same call continues where it stopped.
+saved after every batch, and the same call continues where it stopped; a state made by another
+model, other images or other settings is refused.
 
 Reference: Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble of
 diverse parameter-free attacks", ICML 2020; github.com/fra31/auto-attack.
@@ -22,6 +24,7 @@ diverse parameter-free attacks", ICML 2020; github.com/fra31/auto-attack.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -32,22 +35,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfaux.attacks.apgd import APGD, dlr_loss
+from tfaux.attacks.apgd import APGD
 from tfaux.attacks.cleverhans_based import check_eps, logits_fn, with_gradient_path
-from tfaux.attacks.fab import FABTargeted
+from tfaux.attacks.fab import FAB, FABTargeted
 from tfaux.attacks.square import Square
 from tfaux.config import AUTOATTACK_VERSIONS
 from tfaux.evaluate.sanity import Check
+from tfaux.export import weights_sha256
 from tfaux.progress import progress_bar
 
 VERSIONS = AUTOATTACK_VERSIONS
-ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square")
+ATTACKS = ("apgd-ce", "apgd-dlr", "fab", "apgd-t", "fab-t", "square")
 _ORDER = {
     "standard": ("apgd-ce", "apgd-t", "fab-t", "square"),
-    "plus": ("apgd-ce", "apgd-dlr", "square", "apgd-t", "fab-t"),
+    "plus": ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"),
     "rand": ("apgd-ce", "apgd-dlr"),
 }
-WHITE_BOX = ("apgd-ce", "apgd-dlr", "apgd-t", "fab-t")
+WHITE_BOX = ("apgd-ce", "apgd-dlr", "fab", "apgd-t", "fab-t")
 SQUARE_TOLERANCE = 0.002  # the reference's: Square may find 0.2 % more, not more than that
 
 
@@ -101,7 +105,8 @@ class AutoAttack:
         version: "standard", "plus" or "rand" (see the module docstring).
         attacks: run these instead of the version's list (in the order of `ATTACKS`), e.g.
             ("apgd-ce", "square") for a quick look.
-        steps: APGD's and FAB's iterations (AutoAttack: 100).
+        steps: APGD's and FAB's iterations (AutoAttack: 100; `plus` runs APGD-CE, APGD-DLR and
+            FAB with 5 restarts each, the others with one).
         targets: target classes of APGD-T and FAB-T (AutoAttack: 9; at most classes − 1).
         queries: Square's query budget (AutoAttack: 5,000).
         batch_size: points attacked together.
@@ -140,7 +145,7 @@ class AutoAttack:
             raise ValueError(f"Expected batch_size >= 1. Received: batch_size={batch_size}")
         self.eps, self.norm, self.version = check_eps(eps, norm), norm, version
         self.attacks = tuple(a for a in ATTACKS if a in attacks) if attacks else _ORDER[version]
-        self.model_fn = logits_fn(model)
+        self.model, self.model_fn = model, logits_fn(model)
         self.num_classes = int(self.model_fn(tf.zeros([1, *model.input_shape[1:]])).shape[-1])
         if self.num_classes < 4 and set(self.attacks) & {"apgd-t", "apgd-dlr", "fab-t"}:
             raise ValueError(
@@ -153,13 +158,21 @@ class AutoAttack:
         self.batch_size, self.seed = batch_size, seed
         restarts = 5 if version == "plus" else 1
         eot = 20 if version == "rand" else 1
+        self.settings = {"steps": steps, "queries": queries, "restarts": restarts, "eot": eot}
         # The attack objects, by name (`rand` makes APGD average 20 gradients: `eot`).
         self.by_name = {
             "apgd-ce": APGD(model, norm=norm, loss="ce", steps=steps, restarts=restarts, eot=eot),
             "apgd-dlr": APGD(model, norm=norm, loss="dlr", steps=steps, restarts=restarts, eot=eot),
+            "fab": FAB(
+                with_gradient_path(self.model_fn), norm=norm, steps=steps, restarts=restarts
+            ),
             "apgd-t": APGD(model, norm=norm, loss="dlr_targeted", steps=steps),
-            "fab-t": FABTargeted(with_gradient_path(self.model_fn), norm=norm, steps=steps),
-            "square": Square(self.model_fn, norm=norm, queries=queries),
+            # The reference's plus shares one FAB object: FAB-T gets its 5 restarts too.
+            "fab-t": FABTargeted(
+                with_gradient_path(self.model_fn), norm=norm, steps=steps, restarts=restarts
+            ),
+            # AutoAttack runs Square with the schedule of 10,000 queries, not rescaled.
+            "square": Square(self.model_fn, norm=norm, queries=queries, rescale=False),
         }
         self._predict = tf.function(
             lambda x: tf.argmax(self.model_fn(x), axis=-1, output_type=tf.int32),
@@ -192,11 +205,12 @@ class AutoAttack:
                 "Expected images [N, H, W, C] and N labels, N > 0. "
                 f"Received: x {x.shape}, y {y.shape}"
             )
-        state = _State.load(state_path, len(x), self.stages(), self._key())
+        key = self._key(x, y)
+        state = _State.load(state_path, len(x), key)
         if state is None:
             clean = self._predictions(x) == y
             state = _State(clean, clean.copy(), stage=0, attacked=np.zeros(len(x), bool))
-            state.save(state_path, self._key())
+            state.save(state_path, key)
         checks = self._checks_before(x[: self.batch_size], y[: self.batch_size])
         stages = self.stages()
         while state.stage < len(stages):
@@ -212,21 +226,26 @@ class AutoAttack:
             start = time.perf_counter()
             for begin in range(0, len(todo), self.batch_size):
                 index = todo[begin : begin + self.batch_size]
-                x_adv = self._perturb(name, rank, x[index], y[index])
-                fooled = self._predictions(x_adv) != y[index]
+                x_adv = np.asarray(self._perturb(name, rank, x[index], y[index]))
+                valid = self._valid(x_adv, x[index])  # a broken attack must not count
+                state.counts["invalid"] += int(np.sum(~valid))
+                if name in ("apgd-dlr", "apgd-t"):
+                    state.counts["zero_gradient"] += self.by_name[name].zero_gradients
+                    state.counts["dlr_points"] += int(np.sum(state.clean[index]))
+                fooled = (self._predictions(x_adv) != y[index]) & valid
                 state.robust[index[fooled]] = False
                 state.attacked[index] = True
                 state.seconds[name] = state.seconds.get(name, 0.0) + time.perf_counter() - start
                 start = time.perf_counter()
-                state.save(state_path, self._key())
+                state.save(state_path, key)
                 bar.update(len(index))
             bar.set_postfix_str(f"robust {100 * state.robust.mean():.1f}%")
             bar.close()
             if rank in (0, self.targets + 1):  # an attack's last stage
                 state.after[name] = float(state.robust.mean())
             state.stage, state.attacked[:] = state.stage + 1, False
-            state.save(state_path, self._key())
-        checks += self._checks_after(state.after)
+            state.save(state_path, key)
+        checks += self._checks_after(state.after, state.counts)
         return AutoAttackResult(
             clean=state.clean,
             robust=state.robust,
@@ -240,8 +259,9 @@ class AutoAttack:
 
     # === Attacks ===
     def _perturb(self, name: str, rank: int, x, y) -> tf.Tensor:
-        attack, seed = self.by_name[name], self.seed
-        if name == "square":
+        # Each target class draws its own random start (the reference seeds once per attack).
+        attack, seed = self.by_name[name], self.seed + 1000 * rank
+        if name in ("square", "fab"):
             return attack(x, y, eps=self.eps, seed=seed)
         if name == "fab-t":
             return attack(x, y, eps=self.eps, target_rank=rank, seed=seed)
@@ -255,9 +275,33 @@ class AutoAttack:
             ]
         )
 
-    def _key(self) -> dict:
-        """What a saved state must match to be continued."""
-        return {"eps": self.eps, "norm": self.norm, "stages": self.stages(), "seed": self.seed}
+    def _valid(self, x_adv: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Per example: finite, in [0, 1] and within ε (the reference's final report checks
+        the same)."""
+        delta = (x_adv - x).reshape(len(x), -1)
+        size = np.abs(delta).max(1) if self.norm == "linf" else np.linalg.norm(delta, axis=1)
+        flat = x_adv.reshape(len(x), -1)
+        return (
+            np.all(np.isfinite(flat), 1)
+            & np.all((flat >= 0) & (flat <= 1), 1)
+            & (size <= self.eps * (1 + 1e-5) + 1e-6)
+        )
+
+    def _key(self, x: np.ndarray, y: np.ndarray) -> dict:
+        """What a saved state must match to be continued: the attacks and their settings, the
+        images and labels, and the model's weights."""
+        data = hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest()
+        return {
+            "eps": self.eps,
+            "norm": self.norm,
+            "version": self.version,
+            "stages": self.stages(),
+            "settings": self.settings,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "data": data,
+            "weights": weights_sha256(self.model),
+        }
 
     # === AutoAttack's checks ===
     def _checks_before(self, x, y) -> list[Check]:
@@ -290,21 +334,6 @@ class AutoAttack:
                 else "the outputs are not a probability distribution",
             )
         )
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = tf.reduce_sum(dlr_loss(with_gradient_path(self.model_fn)(x), tf.constant(y)))
-        # On the points the attacks will work on: the correctly classified ones.
-        gradient = tape.gradient(loss, x).numpy().reshape(len(y), -1)
-        attacked = first.argmax(1) == y
-        zero = int(np.sum(np.all(gradient == 0, axis=1) & attacked))
-        checks.append(
-            Check(
-                "no zero DLR gradient",
-                zero == 0,
-                f"{zero} of {int(attacked.sum())} correctly classified points have a zero DLR "
-                "gradient at the clean image",
-            )
-        )
         targeted = {"apgd-t", "fab-t"} & set(self.attacks)
         checks.append(
             Check(
@@ -316,27 +345,49 @@ class AutoAttack:
                 else f"{self.num_classes} classes",
             )
         )
-        if self.version == "plus":
-            checks.append(
-                Check("untargeted FAB", None, "the plus version's untargeted FAB is not built")
-            )
         return checks
 
-    def _checks_after(self, after: dict[str, float]) -> list[Check]:
-        white_box = [after[name] for name in after if name in WHITE_BOX]
-        if "square" not in after or not white_box:
-            return [
+    def _checks_after(self, after: dict[str, float], counts: dict[str, int]) -> list[Check]:
+        zero, points = counts["zero_gradient"], counts["dlr_points"]
+        checks = [
+            Check(
+                "no zero DLR gradient",
+                zero == 0 if points else None,
+                f"{zero} of {points} attacked points had a zero gradient of the DLR loss at "
+                "APGD's start"
+                if points
+                else "no APGD with a DLR loss ran",
+            ),
+            Check(
+                "adversarial images valid",
+                counts["invalid"] == 0,
+                f"{counts['invalid']} adversarial images were outside the ε-ball or [0, 1] or "
+                "not finite (not counted as fooled)",
+            ),
+        ]
+        # Square against the white-box attacks that ran before it (in plus, APGD-T and FAB-T
+        # run after it: they would hide what Square found).
+        order = list(after)
+        before = (
+            [after[n] for n in order[: order.index("square")] if n in WHITE_BOX]
+            if ("square" in after)
+            else []
+        )
+        if not before:
+            checks.append(
                 Check("Square finds nothing new", None, "needs Square after a white-box attack")
-            ]
-        gain = min(white_box) - after["square"]
-        return [
+            )
+            return checks
+        gain = min(before) - after["square"]
+        checks.append(
             Check(
                 "Square finds nothing new",
                 gain <= SQUARE_TOLERANCE,
                 f"Square lowered the accuracy left by the white-box attacks by "
                 f"{100 * gain:.1f} points",
             )
-        ]
+        )
+        return checks
 
 
 @dataclass
@@ -349,12 +400,21 @@ class _State:
     attacked: np.ndarray  # points the current stage has attacked already
     after: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"zero_gradient": 0, "dlr_points": 0, "invalid": 0}
+    )
 
     def save(self, path, key: dict) -> None:
         if path is None:
             return
         path = Path(path)
-        info = {"key": key, "stage": self.stage, "after": self.after, "seconds": self.seconds}
+        info = {
+            "key": key,
+            "stage": self.stage,
+            "after": self.after,
+            "seconds": self.seconds,
+            "counts": self.counts,
+        }
         partial = path.with_name(path.name + ".partial.npz")
         np.savez(
             partial,
@@ -366,15 +426,16 @@ class _State:
         os.replace(partial, path)  # atomic: a kill leaves the previous state, never half of one
 
     @classmethod
-    def load(cls, path, n: int, stages: list, key: dict) -> _State | None:
+    def load(cls, path, n: int, key: dict) -> _State | None:
         if path is None or not Path(path).exists():
             return None
         with np.load(path) as saved:
             info = json.loads(str(saved["info"]))
             if info["key"] != json.loads(json.dumps(key)) or len(saved["clean"]) != n:
                 raise ValueError(
-                    f"Expected {path} to hold this evaluation's state (same ε, norm, attacks, "
-                    "seed and examples). Received: another evaluation's; delete it to start over"
+                    f"Expected {path} to hold this evaluation's state (same model, images, ε, "
+                    "norm, attacks, settings and seed). Received: another evaluation's; delete "
+                    "it to start over"
                 )
             return cls(
                 saved["clean"].copy(),
@@ -383,4 +444,5 @@ class _State:
                 saved["attacked"].copy(),
                 dict(info["after"]),
                 dict(info["seconds"]),
+                dict(info["counts"]),
             )
