@@ -325,11 +325,13 @@ def accuracy_plot(
         series[f"FGSM ε={eps}"] = [
             _bar(variants[n]["fgsm_accuracy"][eps], _images(variants[n])) for n in names
         ]
-    series[variants[names[0]]["pgd_attack"]] = [
+    first = variants[names[0]]
+    pgd = first["pgd_attack"]
+    series[_with_n(pgd, first["robustness"]["examples"].get(pgd))] = [
         _bar(variants[n]["pgd_accuracy"], _images(variants[n])) for n in names
     ]
-    if headline(variants[names[0]])[0] != variants[names[0]]["pgd_attack"]:
-        series[headline(variants[names[0]])[0]] = [
+    if headline(first)[0] != pgd:  # AutoAttack, on its own (smaller) set of images
+        series[_with_n(*headline(first)[::2])] = [
             _bar(*headline(variants[n])[1:], correct.get(n, {}).get("robust")) for n in names
         ]
     fig = Figure(figsize=(1.8 + 1.6 * len(names), 3.6))

@@ -353,8 +353,8 @@ class AutoAttack:
             Check(
                 "no zero DLR gradient",
                 zero == 0 if points else None,
-                f"{zero} of {points} attacked points had a zero gradient of the DLR loss at "
-                "APGD's start"
+                f"{zero} of {points} attacks of a correctly classified point (each target "
+                "counted) started with a zero DLR gradient"
                 if points
                 else "no APGD with a DLR loss ran",
             ),
