@@ -260,8 +260,8 @@ def predict(
 def dataset_images(export: Export, dataset: str, count: int) -> tuple[np.ndarray, np.ndarray]:
     """The first `count` test images of `dataset` as the export takes them, and their labels.
 
-    Images are resized to the export's size the way `tfaux.data` does it (`image_size`), e.g.
-    8x8 digits for a 16x16 export.
+    Images of the export's own dataset are resized to its size the way `tfaux.data` does it
+    (`image_size`), e.g. 8x8 digits for a 16x16 export; another dataset's must fit as they are.
     """
     from tfaux.data import load_raw
     from tfaux.data.pipeline import resize_images, to_float
@@ -276,12 +276,14 @@ def dataset_images(export: Export, dataset: str, count: int) -> tuple[np.ndarray
         )
     images = raw.x_test[:count]
     height, width, _ = export.input_shape
-    if images.shape[1:3] != (height, width) and height == width:
+    own = dataset == export.metadata.get("dataset")  # its recipe may have resized it
+    if own and images.shape[1:3] != (height, width) and height == width:
         images = resize_images(images, height)
     if images.shape[1:] != export.input_shape:
         raise ValueError(
             f"Expected {dataset!r} test images of the export's shape {export.input_shape} "
-            f"(or resizable to it). Received: {images.shape[1:]}"
+            f"(only the export's own dataset, {export.metadata.get('dataset')!r}, is resized). "
+            f"Received: {images.shape[1:]}"
         )
     return to_float(images), raw.y_test[:count]
 

@@ -40,7 +40,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from tfaux.attacks.cleverhans_based import CLIP_MAX, CLIP_MIN, check_eps
+from tfaux.attacks.cleverhans_based import CLIP_MAX, CLIP_MIN, check_eps, compiled
 from tfaux.names import unknown_name
 
 FAB_NORMS = ("linf", "l2")
@@ -132,9 +132,7 @@ class _FABLoop:
                 scalar(tf.float32),
                 scalar(tf.int32),
             ]
-            # A `partial` has no `__code__`: TensorFlow's retracing warning then counts this
-            # instance's traces alone (see `cleverhans_based.Attacker`).
-            fn = tf.function(functools.partial(self._attack), input_signature=signature)
+            fn = compiled(self._attack, signature)  # this instance's traces counted alone
             fn.get_concrete_function()
             self._compiled[key] = fn
         return self._compiled[key]

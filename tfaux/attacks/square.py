@@ -26,13 +26,12 @@ Where this differs from `autoattack/square.py` (fra31/auto-attack), and why:
 
 from __future__ import annotations
 
-import functools
 import numbers
 from collections.abc import Callable
 
 import tensorflow as tf
 
-from tfaux.attacks.cleverhans_based import CLIP_MAX, CLIP_MIN, check_eps
+from tfaux.attacks.cleverhans_based import CLIP_MAX, CLIP_MIN, check_eps, compiled
 from tfaux.names import unknown_name
 
 _NORMS = ("linf", "l2")
@@ -127,10 +126,8 @@ class Square:
                 tf.TensorSpec([], tf.float32),
                 tf.TensorSpec([], tf.int32),
             ]
-            # A partial, so TensorFlow's retracing warning counts this instance's traces alone
-            # (see `cleverhans_based._compiled`): AutoAttack builds one Square per model.
-            attack = functools.partial(self._attack)
-            self._compiled[key] = tf.function(attack, input_signature=signature)
+            # This instance's traces counted alone: AutoAttack builds one Square per model.
+            self._compiled[key] = compiled(self._attack, signature)
         return self._compiled[key]
 
     # === The attack (traced) ===

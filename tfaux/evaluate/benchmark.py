@@ -83,17 +83,6 @@ def benchmark(
         raise ValueError(
             f"Expected --dataset (the export's metadata names none). Received: {directory}"
         )
-    if dataset != export.metadata.get("dataset"):
-        # Another dataset than the export's: its images must fit as they are; resizing is only
-        # for the export's own data, which its recipe may have resized (data.image_size).
-        from tfaux.data import load_raw
-
-        shape = load_raw(dataset).x_test.shape[1:]
-        if tuple(shape) != tuple(export.input_shape):
-            raise ValueError(
-                f"Expected {dataset!r} test images of the export's shape {export.input_shape}. "
-                f"Received: {tuple(shape)}; pass the dataset the export was trained on"
-            )
     x, y = dataset_images(export, dataset, examples)
     robust = None
     report: dict = {}
