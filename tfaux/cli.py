@@ -54,7 +54,13 @@ def resolve(name: str, assignments: list[str], recipes: dict) -> Recipe:
         raise unknown_name("recipe", name, recipes, cutoff=0.4)
     else:
         recipe = recipes[name][0]
+    declared = len(recipe.claims)
     recipe = apply_overrides(recipe, assignments)
+    if len(recipe.claims) < declared:
+        print(
+            f"note: {declared - len(recipe.claims)} of the recipe's {declared} claims are not "
+            "tested by this run (its variants or metrics are not in it)"
+        )
     from tfaux.experiment import check_recipe  # imports TensorFlow: once a recipe is chosen
 
     check_recipe(recipe)

@@ -615,6 +615,119 @@ class WeightingConfig:
         )
 
 
+# What a claim compares (see `Claim.metric`): accuracies are higher-is-better, CE lower-is-better.
+CLAIM_METRICS = {
+    "clean": "clean test accuracy",
+    "robust": "the headline robust accuracy (AutoAttack's worst case where it ran, else PGD-k)",
+    "pgd": "PGD-k accuracy on the whole test set (the last of evaluation.pgd_steps)",
+    "fgsm": "FGSM accuracy at an ε of evaluation.fgsm_eps, e.g. 'fgsm:0.1'",
+    "attack": "the accuracy under any attack of the report, by its label, e.g. 'attack:BIM-10'",
+    "disturbance": "accuracy under one of seed 003's disturbances, e.g. 'disturbance:random_crop'",
+    "augmented": "accuracy on an augmented test set, e.g. 'augmented:geometric'",
+    "augmented_fgsm": "accuracy under FGSM (from 'none') then an augmentation, "
+    "e.g. 'augmented_fgsm:geometric'",
+    "mce": "mCE over the common corruptions (%, relative to the CE reference)",
+    "val_mce": "mCE over the 4 validation corruptions",
+    "ce": "the CE of one corruption, e.g. 'ce:gaussian_noise'",
+}
+CLAIM_METRICS_WITH_ARGUMENT = ("fgsm", "attack", "disturbance", "augmented", "augmented_fgsm", "ce")
+CLAIM_DIRECTIONS = ("higher", "lower")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of a paper, as a test this recipe can run: variant `a` against variant `b`.
+
+    The report marks it **holds** (the corrected interval of a − b lies on the claimed side of
+    0), **does not hold** (on the other side, or it rules out the paper's `effect`) or
+    **undecided at this budget**, with the smallest effect the budget could detect (see
+    `tfaux.statistics.claim_verdict`).
+
+    Args:
+        source: where the paper makes it ("seed 000, Table 1").
+        quote: the claim in the paper's words, with its number.
+        a: the variant the paper says is better (or worse, see `direction`).
+        b: the variant it is compared with.
+        metric: what is compared (`CLAIM_METRICS`; "kind" or "kind:argument").
+        direction: "higher" if the paper claims a's metric is higher than b's, else "lower"
+            (a lower mCE is the usual claim).
+        effect: the paper's effect size in the metric's units (accuracy or CE points), a
+            positive number, or None where the paper gives none.
+    """
+
+    source: str
+    quote: str
+    a: str
+    b: str
+    metric: str = "clean"
+    direction: str = "higher"
+    effect: float | None = None
+
+    def __post_init__(self):
+        _require(bool(self.source and self.quote), "a source and a quote", source=self.source)
+        _require(self.a != self.b, "two different variants a and b", a=self.a, b=self.b)
+        kind, _, argument = self.metric.partition(":")
+        _choice("claim metric", kind, tuple(CLAIM_METRICS))
+        takes_argument = kind in CLAIM_METRICS_WITH_ARGUMENT
+        _require(
+            bool(argument) == takes_argument,
+            f"metric {kind!r} {'with' if takes_argument else 'without'} an ':argument' "
+            f"({CLAIM_METRICS[kind]})",
+            metric=self.metric,
+        )
+        _choice("claim direction", self.direction, CLAIM_DIRECTIONS)
+        _require(
+            self.effect is None or self.effect > 0,
+            "effect > 0 (its sign is the direction) or None",
+            effect=self.effect,
+        )
+
+    @property
+    def kind(self) -> str:
+        return self.metric.partition(":")[0]
+
+    @property
+    def argument(self) -> str:
+        return self.metric.partition(":")[2]
+
+
+def check_claim(recipe: Recipe, claim: Claim) -> None:
+    """Raises if `claim` cannot be tested by `recipe` (see `claim_problem`)."""
+    problem = claim_problem(recipe, claim)
+    if problem is not None:
+        raise ValueError(f"Expected a claim the recipe can test. Received: {problem}")
+
+
+def claim_problem(recipe: Recipe, claim: Claim) -> str | None:
+    """Why `recipe` cannot test `claim` (a variant it does not run, a metric it does not
+    measure), or None when it can."""
+    where = f"the claim of {claim.source!r} ({claim.a} vs {claim.b}, {claim.metric})"
+    for variant in (claim.a, claim.b):
+        if variant not in recipe.variants:
+            close = difflib.get_close_matches(variant, recipe.variants, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            return f"{where} names variant {variant!r}, which the recipe does not run{hint}"
+    e, corruption, kind, argument = recipe.evaluation, recipe.corruption, claim.kind, claim.argument
+    if kind == "fgsm" and not any(_same_eps(argument, eps) for eps in e.fgsm_eps):
+        return f"{where} needs FGSM at ε={argument}, not in evaluation.fgsm_eps={e.fgsm_eps}"
+    if kind == "disturbance" and not e.disturbances:
+        return f"{where} needs evaluation.disturbances=true"
+    if kind in ("augmented", "augmented_fgsm") and argument not in e.augmented:
+        return f"{where} needs {argument!r} in evaluation.augmented={e.augmented}"
+    if kind in ("mce", "val_mce", "ce") and not corruption.enabled:
+        return f"{where} needs corruption.enabled=true"
+    if kind == "ce" and argument not in corruption.corruptions:
+        return f"{where} needs {argument!r} in corruption.corruptions"
+    return None
+
+
+def _same_eps(text: str, eps: float) -> bool:
+    try:
+        return abs(float(text) - eps) < 1e-9
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class Recipe:
     """One experiment: data, model, training, and the variants compared side by side.
@@ -670,6 +783,7 @@ class Recipe:
     budget: str = "optimizer_steps"
     objective: str = "clean"
     backbones: tuple[str, ...] = ()
+    claims: tuple[Claim, ...] = ()
 
     def __post_init__(self):
         _require(bool(self.variants), "at least one variant", variants=self.variants)
@@ -727,6 +841,9 @@ class Recipe:
             "distinct seeds >= 0",
             seeds=self.seeds,
         )
+        for claim in self.claims:
+            _require(isinstance(claim, Claim), "claims as Claim values", claim=claim)
+            check_claim(self, claim)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -964,13 +1081,19 @@ def apply_overrides(recipe: Recipe, assignments: list[str]) -> Recipe:
         if key not in paths:
             raise _unknown_key(key, recipe)
         updates[key] = text.strip()
-    return _with_updates(recipe, updates)
+    # Claims are checked against the final recipe: those it can no longer test (a variant left
+    # out with --set variants=...) are dropped, and the CLI says how many.
+    updated = _with_updates(dataclasses.replace(recipe, claims=()), updates)
+    kept = tuple(c for c in recipe.claims if claim_problem(updated, c) is None)
+    return dataclasses.replace(updated, claims=kept) if kept else updated
 
 
 def field_paths(obj, prefix: str = "") -> list[str]:
     """All settable dotted keys of a (nested) config dataclass."""
     paths = []
     for f in dataclasses.fields(obj):
+        if f.name == "claims":  # the paper's, declared in the recipe file
+            continue
         value = getattr(obj, f.name)
         if dataclasses.is_dataclass(value):
             paths += field_paths(value, f"{prefix}{f.name}.")

@@ -37,8 +37,10 @@ from tfaux.config import (
 from tfaux.data.pipeline import repeated
 from tfaux.data.sources import check_name, has_coarse_labels
 from tfaux.distribute import create_strategy, shard_by_data
+from tfaux.evaluate.disturbances import DISTURBANCES
 from tfaux.models import build
 from tfaux.models.registry import get_backbone_builder
+from tfaux.names import unknown_name
 from tfaux.precision import loss_scaled
 from tfaux.progress import training_progress
 from tfaux.training.aux_model import labels_of
@@ -109,6 +111,11 @@ def check_recipe(recipe: Recipe, input_shape: tuple[int, int, int] | None = None
     for variant in recipe.variants:
         for task in variant_tasks(variant):
             task_class(task).check_dataset(recipe.data.dataset)
+    for claim in recipe.claims:
+        if claim.kind == "disturbance" and claim.argument not in DISTURBANCES:
+            raise unknown_name(
+                f"disturbance (claim of {claim.source!r})", claim.argument, DISTURBANCES
+            )
     if input_shape is not None:
         for variant in recipe.variants:
             variant_loop_of(recipe, variant).check(input_shape)
