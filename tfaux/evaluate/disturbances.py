@@ -136,6 +136,8 @@ def disturbance_accuracy(
     x = x.astype(np.float32, copy=False)
 
     names = applicable_disturbances(x.shape[-1], flip)
+    # Counts summed per batch as before the per-image arrays existed: five_crop's accuracy,
+    # a mean of fractions, would otherwise move in its last bit.
     counts = dict.fromkeys(("clean", *names), 0.0)
     correct = {name: [] for name in counts}
     starts = range(0, len(x), batch_size)
