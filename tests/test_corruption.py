@@ -10,7 +10,13 @@ import tensorflow as tf
 
 from tests.helpers import garments
 from tfaux.data.corrupted_set import SEVERITIES, corrupted_set
-from tfaux.evaluate.corruption import corruption_error, corruption_errors, mean_errors
+from tfaux.evaluate.corruption import (
+    corruption_error,
+    corruption_errors,
+    load_corruption_correct,
+    mean_errors,
+    save_corruption_correct,
+)
 from tfaux.evaluate.corruption_plot import corruption_plot
 
 SMALL = {"corruptions": ("gaussian_noise", "saturate"), "severities": (1, 3), "progress": False}
@@ -48,6 +54,52 @@ def test_corruption_errors_with_exact_match_classifier(tmp_path, gray):
     assert corruption_errors(predict, one_hot, progress=False)["clean_error"] == 0
     with pytest.raises(ValueError, match="num_classes"):
         corruption_errors(lambda x: np.zeros(len(x)), cset, progress=False)
+
+
+def test_per_example_correctness_gives_exactly_the_errors_and_round_trips(tmp_path):
+    x = garments(24, (28, 28, 1), seed=1)
+    labels = np.arange(24) % 3
+    cset = corrupted_set(x, labels, tmp_path / "set", **SMALL)
+
+    def predict(images):  # a fixed, deterministic "model" that is right on some images only
+        classes = (np.asarray(images).mean(axis=(1, 2, 3)) * 1000).astype(int) % 3
+        return np.eye(3, dtype=np.float32)[classes]
+
+    plain = corruption_errors(predict, cset, batch_size=5, progress=False)
+    result = corruption_errors(predict, cset, batch_size=5, progress=False, per_example=True)
+    correct = result.pop("correct")
+    assert result == plain  # the numbers do not change
+    assert 0 < plain["clean_error"] < 1
+    assert correct["clean"].dtype == bool and correct["clean"].shape == (24,)
+    assert np.mean(~correct["clean"]) == plain["clean_error"]
+    assert list(correct["corrupted"]) == ["gaussian_noise", "saturate"]
+    for corruption, by_severity in plain["errors"].items():
+        assert list(correct["corrupted"][corruption]) == [1, 3]
+        for severity, error in by_severity.items():
+            assert np.mean(~correct["corrupted"][corruption][severity]) == error
+
+    path = save_corruption_correct(tmp_path / "model.corruption.npz", correct)
+    with np.load(path) as arrays:  # the keys survive npz's zip member names
+        assert arrays.files == [
+            "clean",
+            "gaussian_noise/1",
+            "gaussian_noise/3",
+            "saturate/1",
+            "saturate/3",
+        ]
+    loaded = load_corruption_correct(path)
+    np.testing.assert_array_equal(loaded["clean"], correct["clean"])
+    assert list(loaded["corrupted"]) == ["gaussian_noise", "saturate"]
+    for corruption, by_severity in correct["corrupted"].items():
+        assert list(loaded["corrupted"][corruption]) == [1, 3]
+        for severity, hits in by_severity.items():
+            np.testing.assert_array_equal(loaded["corrupted"][corruption][severity], hits)
+
+    with pytest.raises(ValueError, match="Received: \\['clean_error', 'errors'"):
+        save_corruption_correct(tmp_path / "bad.npz", plain)
+    np.savez(tmp_path / "other.npz", clean=correct["clean"], fog=correct["clean"])
+    with pytest.raises(ValueError, match="Received: 'fog'"):
+        load_corruption_correct(tmp_path / "other.npz")
 
 
 def _table(clean, **errors):

@@ -203,6 +203,33 @@ def test_real_model_clean_accuracy_and_batching():
     )
 
 
+def test_per_example_correctness_gives_exactly_the_accuracies():
+    # Paired tests between models need each image's result; the accuracies stay the same.
+    def predict(images):  # a fixed "model" whose answers change with every disturbance
+        classes = (np.asarray(images).mean(axis=(1, 2, 3)) * 997).astype(int) % 4
+        return np.eye(4, dtype=np.float32)[classes]
+
+    x = random_images(40, (16, 16, 1), seed=6)
+    y = np.random.default_rng(1).integers(0, 4, 40)
+    plain = disturbance_accuracy(predict, x, y, seed=2, batch_size=16)
+    results, correct = disturbance_accuracy(
+        predict, x, y, seed=2, batch_size=16, return_correct=True
+    )
+    assert results == plain and list(correct) == list(results) == GRAY_KEYS
+    np.testing.assert_array_equal(correct["clean"], np.argmax(predict(x), axis=-1) == y)
+    for name, accuracy in results.items():
+        if name == "five_crop":  # the fraction of each image's five crops classified right
+            assert correct[name].dtype == np.float64 and correct[name].shape == (40,)
+            assert set(np.round(5 * correct[name], 9)) <= {0, 1, 2, 3, 4, 5}
+            # Summed per batch, then divided: equal up to the last bit of rounding.
+            assert np.mean(correct[name]) == pytest.approx(accuracy, rel=1e-12, abs=0)
+        else:
+            assert correct[name].dtype == bool and correct[name].shape == (40,), name
+            assert np.mean(correct[name]) == accuracy, name
+    assert all(0 < accuracy < 1 for accuracy in results.values())  # not trivial arrays
+    assert 0 < np.mean((correct["five_crop"] > 0) & (correct["five_crop"] < 1))
+
+
 @pytest.mark.parametrize(
     "x, y, kwargs, match",
     [

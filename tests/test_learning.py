@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from tests.helpers import quick_eval
-from tfaux import FourierTask, build, data, experiment, runner
-from tfaux.config import DataConfig, ModelConfig, Recipe, TrainingConfig
-from tfaux.evaluate import robustness
+from tfaux import FourierTask, build, data, experiment, reporting, runner
+from tfaux.config import CorruptionConfig, DataConfig, ModelConfig, Recipe, TrainingConfig
+from tfaux.evaluate import load_corruption_correct, robustness
 from tfaux.training import sgd_momentum
 
 
@@ -52,26 +52,91 @@ def _recipe():
     )
 
 
+def _evaluated_recipe(tmp_path):
+    """`_recipe()` with every per-example evaluation: disturbances, an augmented set and a
+    small -C benchmark against a 1-epoch small_cnn."""
+    return dataclasses.replace(
+        _recipe(),
+        evaluation=quick_eval(fgsm_eps=(0.1,), disturbances=True, augmented=("geometric",)),
+        corruption=CorruptionConfig(
+            enabled=True,
+            examples=16,
+            corruptions=("gaussian_noise", "contrast"),
+            severities=(1, 5),
+            reference="small_cnn",
+            reference_epochs=1,
+            cache_dir=str(tmp_path / "corruptions"),
+        ),
+    )
+
+
 # A 1-epoch tiny model's transfer check can fail on 32 images; this test is about resuming.
 @pytest.mark.filterwarnings("ignore::tfaux.evaluate.sanity.UntrustworthyRobustnessWarning")
 def test_an_unfinished_run_resumes_in_its_own_directory(tmp_path):
-    first = runner.run(_recipe(), runs_dir=tmp_path, progress=False)
-    # Simulate a crash after "none" finished and "recon" was trained but not yet evaluated.
+    recipe = _evaluated_recipe(tmp_path)
+    first = runner.run(recipe, runs_dir=tmp_path, progress=False)
+    variants = first.run_dir / "variants"
+    # Simulate a crash after "none" finished and "recon" was trained but not yet evaluated,
+    # in a run whose CE reference was cached before its per-example file existed.
     (first.run_dir / "results.json").unlink()
-    (first.run_dir / "variants" / "recon.json").unlink()
-    second = runner.run(_recipe(), runs_dir=tmp_path, progress=False)
+    (variants / "recon.json").unlink()
+    (variants / "reference_small_cnn.corruption.npz").unlink()
+    second = runner.run(recipe, runs_dir=tmp_path, progress=False)
     assert second.run_dir == first.run_dir
-    assert second.results["variants"] == first.results["variants"]
+    # As written to results.json: severities become strings there, NaN (an undefined relative
+    # CE of these barely trained models) is unequal to itself.
+    for key in ("variants", "corruption"):
+        assert json.dumps(second.results[key], sort_keys=True) == json.dumps(
+            first.results[key], sort_keys=True
+        ), key
+    assert (variants / "reference_small_cnn.corruption.npz").exists()
     log = (first.run_dir / "log.txt").read_text()
     assert "none: already evaluated" in log
     assert json.loads((first.run_dir / "results.json").read_text())["best_by"] == "val_accuracy"
+    # Per test example, every number a paired test compares: a table column's array has the
+    # column's accuracy as its mean, and the -C files give back the errors CE is made of.
+    results = json.loads((first.run_dir / "results.json").read_text())
+    correct = reporting.load_correct(first.run_dir, results)
+    reference = results["corruption"]["reference_errors"]
+    for name, r in results["variants"].items():
+        metrics = reporting.headline_metrics(r)
+        columns = set(metrics)
+        assert {"FGSM ε=0.1", "random_crop", "five_crop", "FGSM(baseline) + geometric"} <= columns
+        assert columns | {"robust", *r["robustness"]["attacks"]} <= set(correct[name])
+        assert len(correct[name]["clean"]) == r["test_examples"]
+        for column, accuracy in metrics.items():
+            if column == "five_crop":  # fractions of each image's crops, summed per batch
+                assert np.mean(correct[name][column]) == pytest.approx(accuracy, rel=1e-12)
+            else:
+                assert correct[name][column].dtype == bool, column
+                assert np.mean(correct[name][column]) == accuracy, column
+        assert r["corruption_correct"] == f"{name}.corruption.npz"
+        for file, errors in (
+            (r["corruption_correct"], r["corruption"]),
+            (reference["correct"], reference),
+        ):
+            with np.load(variants / file) as arrays:
+                assert arrays.files == [
+                    "clean",
+                    "gaussian_noise/1",
+                    "gaussian_noise/5",
+                    "contrast/1",
+                    "contrast/5",
+                ]
+            per_example = load_corruption_correct(variants / file)
+            assert np.mean(~per_example["clean"]) == errors["clean_error"]
+            for corruption, by_severity in per_example["corrupted"].items():
+                for severity, hits in by_severity.items():
+                    assert len(hits) == 16
+                    assert np.mean(~hits) == errors["errors"][corruption][str(severity)]
+
     # A finished run is never reused; --fresh does not reuse an unfinished one either.
-    new = runner.run_directory(tmp_path, _recipe(), fresh=False)
+    new = runner.run_directory(tmp_path, recipe, fresh=False)
     assert new != first.run_dir
     shutil.rmtree(new)
     (first.run_dir / "results.json").unlink()
-    assert runner.run_directory(tmp_path, _recipe(), fresh=False) == first.run_dir
-    assert runner.run_directory(tmp_path, _recipe(), fresh=True) != first.run_dir
+    assert runner.run_directory(tmp_path, recipe, fresh=False) == first.run_dir
+    assert runner.run_directory(tmp_path, recipe, fresh=True) != first.run_dir
 
 
 def test_every_variant_trains_on_the_same_batches():

@@ -274,3 +274,11 @@ def test_augmented_accuracy_with_and_without_a_transfer_source():
     # FGSM at ε = 0 transfers nothing: the same images as the augmented set.
     zero = augmented_accuracy(model, x, y, "geometric", seed=3, flip=False, surrogate=source, eps=0)
     assert zero["fgsm_augmented"] == zero["augmented"]
+    # Each image's correctness, for paired tests between models; the accuracies stay the same.
+    again, correct = augmented_accuracy(
+        model, x, y, "geometric", seed=3, flip=False, surrogate=source, return_correct=True
+    )
+    assert again == both and list(correct) == ["augmented", "fgsm_augmented"]
+    np.testing.assert_array_equal(correct["augmented"], predictions == y)
+    for key, hits in correct.items():
+        assert hits.dtype == bool and hits.shape == (48,) and np.mean(hits) == both[key], key

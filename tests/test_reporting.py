@@ -215,6 +215,25 @@ def test_accuracy_plot_is_written_with_and_without_per_example_results(tmp_path)
     assert with_arrays.read_bytes() == from_counts.read_bytes()
 
 
+def test_load_correct_returns_every_saved_column_and_old_files_still_load(tmp_path):
+    results = new_results(tmp_path)
+    five_crop = np.linspace(0, 1, 6).repeat(40)[:N]  # fractions of each image's 5 crops right
+    extra = {
+        "FGSM ε=0.03": BASE_CLEAN & BASE_ROBUST,
+        "random_crop": BASE_ROBUST,
+        "five_crop": five_crop,
+    }
+    np.savez(tmp_path / "variants" / "aux.correct.npz", **CORRECT["aux"], **extra)
+    correct = reporting.load_correct(tmp_path, results)
+    assert list(correct["aux"]) == ["clean", "robust", "FGSM ε=0.03", "random_crop", "five_crop"]
+    assert list(correct["none"]) == ["clean", "robust"]  # an older run's file
+    for key, array in {**CORRECT["aux"], **extra}.items():
+        np.testing.assert_array_equal(correct["aux"][key], array)
+        assert correct["aux"][key].dtype == array.dtype, key  # fractions stay fractions
+    # The comparison with the baseline reads clean and robust as before.
+    assert reporting.baseline_comparison(results, correct)["variants"]["aux"]["clean"]["n"] == N
+
+
 # === Over seeds ===
 
 # seed → variant → (clean, robust): aux about +1 point clean in every seed, trades +9 to +11

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import quick_eval
-from tfaux import build, data
+from tests.helpers import quick_eval, random_images, tiny_model
+from tfaux import build, data, reporting
 from tfaux.evaluate import robustness
 from tfaux.evaluate.sanity import UntrustworthyRobustnessWarning, run_checks
 from tfaux.training import sgd_momentum
@@ -94,3 +94,40 @@ def test_masked_model_is_flagged_loudly(trained_digits, kind):
     assert verdict["large eps -> chance"] is False
     # the masked model looks robust to PGD, which is exactly the false claim the checks catch
     assert report["attacks"]["PGD-3 ε=0.1"] > 0.5
+
+
+# Untrained and on noise: AutoAttack's checks may fail, which is not what this test is about.
+@pytest.mark.filterwarnings("ignore::tfaux.evaluate.sanity.UntrustworthyRobustnessWarning")
+def test_per_example_correctness_of_every_attack_under_the_table_columns():
+    # Paired tests between variants read "correct" by the columns `headline_metrics` names.
+    x, y = random_images(40, (16, 16, 1), seed=7), np.arange(40) % 4
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    config = quick_eval(
+        fgsm_eps=(8 / 255, 0.3), extra_eps=(0.05,), autoattack=True, sanity=False, l2_eps=0
+    )
+    report = robustness(tiny_model(), dataset, config, progress=False)
+    correct = report["correct"]
+    fgsm_columns = {"FGSM ε=0.0313725", "FGSM ε=0.3"}
+    assert set(correct) == {"clean", "robust", *report["attacks"], *fgsm_columns}
+    assert "PGD-3 ε=0.5" not in correct  # the ε curves' own prefix runs are not reported
+    assert np.mean(correct["clean"]) == report["clean"] and len(correct["clean"]) == 40
+    for label, accuracy in report["attacks"].items():
+        assert correct[label].dtype == bool, label
+        assert len(correct[label]) == report["examples"][label], label
+        assert np.mean(correct[label]) == accuracy, label
+    assert len(correct["AutoAttack ε=0.1"]) == 16  # on its own prefix
+    np.testing.assert_array_equal(correct["robust"], correct[report["headline"]])
+    # The runner's result of this report: every table column has its array, with its mean.
+    result = {
+        "test_accuracy": report["clean"],
+        "fgsm_accuracy": report["fgsm"],
+        "pgd_attack": report["pgd_attack"],
+        "pgd_accuracy": report["attacks"][report["pgd_attack"]],
+        "robust_attack": report["headline"],
+        "robust_accuracy": report["attacks"][report["headline"]],
+        "robustness": report,
+    }
+    metrics = reporting.headline_metrics(result)
+    assert fgsm_columns <= set(metrics) and "AutoAttack ε=0.1" in metrics
+    for column, accuracy in metrics.items():
+        assert np.mean(correct[column]) == accuracy, column

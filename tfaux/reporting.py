@@ -168,14 +168,22 @@ def robustness_details(results: dict) -> str:
 
 
 def load_correct(run_dir: Path, results: dict) -> dict[str, dict[str, np.ndarray]]:
-    """Per variant, which test examples it classifies correctly: {"clean", "robust"} boolean
-    arrays from `<run_dir>/variants/<r["correct"]>`. Variants of older runs have none."""
+    """Per variant, which test examples it classifies correctly, from
+    `<run_dir>/variants/<r["correct"]>`: "clean" and "robust" (the headline attack), and in
+    newer runs every `headline_metrics` column and every other attack, each on the images it
+    ran on. Boolean arrays, except "five_crop": the fraction of an image's five crops right.
+    Variants of the oldest runs have none."""
     correct = {}
     for name, r in results["variants"].items():
         if "correct" in r:
             with np.load(Path(run_dir) / "variants" / r["correct"]) as arrays:
-                correct[name] = {key: arrays[key].astype(bool) for key in arrays.files}
+                correct[name] = {key: _per_example(arrays[key]) for key in arrays.files}
     return correct
+
+
+def _per_example(array: np.ndarray) -> np.ndarray:
+    """Correctness as booleans; fractions (five_crop's) as they are."""
+    return array if np.issubdtype(array.dtype, np.floating) else array.astype(bool)
 
 
 def baseline_comparison(

@@ -40,7 +40,11 @@ from tfaux.distribute import (
 )
 from tfaux.evaluate import robustness
 from tfaux.evaluate.augmented import augmented_accuracy
-from tfaux.evaluate.corruption import corruption_error, corruption_errors
+from tfaux.evaluate.corruption import (
+    corruption_error,
+    corruption_errors,
+    save_corruption_correct,
+)
 from tfaux.evaluate.disturbances import disturbance_accuracy
 from tfaux.evaluate.fourier_heatmap import fourier_heatmap, save_heatmap
 from tfaux.experiment import build_model as build_variant
@@ -339,7 +343,12 @@ def _train_variant(
 def _evaluate_variant(
     recipe, variant, splits, run_dir: Path, surrogate, progress: bool, cset=None
 ) -> dict:
-    """Validation accuracy and the robustness report of a trained variant (cached on disk)."""
+    """Validation accuracy and the robustness report of a trained variant (cached on disk).
+
+    Beside `<variant>.json`, per test example (paired tests between variants on the same
+    images): `<variant>.correct.npz`, keyed by the columns of `reporting.headline_metrics` (and
+    every other attack, and "robust"), and `<variant>.corruption.npz` with the -C benchmark.
+    """
     result_file = run_dir / "variants" / f"{variant}.json"
     if result_file.exists():
         log.info("%s: already evaluated, reusing %s", variant, result_file)
@@ -357,8 +366,7 @@ def _evaluate_variant(
         desc=f"{variant}: test",
         context=variant,
     )
-    correct_file = f"{variant}.correct.npz"  # per test example: paired tests between variants
-    np.savez(run_dir / "variants" / correct_file, **report.pop("correct"))
+    correct, correct_file = report.pop("correct"), f"{variant}.correct.npz"
     for check in report["sanity"]:
         if check["passed"] is False:
             log.warning("%s: robustness claim not trustworthy: %s", variant, check)
@@ -388,7 +396,15 @@ def _evaluate_variant(
         "weights": f"{variant}.weights.h5",
     }
     if cset is not None:
-        result["corruption"] = corruption_errors(_predictor(classifier), cset, progress=progress)
+        errors = corruption_errors(
+            _predictor(classifier), cset, progress=progress, per_example=True
+        )
+        corruption_correct = errors.pop("correct")
+        result["corruption"] = errors
+        result["corruption_correct"] = f"{variant}.corruption.npz"
+        save_corruption_correct(
+            run_dir / "variants" / result["corruption_correct"], corruption_correct
+        )
     if recipe.corruption.heatmap_examples:
         result["heatmap"] = _heatmap(
             recipe,
@@ -398,7 +414,11 @@ def _evaluate_variant(
             run_dir / "tensorboard" / variant,
             progress,
         )
-    result.update(_input_robustness(recipe, variant, model, classifier, splits, surrogate))
+    inputs, inputs_correct = _input_robustness(
+        recipe, variant, model, classifier, splits, surrogate
+    )
+    result.update(inputs)
+    np.savez(run_dir / "variants" / correct_file, **correct, **inputs_correct)
     write_hparams(run_dir / "tensorboard" / variant, _hparams(recipe, variant), _metrics(result))
     result_file.write_text(json.dumps(result, indent=2))
     return result
@@ -439,22 +459,26 @@ def _metrics(result: dict) -> dict:
     return metrics
 
 
-def _input_robustness(recipe, variant, model, classifier, splits, surrogate) -> dict:
-    """Seed 003's disturbances, seed 004's augmented accuracies and denoiser report."""
-    config, result = recipe.evaluation, {}
+def _input_robustness(recipe, variant, model, classifier, splits, surrogate) -> tuple[dict, dict]:
+    """Seed 003's disturbances, seed 004's augmented accuracies and denoiser report, and the
+    per-example correctness behind each accuracy, keyed by its `reporting.headline_metrics`
+    column (the disturbances' "clean" left out: the robustness report's is the test set's)."""
+    config, result, correct = recipe.evaluation, {}, {}
     reporting_tasks = [task for task in model.tasks if task.reports]
     if not (config.disturbances or config.augmented or reporting_tasks):
-        return result
+        return result, correct
     x, y = _test_prefix(splits, splits.info.num_test)
     flip = _flip_invariant(recipe)
     seed = recipe.training.seed
     if config.disturbances:
-        result["disturbances"] = disturbance_accuracy(
-            _predictor(classifier), x, y, seed=seed, flip=flip
+        result["disturbances"], disturbed = disturbance_accuracy(
+            _predictor(classifier), x, y, seed=seed, flip=flip, return_correct=True
         )
+        correct.update({name: v for name, v in disturbed.items() if name != "clean"})
     if config.augmented:
-        result["augmented"] = {
-            name: augmented_accuracy(
+        result["augmented"] = {}
+        for name in config.augmented:
+            result["augmented"][name], hits = augmented_accuracy(
                 classifier,
                 x,
                 y,
@@ -463,12 +487,14 @@ def _input_robustness(recipe, variant, model, classifier, splits, surrogate) -> 
                 flip=flip,
                 surrogate=surrogate,
                 eps=recipe.evaluation.eps,
+                return_correct=True,
             )
-            for name in config.augmented
-        }
+            correct[name] = hits["augmented"]
+            if "fgsm_augmented" in hits:
+                correct[f"FGSM(baseline) + {name}"] = hits["fgsm_augmented"]
     for task in reporting_tasks:  # the tasks' own reports (the denoiser's)
         result.update(task.report(model, x, y, recipe=recipe, flip=flip))
-    return result
+    return result, correct
 
 
 def _flip_invariant(recipe: Recipe) -> bool:
@@ -513,17 +539,25 @@ def _corrupted_test_set(recipe: Recipe, splits, progress: bool):
 
 def _reference_errors(recipe: Recipe, splits, run_dir: Path, cset, progress: bool):
     """Errors of the CE reference: the `corruption.reference` backbone (AlexNet, as seed 001
-    eq. 8), trained by this recipe with the standard loop and evaluated on the same -C set."""
+    eq. 8), trained by this recipe with the standard loop and evaluated on the same -C set.
+
+    Cached as `<key>.corruption.json` and, per example (paired tests of CE between variants
+    resample the reference's images too), `<key>.corruption.npz`; a run from before the npz
+    existed is evaluated again for it.
+    """
     if cset is None:
         return None
     key = f"reference_{recipe.corruption.reference}"
     cached = run_dir / "variants" / f"{key}.corruption.json"
-    if cached.exists():
+    correct_file = run_dir / "variants" / f"{key}.corruption.npz"
+    if cached.exists() and correct_file.exists():
         return json.loads(cached.read_text())
     # Trained with the variants (`run`), where every worker of a multi-worker job takes part.
     model = _trained_model(reference_recipe(recipe), "none", splits.info, run_dir, key=key)
     predict = _predictor(primary_classifier(model))
-    errors = {"name": key, **corruption_errors(predict, cset, progress=progress)}
+    errors = corruption_errors(predict, cset, progress=progress, per_example=True)
+    save_corruption_correct(correct_file, errors.pop("correct"))
+    errors = {"name": key, **errors, "correct": correct_file.name}
     cached.write_text(json.dumps(errors, indent=2))
     return errors
 

@@ -3,7 +3,12 @@ heat maps, test-time disturbances, augmented test sets, denoiser reports."""
 
 from tfaux.data.corrupted_set import corrupted_set  # re-exported: -C sets are made in data
 from tfaux.evaluate.augmented import augmented_accuracy
-from tfaux.evaluate.corruption import corruption_error, corruption_errors
+from tfaux.evaluate.corruption import (
+    corruption_error,
+    corruption_errors,
+    load_corruption_correct,
+    save_corruption_correct,
+)
 from tfaux.evaluate.denoiser import denoiser_report
 from tfaux.evaluate.disturbances import disturbance_accuracy
 from tfaux.evaluate.fourier_heatmap import fourier_heatmap, heatmap_plot
@@ -18,5 +23,7 @@ __all__ = [
     "disturbance_accuracy",
     "fourier_heatmap",
     "heatmap_plot",
+    "load_corruption_correct",
     "robustness",
+    "save_corruption_correct",
 ]

@@ -29,10 +29,13 @@ def augmented_accuracy(
     flip: bool = True,
     surrogate: keras.Model | None = None,
     eps: float = 0.1,
-) -> dict[str, float]:
+    return_correct: bool = False,
+) -> dict[str, float] | tuple[dict[str, float], dict[str, np.ndarray]]:
     """{"augmented": acc on augment(x)} plus {"fgsm_augmented": acc on augment(FGSM_surrogate(x))}
     when a `surrogate` (the baseline) is given. The same `seed` draws the same augmentations for
-    every model, so the sets are the same for all of them."""
+    every model, so the sets are the same for all of them. With `return_correct`, also each
+    image's correctness under the same keys (bool[N], whose means are the accuracies), for
+    paired tests between models: (accuracies, correct)."""
     if len(x) != len(y):
         raise ValueError(f"Expected as many labels as images. Received: {len(x)} and {len(y)}")
     augment = get_augmentation(augmentation)
@@ -46,7 +49,9 @@ def augmented_accuracy(
         if source is not None:
             x_adv = source(AttackSpec("fgsm", eps=float(eps)), xb, yb)
             hits["fgsm_augmented"].append(_correct(model, augment(x_adv, op_seed, flip=flip), yb))
-    return {key: float(np.mean(np.concatenate(value))) for key, value in hits.items()}
+    correct = {key: np.concatenate(value) for key, value in hits.items()}
+    accuracies = {key: float(np.mean(value)) for key, value in correct.items()}
+    return (accuracies, correct) if return_correct else accuracies
 
 
 def _correct(model: Attacker, x, y) -> np.ndarray:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 
 import numpy as np
 
@@ -26,7 +28,12 @@ log = logging.getLogger("tfaux")
 
 
 def corruption_errors(
-    predict: Callable, cset: CorruptedSet, *, batch_size: int = 256, progress: bool = True
+    predict: Callable,
+    cset: CorruptedSet,
+    *,
+    batch_size: int = 256,
+    progress: bool = True,
+    per_example: bool = False,
 ) -> dict:
     """Top-1 error of a classifier on the clean images and on every (corruption, severity).
 
@@ -36,10 +43,14 @@ def corruption_errors(
         cset: from `corrupted_set`.
         batch_size: images per `predict` call.
         progress: show progress (a bar on a terminal).
+        per_example: also return which images are classified correctly, for paired tests
+            (a bootstrap of CE and mCE over the same test images) between models.
 
     Returns:
         {"clean_error": e, "errors": {corruption: {severity: e}}, "num_examples": n}, errors as
-        fractions in [0, 1] and severities as ints.
+        fractions in [0, 1] and severities as ints; with `per_example`, also "correct":
+        {"clean": bool[n], "corrupted": {corruption: {severity: bool[n]}}} (numpy, not JSON:
+        `save_corruption_correct` writes it), each error being exactly 1 - its array's mean.
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"Expected a positive integer batch_size. Received: {batch_size!r}")
@@ -47,21 +58,87 @@ def corruption_errors(
     if labels.ndim == 2:
         labels = labels.argmax(-1)
     jobs = [(None, None)] + [(c, s) for c in cset.corruptions for s in cset.severities]
-    errors: dict = {c: {} for c in cset.corruptions}
-    clean_error = None
+    correct: dict = {"clean": None, "corrupted": {c: {} for c in cset.corruptions}}
     for corruption, severity in progress_bar(
         jobs, desc="corruption errors", unit="set", enabled=progress
     ):
         if corruption is None:
-            clean_error = _error(predict, cset.clean_images(), labels, batch_size)
+            correct["clean"] = _correct(predict, cset.clean_images(), labels, batch_size)
         else:
             images = cset.images(corruption, severity)
-            errors[corruption][severity] = _error(predict, images, labels, batch_size)
-    return {"clean_error": clean_error, "errors": errors, "num_examples": len(labels)}
+            correct["corrupted"][corruption][severity] = _correct(
+                predict, images, labels, batch_size
+            )
+    result = {
+        "clean_error": _error(correct["clean"]),
+        "errors": {
+            c: {s: _error(hits) for s, hits in by.items()} for c, by in correct["corrupted"].items()
+        },
+        "num_examples": len(labels),
+    }
+    return {**result, "correct": correct} if per_example else result
 
 
-def _error(predict: Callable, images: np.ndarray, labels: np.ndarray, batch_size: int) -> float:
-    wrong = 0
+def save_corruption_correct(path: str | os.PathLike, correct: dict) -> Path:
+    """Writes `corruption_errors(..., per_example=True)["correct"]` as an npz file.
+
+    The layout (`load_corruption_correct` reads it back): "clean" → bool[n] and
+    "<corruption>/<severity>" → bool[n] (e.g. "gaussian_noise/3"), one array per key so that a
+    reader needs no other metadata.
+    """
+    if not isinstance(correct, Mapping) or set(correct) != {"clean", "corrupted"}:
+        keys = sorted(correct) if isinstance(correct, Mapping) else type(correct).__name__
+        raise ValueError(
+            "Expected corruption_errors(..., per_example=True)['correct'], with 'clean' and "
+            f"'corrupted'. Received: {keys}"
+        )
+    arrays = {"clean": np.asarray(correct["clean"], bool)}
+    for corruption, by_severity in correct["corrupted"].items():
+        for severity, hits in by_severity.items():
+            arrays[f"{corruption}/{int(severity)}"] = np.asarray(hits, bool)
+    path = Path(path)
+    np.savez(path, **arrays)
+    return path
+
+
+def load_corruption_correct(path: str | os.PathLike) -> dict:
+    """Per-example correctness written by `save_corruption_correct`, in the layout
+    `corruption_errors(..., per_example=True)` returns it.
+
+    Returns:
+        {"clean": bool[n], "corrupted": {corruption: {severity (int): bool[n]}}}, corruptions in
+        the order they were measured and severities ascending.
+    """
+    correct: dict = {"clean": None, "corrupted": {}}
+    with np.load(path) as arrays:
+        keys = arrays.files
+        for key in keys:
+            if key == "clean":
+                correct["clean"] = arrays[key].astype(bool)
+                continue
+            corruption, _, severity = key.rpartition("/")
+            if not corruption or not severity.isdigit():
+                raise ValueError(
+                    "Expected keys 'clean' and '<corruption>/<severity>' in a corruption "
+                    f"correctness file. Received: {key!r} in {path}"
+                )
+            by_severity = correct["corrupted"].setdefault(corruption, {})
+            by_severity[int(severity)] = arrays[key].astype(bool)
+    if correct["clean"] is None:
+        raise ValueError(f"Expected a 'clean' array in {path}. Received: keys {keys}")
+    correct["corrupted"] = {c: dict(sorted(by.items())) for c, by in correct["corrupted"].items()}
+    return correct
+
+
+def _error(correct: np.ndarray) -> float:
+    """The fraction of images not classified correctly (a count over a count: exact)."""
+    return int(np.sum(~correct)) / len(correct)
+
+
+def _correct(
+    predict: Callable, images: np.ndarray, labels: np.ndarray, batch_size: int
+) -> np.ndarray:
+    hits = []
     for start in range(0, len(images), batch_size):
         scores = predict(images[start : start + batch_size])
         if isinstance(scores, Mapping):
@@ -78,8 +155,8 @@ def _error(predict: Callable, images: np.ndarray, labels: np.ndarray, batch_size
                 f"Expected predict to return scores of shape ({len(batch)}, num_classes). "
                 f"Received: shape {scores.shape}"
             )
-        wrong += int(np.sum(scores.argmax(-1) != batch))
-    return wrong / len(images)
+        hits.append(scores.argmax(-1) == batch)
+    return np.concatenate(hits)
 
 
 def mean_errors(errors: dict) -> dict[str, float]:

@@ -88,7 +88,8 @@ def disturbance_accuracy(
     flip: bool = True,
     batch_size: int = 256,
     progress: bool = False,
-) -> dict[str, float]:
+    return_correct: bool = False,
+) -> dict[str, float] | tuple[dict[str, float], dict[str, np.ndarray]]:
     """Accuracy on clean images and under each of seed 003's five disturbances.
 
     Args:
@@ -102,11 +103,16 @@ def disturbance_accuracy(
         flip: evaluate the left-right flip (False for digits).
         batch_size: images per `predict` call.
         progress: show progress (a bar on a terminal) over the batches.
+        return_correct: also return each image's correctness, for paired tests between models
+            on the same disturbed images.
 
     Returns:
         {"clean": accuracy, <disturbance>: accuracy, ...}: fractions in [0, 1], in the order of
         `DISTURBANCES`, without "random_flip" if not `flip` and without "random_grayscale" on
-        1-channel images.
+        1-channel images. With `return_correct`, (accuracies, correct): `correct` has the same
+        keys, bool[N] per image, except "five_crop": float[N], the fraction of an image's five
+        crops classified correctly; each accuracy is its array's mean (five_crop's up to
+        rounding: it is summed per batch).
     """
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim != 4 or x.shape[-1] not in (1, 3):
@@ -130,22 +136,32 @@ def disturbance_accuracy(
     x = x.astype(np.float32, copy=False)
 
     names = applicable_disturbances(x.shape[-1], flip)
-    correct = dict.fromkeys(("clean", *names), 0.0)
+    # Counts summed per batch as before the per-image arrays existed: five_crop's accuracy,
+    # a mean of fractions, would otherwise move in its last bit.
+    counts = dict.fromkeys(("clean", *names), 0.0)
+    correct = {name: [] for name in counts}
     starts = range(0, len(x), batch_size)
     for batch, start in enumerate(
         progress_bar(starts, desc="disturbances", unit="batch", enabled=progress)
     ):
         images = tf.constant(x[start : start + batch_size])
         labels = y[start : start + batch_size]
-        correct["clean"] += _hits(predict, images, labels)
+        correct["clean"].append(_predicted(predict, images) == labels)
+        counts["clean"] += float(np.sum(correct["clean"][-1]))
         for name in names:
             if name == "five_crop":
-                crops = tf.unstack(five_crop(images))
-                correct[name] += float(np.mean([_hits(predict, c, labels) for c in crops]))
+                crops = [_predicted(predict, c) == labels for c in tf.unstack(five_crop(images))]
+                correct[name].append(np.mean(crops, axis=0))
+                counts[name] += float(np.mean([float(np.sum(c)) for c in crops]))
             else:
                 stateless = _seed(seed, DISTURBANCES.index(name), batch)
-                correct[name] += _hits(predict, _disturb(name, images, stateless), labels)
-    return {name: float(count / len(x)) for name, count in correct.items()}
+                disturbed = _disturb(name, images, stateless)
+                correct[name].append(_predicted(predict, disturbed) == labels)
+                counts[name] += float(np.sum(correct[name][-1]))
+    accuracies = {name: float(count / len(x)) for name, count in counts.items()}
+    if not return_correct:
+        return accuracies
+    return accuracies, {name: np.concatenate(arrays) for name, arrays in correct.items()}
 
 
 def _disturb(name: str, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -164,11 +180,6 @@ def _seed(seed: int, disturbance: int, batch: int) -> tf.Tensor:
     """A shape-(2,) int32 stateless seed for one (disturbance, batch) pair."""
     state = np.random.SeedSequence([seed, disturbance, batch]).generate_state(2)
     return tf.constant((state % 2**31).astype(np.int32))
-
-
-def _hits(predict: Callable, images: tf.Tensor, labels: np.ndarray) -> float:
-    """How many of `images` `predict` classifies as `labels`."""
-    return float(np.sum(_predicted(predict, images) == labels))
 
 
 def _predicted(predict: Callable, images: tf.Tensor) -> np.ndarray:

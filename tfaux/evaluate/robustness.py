@@ -54,9 +54,11 @@ def robustness(
     Returns:
         {"clean", "fgsm": {ε: acc}, "attacks": {label: acc}, "curves": {"fgsm"|"pgd": {ε: acc}},
          "examples": {label: n}, "sanity": [checks], "trustworthy": bool, "num_examples": n,
-         "correct": {"clean", "robust": bool arrays}}; "correct" holds the per-example
-        correctness of the clean images and of the headline PGD (numpy, not JSON: paired tests
-        between variants on the same test images read it).
+         "correct": {key: bool array}}; "correct" holds the per-example correctness (numpy, not
+        JSON: paired tests between variants on the same test images read it) of "clean", of
+        every attack in "attacks" (on the prefix it ran on), under each FGSM's table column
+        "FGSM ε=<key of "fgsm">" too, and "robust" (the headline attack's again, as older runs
+        saved it). Each array's mean is its reported accuracy.
     """
     config = config or EvalConfig()
     jobs, roles = _jobs(config, surrogate is not None)
@@ -214,10 +216,12 @@ def _summary(config, correct, roles, gradients, num_classes, context, autoattack
         warn_failed(checks, context)
     clean = accuracy.pop("clean")
     examples = {k: int(len(v)) for k, v in correct.items()}
+    fgsm = {f"{e:g}": AttackSpec("fgsm", eps=e).label for e in config.fgsm_eps}
+    attacks = {k: v for k, v in accuracy.items() if k not in curve_only}
     return {
         "clean": clean,
-        "fgsm": {f"{e:g}": accuracy[AttackSpec("fgsm", eps=e).label] for e in config.fgsm_eps},
-        "attacks": {k: v for k, v in accuracy.items() if k not in curve_only},
+        "fgsm": {key: accuracy[label] for key, label in fgsm.items()},
+        "attacks": attacks,
         "pgd_attack": roles["pgd"],  # the PGD-k the checks use
         "headline": headline,  # the robust accuracy to quote: AutoAttack's if it ran, else PGD's
         **({"autoattack": autoattack.to_dict()} if autoattack is not None else {}),
@@ -227,7 +231,13 @@ def _summary(config, correct, roles, gradients, num_classes, context, autoattack
         "sanity": [c.to_dict() for c in checks],
         "trustworthy": all(c.passed is not False for c in checks),
         "num_examples": int(len(correct["clean"])),
-        "correct": {"clean": correct["clean"], "robust": correct[headline]},
+        "correct": {
+            "clean": correct["clean"],
+            **{label: correct[label] for label in attacks},
+            # The columns `reporting.headline_metrics` names from "fgsm"'s keys.
+            **{f"FGSM ε={key}": correct[label] for key, label in fgsm.items()},
+            "robust": correct[headline],
+        },
     }
 
 
