@@ -48,7 +48,7 @@ import keras_tuner
 import numpy as np
 from keras_tuner.errors import FailedTrialError
 
-from tfaux.config import Recipe, tuning_variant, variant_tasks
+from tfaux.config import Recipe, claim_problem, tuning_variant, variant_tasks
 from tfaux.distribute import create_strategy
 from tfaux.experiment import (
     build_model,
@@ -223,7 +223,8 @@ def weighted_variant(variant: str, weights: dict[str, float]) -> str:
 
 def tuned_recipe(recipe: Recipe, values: dict, variant: str | None = None) -> Recipe:
     """`recipe` with a trial's λ written into the tuned variant and its ε and m into
-    `adversarial` (so every variant of the recipe on those loops gets them)."""
+    `adversarial` (so every variant of the recipe on those loops gets them). The paper's claims
+    on the tuned variant are dropped: they were made at the paper's λ, not the searched one."""
     variant = variant or tuning_variant(recipe)
     weights = {task: _rounded(values[f"lambda_{task}"]) for task in variant_tasks(variant)}
     new = weighted_variant(variant, weights)
@@ -233,12 +234,15 @@ def tuned_recipe(recipe: Recipe, values: dict, variant: str | None = None) -> Re
     if "replays" in values:
         adversarial = dataclasses.replace(adversarial, replays=int(values["replays"]))
     variants = tuple(dict.fromkeys(new if v == variant else v for v in recipe.variants))
-    return dataclasses.replace(
+    tuned = dataclasses.replace(
         recipe,
         variants=variants,
         adversarial=adversarial,
         tuning=dataclasses.replace(recipe.tuning, variant=new),
+        claims=(),
     )
+    kept = tuple(c for c in recipe.claims if claim_problem(tuned, c) is None)
+    return dataclasses.replace(tuned, claims=kept) if kept else tuned
 
 
 def _rounded(value: float) -> float:
@@ -613,6 +617,9 @@ def _dataclass_source(obj, indent: int, classes: set[str]) -> str:
             continue
         if dataclasses.is_dataclass(value):
             text = _dataclass_source(value, indent + 4, classes)
+        elif isinstance(value, tuple) and value and all(map(dataclasses.is_dataclass, value)):
+            items = [_dataclass_source(v, indent + 8, classes) for v in value]  # a recipe's claims
+            text = "(\n" + "".join(f"{pad}    {item},\n" for item in items) + f"{pad})"
         else:
             text = _literal(value)
         parts.append(f"{pad}{f.name}={text},")
