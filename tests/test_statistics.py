@@ -5,16 +5,31 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 from tfaux.statistics import (
     BETTER,
+    DOES_NOT_HOLD,
+    HOLDS,
+    HOLDS_SMALLER,
     NO_DIFFERENCE,
+    RULED_OUT,
+    UNDECIDED,
     WORSE,
+    Judgement,
     accuracy_ci,
+    bonett_price,
+    claim_verdict,
+    holm,
+    judge,
     mean_ci,
+    paired_correctness,
     paired_seed_difference,
     paired_test,
     proportion_ci,
+    seed_differences,
+    seed_values,
+    table_verdict,
     verdict,
 )
 
@@ -150,15 +165,15 @@ def test_mean_ci_of_identical_seeds_has_no_width():
     assert mean_ci([0.5, 0.5, 0.5]) == (0.5, 0.5, 0.5)
 
 
-def test_paired_seed_difference_is_scipys_paired_t_test():
-    variant, baseline = [0.91, 0.93, 0.92, 0.95], [0.90, 0.90, 0.91, 0.92]
-    result = paired_seed_difference(variant, baseline)
+def test_seed_values_is_scipys_paired_t_test():
+    variant, baseline = [0.91, 0.93, 0.92, 0.95], [0.90, 0.90, 0.91, 0.90]
+    result = seed_values(variant, baseline)
     reference = stats.ttest_rel(variant, baseline)
     ci = reference.confidence_interval(0.95)
     assert result.difference == pytest.approx(np.mean(np.subtract(variant, baseline)))
-    assert (result.low, result.high) == pytest.approx((ci.low, ci.high))
+    assert result.interval_at(0.95) == pytest.approx((ci.low, ci.high))
     assert result.p_value == pytest.approx(reference.pvalue) and result.n == 4
-    assert verdict(result.low, result.high) == BETTER
+    assert "paired t over 4 seeds" in result.test
 
 
 def test_pairing_detects_what_two_independent_intervals_do_not():
@@ -166,20 +181,96 @@ def test_pairing_detects_what_two_independent_intervals_do_not():
     baseline = np.array([0.80, 0.90, 0.85, 0.95])
     variant = baseline + [0.010, 0.012, 0.011, 0.009]
     assert mean_ci(variant).low < mean_ci(baseline).high
-    result = paired_seed_difference(variant, baseline)
-    assert verdict(result.low, result.high) == BETTER
+    judged = judge({"v": seed_values(variant, baseline)})["v"]
+    assert table_verdict(judged) == BETTER
 
 
-def test_paired_seed_difference_of_one_seed_has_no_interval():
-    result = paired_seed_difference([0.9], [0.8])
-    assert result.difference == pytest.approx(0.1) and result.n == 1
-    assert math.isnan(result.low) and math.isnan(result.high) and math.isnan(result.p_value)
-    assert verdict(result.low, result.high) == NO_DIFFERENCE
+@pytest.mark.parametrize(
+    "differences",
+    [[0.01, 0.01, 0.01], [0.1 + 0.2 - 0.3, 0.0, 0.0], [0.01, 0.02, 0.01], [0.02], [0.01, 0.03]],
+)
+def test_too_few_distinct_seed_differences_give_no_test(differences):
+    # Identical seeds used to give [d, d] with p = 0: a verdict from no spread at all.
+    result = seed_differences(differences)
+    assert math.isnan(result.p_value) and all(map(math.isnan, result.interval_at(0.95)))
+    assert table_verdict(judge({"v": result})["v"]) == NO_DIFFERENCE
+    assert (
+        paired_seed_difference(np.add(differences, 0.9), np.full(len(differences), 0.9)).p_value
+        != 0
+    )
 
 
-def test_paired_seed_difference_rejects_unpaired_values():
-    with pytest.raises(ValueError, match="same seeds"):
-        paired_seed_difference([0.9, 0.8], [0.8])
+def test_two_seeds_combine_their_mcnemar_tests_over_the_same_images():
+    first = correctness(200, both=120, variant_only=12, baseline_only=4)
+    second = correctness(200, both=120, variant_only=10, baseline_only=3)
+    result = paired_correctness([first, second])
+    # Stratified by seed: Σb = 22 of Σ(b + c) = 29 discordant pairs, Binomial(29, 1/2).
+    assert result.p_value == pytest.approx(stats.binomtest(22, 29, 0.5).pvalue)
+    assert result.difference == pytest.approx(15 / 400) and result.n == 400
+    assert "stratified by seed" in result.test
+    assert result.interval_at(0.95) == pytest.approx(bonett_price(22, 7, 400, 0.95))
+
+
+def test_bonett_price_matches_a_published_worked_example():
+    # Fagerland, Lydersen & Laake, "Statistical Analysis of Contingency Tables" (2017),
+    # ch. 8, complete response before/after consolidation therapy (Cavo et al. 2012):
+    # n11=59, n12=6, n21=16, n22=80; Wald with Bonett–Price adjustment: −0.0621
+    # (95 % CI −0.1195 to −0.0032), as their R package contingencytables prints it.
+    variant, baseline = correctness(161, both=59, variant_only=6, baseline_only=16)
+    result = paired_test(variant, baseline)
+    assert round(result.difference, 4) == -0.0621
+    assert (round(result.low, 4), round(result.high, 4)) == (-0.1195, -0.0032)
+
+
+def test_holm_equals_statsmodels():
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        p = rng.random(rng.integers(1, 9)) ** 3
+        assert holm(p) == pytest.approx(multipletests(p, method="holm")[1])
+
+
+def test_holm_turns_the_two_marginal_robust_baselines_verdicts_into_no_difference():
+    # The numbers: 7 comparisons per table at 5 %; p = 0.024 and 0.0215 pass alone.
+    p = [0.024, 0.0215, 0.3, 0.5, 0.7, 0.8, 0.9]
+    assert all(q > 0.05 for q in holm(p)[:2])
+
+
+def _judgement(low, high, adjusted_p):
+    return Judgement((low + high) / 2, low, high, 0.95, adjusted_p, adjusted_p, 0.01, "t", 3)
+
+
+@pytest.mark.parametrize(
+    "low, high, p, direction, effect, word",
+    [
+        (0.01, 0.03, 0.01, "higher", None, HOLDS),
+        (0.01, 0.03, 0.01, "higher", 0.05, HOLDS_SMALLER),
+        (0.01, 0.06, 0.01, "higher", 0.05, HOLDS),
+        (-0.03, -0.01, 0.01, "lower", None, HOLDS),
+        (-0.03, -0.01, 0.01, "higher", 0.02, DOES_NOT_HOLD),
+        (-0.01, 0.01, 0.4, "higher", 0.05, RULED_OUT),
+        (-0.01, 0.06, 0.4, "higher", 0.05, UNDECIDED),
+        (0.01, 0.03, 0.07, "higher", None, UNDECIDED),  # the interval alone is not a verdict
+        (math.nan, math.nan, math.nan, "higher", 0.05, UNDECIDED),
+    ],
+)
+def test_claim_verdict_words(low, high, p, direction, effect, word):
+    assert claim_verdict(_judgement(low, high, p), direction, effect) == word
+
+
+def test_judge_holds_each_interval_to_its_holm_step():
+    evidence = {
+        k: seed_values(np.add(base, 0.9), np.full(4, 0.9))
+        for k, base in {"small": [0.01, 0.02, 0.03, 0.02], "big": [0.1, 0.12, 0.11, 0.13]}.items()
+    }
+    judged = judge(evidence)
+    assert judged["big"].confidence == pytest.approx(1 - 0.05 / 2)  # the smallest p: α / m
+    assert judged["small"].confidence == pytest.approx(0.95)
+    assert (judged["big"].low, judged["big"].high) == pytest.approx(
+        evidence["big"].interval_at(0.975)
+    )
+    assert judged["small"].adjusted_p == pytest.approx(
+        max(evidence["small"].p_value, 2 * evidence["big"].p_value)
+    )
 
 
 def test_verdict_words():

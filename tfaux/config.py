@@ -721,6 +721,13 @@ def claim_problem(recipe: Recipe, claim: Claim) -> str | None:
     return None
 
 
+def with_testable_claims(recipe: Recipe, claims: tuple[Claim, ...]) -> Recipe:
+    """`recipe` (built without claims) with those of `claims` it can test: a recipe derived
+    from another (narrowed by --set, or with a tuned λ) keeps the claims that still apply."""
+    kept = tuple(c for c in claims if claim_problem(recipe, c) is None)
+    return dataclasses.replace(recipe, claims=kept) if kept else recipe
+
+
 def _same_eps(text: str, eps: float) -> bool:
     try:
         return abs(float(text) - eps) < 1e-9
@@ -1083,9 +1090,9 @@ def apply_overrides(recipe: Recipe, assignments: list[str]) -> Recipe:
         updates[key] = text.strip()
     # Claims are checked against the final recipe: those it can no longer test (a variant left
     # out with --set variants=...) are dropped, and the CLI says how many.
-    updated = _with_updates(dataclasses.replace(recipe, claims=()), updates)
-    kept = tuple(c for c in recipe.claims if claim_problem(updated, c) is None)
-    return dataclasses.replace(updated, claims=kept) if kept else updated
+    return with_testable_claims(
+        _with_updates(dataclasses.replace(recipe, claims=()), updates), recipe.claims
+    )
 
 
 def field_paths(obj, prefix: str = "") -> list[str]:

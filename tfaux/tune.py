@@ -48,7 +48,7 @@ import keras_tuner
 import numpy as np
 from keras_tuner.errors import FailedTrialError
 
-from tfaux.config import Recipe, claim_problem, tuning_variant, variant_tasks
+from tfaux.config import Recipe, tuning_variant, variant_tasks, with_testable_claims
 from tfaux.distribute import create_strategy
 from tfaux.experiment import (
     build_model,
@@ -241,8 +241,7 @@ def tuned_recipe(recipe: Recipe, values: dict, variant: str | None = None) -> Re
         tuning=dataclasses.replace(recipe.tuning, variant=new),
         claims=(),
     )
-    kept = tuple(c for c in recipe.claims if claim_problem(tuned, c) is None)
-    return dataclasses.replace(tuned, claims=kept) if kept else tuned
+    return with_testable_claims(tuned, recipe.claims)
 
 
 def _rounded(value: float) -> float:
