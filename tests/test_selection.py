@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.helpers import loop_model, loop_recipe, random_images
+from tests.helpers import ForcedGuard, MadeUpLogs, loop_model, loop_recipe, random_images
 from tfaux import experiment
 from tfaux.config import (
     AdversarialConfig,
@@ -21,17 +21,6 @@ from tfaux.training.loops import create_loop, list_loops, loop_class
 X, Y = random_images(16, (16, 16, 1), seed=4), np.arange(16) % 4
 
 
-class _Epochs(keras.callbacks.Callback):
-    """Feeds made-up validation metrics to the callbacks after it, one value per epoch."""
-
-    def __init__(self, **series):
-        super().__init__()
-        self.series = series
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs.update({key: values[epoch] for key, values in self.series.items()})
-
-
 def _fit_with_selection(rule, **series):
     model = loop_model("standard")
     model.compile(optimizer=keras.optimizers.SGD(0.1), run_eagerly=True)
@@ -40,7 +29,12 @@ def _fit_with_selection(rule, **series):
         on_epoch_end=lambda epoch, logs: weights.append(model.get_weights())
     )
     model.fit(
-        X, Y, batch_size=8, epochs=4, verbose=0, callbacks=[_Epochs(**series), snapshot, selection]
+        X,
+        Y,
+        batch_size=8,
+        epochs=4,
+        verbose=0,
+        callbacks=[MadeUpLogs(**series), snapshot, selection],
     )
     return model, weights, selection.summary()
 
@@ -103,7 +97,14 @@ def test_auxiliary_training_is_evaluated_after_merging_even_when_stage_two_lower
     history = experiment.fit(model, splits, epochs=3, callbacks=callbacks, strategy=strategy)
     assert history.history["merge_gamma"] == [0.0, 0.0, 1.0]
     selection = experiment.selection_of(callbacks)
-    assert selection == {"rule": "last", "metric": None, "epoch": 3, "value": None, "epochs_run": 3}
+    assert selection == {
+        "rule": "last",
+        "metric": None,
+        "epoch": 3,
+        "value": None,
+        "epochs_run": 3,
+        "rolled_back_from": None,
+    }
     assert model.gamma == 1.0  # the evaluated model is the stage-2 one
 
 
@@ -185,3 +186,56 @@ def test_a_robust_selection_needs_a_robust_validation_budget():
 
     with pytest.raises(ValueError, match="evaluation.eps > 0 to select the best robust epoch"):
         Recipe("r", variants=("none@pgd",), evaluation=EvalConfig(eps=0.0))
+
+
+CLEAN = [0.5, 0.6, 0.9, 0.7]  # val_accuracy: epoch 3 is the best (1-based)
+EARLY, LATE = [0.3, 0.2, 0.25, 0.1], [0.1, 0.2, 0.25, 0.4]  # val_pgd_accuracy: 1 or 4 best
+COLLAPSE = [0.5, 0.6, 0.55, 0.1]  # the guard's best is epoch 2; epoch 4 collapses
+STEADY = [0.5, 0.6, 0.55, 0.5]
+
+
+@pytest.mark.parametrize(
+    ("rule", "pgd", "guard", "epoch", "value", "rolled_back_from"),
+    [
+        ("last", EARLY, STEADY, 4, None, None),
+        ("best_clean", EARLY, STEADY, 3, 0.9, None),
+        ("best_robust", EARLY, STEADY, 1, 0.3, None),
+        ("last", EARLY, COLLAPSE, 2, None, 4),  # the collapsed last epoch is discarded
+        ("best_clean", EARLY, COLLAPSE, 2, 0.6, 4),  # epoch 3 was selected, then discarded
+        ("best_robust", EARLY, COLLAPSE, 1, 0.3, 4),  # selected before the guard's: kept
+        ("best_robust", LATE, COLLAPSE, 2, 0.2, 4),  # the collapsed epoch was selected
+    ],
+)
+def test_the_evaluated_weights_are_the_recorded_epochs_after_a_guard_rollback(
+    rule, pgd, guard, epoch, value, rolled_back_from
+):
+    model = loop_model("standard")
+    model.compile(optimizer=keras.optimizers.SGD(0.1), run_eagerly=True)
+    weights, selection = [], ModelSelection(rule)
+    snapshot = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda e, logs: weights.append(model.get_weights())
+    )
+    made_up = MadeUpLogs(val_accuracy=CLEAN, val_pgd_accuracy=pgd)
+    callbacks = [made_up, snapshot, selection, ForcedGuard(guard, selection)]
+    model.fit(X, Y, batch_size=8, epochs=4, verbose=0, callbacks=callbacks)
+    summary = selection.summary()
+    assert (summary["epoch"], summary["value"]) == (epoch, value)
+    assert summary["rolled_back_from"] == rolled_back_from and summary["epochs_run"] == 4
+    for held, recorded in zip(model.get_weights(), weights[epoch - 1], strict=True):
+        np.testing.assert_array_equal(held, recorded)
+    if epoch != 4:  # the last epoch's weights really differ: holding the recorded one mattered
+        assert any(
+            not np.array_equal(a, b) for a, b in zip(weights[3], weights[epoch - 1], strict=True)
+        )
+
+
+def test_the_guard_of_a_fit_is_given_its_model_selection():
+    recipe = loop_recipe(adversarial=AdversarialConfig(eps=0.1, guard="rollback"))
+    selection = ModelSelection("best_robust")
+    (guard,) = create_loop("fgsm", recipe).guards(lambda: (X[:2], Y[:2]), selection)
+    assert guard.selection is selection and guard.action == "rollback"
+    # Put after the guard, the selection would keep a rolled-back epoch: refused, not hidden.
+    late = ModelSelection("last")
+    late.on_train_begin()
+    with pytest.raises(ValueError, match="ModelSelection before the guard"):
+        late.roll_back(0, [], collapsed_at=2)

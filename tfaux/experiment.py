@@ -271,7 +271,8 @@ def training_callbacks(
        and `adversarial.pgd_steps`), which add metrics;
     3. the model selection (`training.select` or the loop's rule), which keeps the weights of
        the selected epoch and restores them at the end, then the overfitting guard of
-       single-step loops: a rollback never hides the collapsed epoch's metrics;
+       single-step loops: a rollback never hides the collapsed epoch's metrics, and it tells the
+       selection, which never restores an epoch the rollback discarded;
     4. with `log_dir`, TensorBoard and the image logger: before the LR cut, so TensorBoard
        plots the rate each epoch used, not the next one's;
     5. the plateau LR cut, early stopping on the selection's metric (it only stops) and, with
@@ -292,7 +293,7 @@ def training_callbacks(
     # After the metrics it reads, and before a guard may roll the weights back: the epoch's
     # logs and the selected weights are the epoch's own.
     selection = ModelSelection(selection_rule(recipe, type(loop)))
-    callbacks += [selection, *loop.guards(lambda: _guard_batch(recipe))]
+    callbacks += [selection, *loop.guards(lambda: _guard_batch(recipe), selection)]
     if log_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(str(log_dir)))
         if m.images_every:

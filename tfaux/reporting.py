@@ -98,7 +98,9 @@ def _selection_cell(selection: dict | None) -> str:
     epoch = selection.get("epoch") or "?"  # None: the rule picked no epoch (no history)
     value = selection.get("value")
     shown = f" ({100 * value:.1f})" if value is not None else ""
-    return f"{epoch}/{selection['epochs_run']} {selection['rule']}{shown}"
+    collapsed = selection.get("rolled_back_from")  # a guard discarded the epochs after `epoch`
+    rollback = f", rolled back from {collapsed}" if collapsed else ""
+    return f"{epoch}/{selection['epochs_run']} {selection['rule']}{shown}{rollback}"
 
 
 def _budget_cells(budget: dict | None, rule: dict | None) -> list[str]:
