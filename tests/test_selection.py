@@ -1,11 +1,15 @@
 """Which epoch is evaluated, and equal budgets: declared rules, never side effects."""
 
+import types
+
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tests.helpers import ForcedGuard, MadeUpLogs, loop_model, loop_recipe, random_images
 from tfaux import experiment
+from tfaux.aux import create_task
 from tfaux.config import (
     AdversarialConfig,
     AuxTrainingConfig,
@@ -239,3 +243,46 @@ def test_the_guard_of_a_fit_is_given_its_model_selection():
     late.on_train_begin()
     with pytest.raises(ValueError, match="ModelSelection before the guard"):
         late.roll_back(0, [], collapsed_at=2)
+
+
+@pytest.mark.parametrize(
+    ("tasks", "delta_loss", "passes"),
+    [((), "classifier", 1), (("fourier",), "classifier", 2), (("fourier",), "total", 1)],
+)
+def test_free_at_counts_the_backward_pass_its_delta_takes_with_aux_tasks(
+    tasks, delta_loss, passes, monkeypatch
+):
+    # The count is pinned to the work: one backward pass (tape.gradient) per counted pass.
+    adversarial = AdversarialConfig(eps=0.1, replays=2, guard="off", free_delta_loss=delta_loss)
+    assert (
+        create_loop("free", loop_recipe(adversarial=adversarial)).passes_per_step(tasks) == passes
+    )
+    model = loop_model("free", [create_task(t) for t in tasks], adversarial=adversarial)
+    model.compile(optimizer=keras.optimizers.SGD(0.05), run_eagerly=True)  # replays in Python
+    backward, gradient = [], tf.GradientTape.gradient
+    monkeypatch.setattr(
+        tf.GradientTape,
+        "gradient",
+        lambda tape, *a, **k: backward.append(1) or gradient(tape, *a, **k),
+    )
+    model.fit(X, Y, batch_size=8, epochs=1, verbose=0)
+    steps = int(model.optimizer.iterations.numpy())
+    assert steps == 2 * 2 and len(backward) == passes * steps
+
+
+def test_example_passes_count_attack_steps_free_ats_delta_and_two_views():
+    recipe = loop_recipe(adversarial=AdversarialConfig(eps=0.1, pgd_steps=3))
+    info = types.SimpleNamespace(num_train=64)  # 8 batches of 8
+    expected = {
+        "none@free": 1,
+        "fourier@free": 2,  # δ's own backward pass
+        "none@pgd": 4,
+        "fourier@pgd": 4,  # the attack is on the classifier alone: aux heads add no pass
+        "none": 1,
+        "projection": 2,  # two views of every example
+        "projection@free": 2 * 2,
+    }
+    counted = {v: experiment.example_passes(recipe, v, info, steps=10) for v in expected}
+    assert counted == {variant: 10 * 8 * passes for variant, passes in expected.items()}
+    total = loop_recipe(adversarial=AdversarialConfig(eps=0.1, free_delta_loss="total"))
+    assert experiment.example_passes(total, "fourier@free", info, steps=10) == 10 * 8

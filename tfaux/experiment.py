@@ -98,6 +98,17 @@ def steps_per_epoch(recipe: Recipe, info: data.DatasetInfo) -> int:
     return math.ceil(info.num_train / recipe.data.batch_size)
 
 
+def example_passes(recipe: Recipe, variant: str, info: data.DatasetInfo, steps: int) -> int:
+    """Forward-backward passes over training examples in `steps` optimizer steps of `variant`
+    (the budget): examples per step, twice for a two-view task (two views of each), times the
+    loop's passes per step (attack steps; Free-AT's backward pass for δ with aux tasks)."""
+    tasks = variant_tasks(variant)
+    views = max([1, *(task_class(task).views for task in tasks)])
+    examples_per_step = info.num_train / steps_per_epoch(recipe, info) * views
+    passes = variant_loop_of(recipe, variant).passes_per_step(tasks)
+    return round(steps * examples_per_step * passes)
+
+
 # === Checks ===
 def check_recipe(recipe: Recipe, input_shape: tuple[int, int, int] | None = None) -> None:
     """Checks names against their registries (each error suggests the closest) and what the

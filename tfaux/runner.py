@@ -46,13 +46,13 @@ from tfaux.evaluate.fourier_heatmap import fourier_heatmap, save_heatmap
 from tfaux.experiment import build_model as build_variant
 from tfaux.experiment import (
     check_recipe,
+    example_passes,
     first_examples,
     fit,
     load_splits,
     load_trained,
     log_to,
     selection_of,
-    steps_per_epoch,
     training_callbacks,
     variant_loop_of,
 )
@@ -312,7 +312,6 @@ def _train_variant(
         )
     history = backup.history  # every epoch, those before a resume included
     optimizer_steps = int(model.optimizer.iterations.numpy())  # resumed runs: restored with it
-    examples_per_step = splits.info.num_train / steps_per_epoch(recipe, splits.info)
     selection = selection_of(callbacks)
     # Every run of this fit, those before a resume included; monitoring included.
     seconds = round(backup.seconds, 1)
@@ -322,7 +321,7 @@ def _train_variant(
         "budget": {
             "optimizer_steps": optimizer_steps,
             # Forward-backward passes over training examples, attack steps and replays counted.
-            "example_passes": round(optimizer_steps * examples_per_step * loop.passes_per_step()),
+            "example_passes": example_passes(recipe, variant, splits.info, optimizer_steps),
             "train_seconds": seconds,
         },
         "train_seconds": seconds,

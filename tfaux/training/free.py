@@ -238,6 +238,12 @@ class FreeLoop(Loop):
     def epochs(self, epochs: int) -> int:
         return free_epochs(epochs, self.recipe.adversarial.replays, self.schedule())
 
+    def passes_per_step(self, tasks=()) -> int:
+        # δ ascends the classifier's CE: with aux tasks the weights' backward pass (of the total
+        # loss) does not give its gradient, a second one does (`AuxModel.gradient_step`).
+        separate = bool(tasks) and self.recipe.adversarial.free_delta_loss == "classifier"
+        return 2 if separate else 1
+
     def callbacks(self, epochs):
         schedule = self.schedule()
         return [schedule] if schedule else []

@@ -19,7 +19,7 @@ imports:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import keras
@@ -157,8 +157,11 @@ class Loop:
         )
         return [guard]
 
-    def passes_per_step(self) -> int:
-        """Forward-backward passes over a batch-sized input per optimizer step (the budget)."""
+    def passes_per_step(self, tasks: Sequence[str] = ()) -> int:
+        """Forward-backward passes over a batch-sized input per optimizer step (the budget):
+        attack steps count one each, like the weights' pass; the aux heads ride on the same
+        passes. `tasks`: the variant's aux-task names (Free-AT's δ takes a backward pass of its
+        own when there are any)."""
         return 1
 
 
