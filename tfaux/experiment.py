@@ -348,6 +348,11 @@ def selection_of(callbacks: list[keras.callbacks.Callback]) -> dict:
     return next(c for c in callbacks if isinstance(c, ModelSelection)).summary()
 
 
+def steps_of(callbacks: list[keras.callbacks.Callback]) -> dict:
+    """The optimizer steps a finished fit took, applied or skipped (`StepBudget.summary`)."""
+    return next(c for c in callbacks if isinstance(c, StepBudget)).summary()
+
+
 def _guard_batch(recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
     """The overfitting guard's fixed training batch, from its own pipeline (reading the
     training pipeline would advance its shuffle and augmentation seeds)."""

@@ -53,6 +53,7 @@ from tfaux.experiment import (
     load_trained,
     log_to,
     selection_of,
+    steps_of,
     training_callbacks,
     variant_loop_of,
 )
@@ -311,7 +312,8 @@ def _train_variant(
             "again (a changed recipe starts a new run)."
         )
     history = backup.history  # every epoch, those before a resume included
-    optimizer_steps = int(model.optimizer.iterations.numpy())  # resumed runs: restored with it
+    # Every step taken, those the loss scaling skipped too (apart); resumed runs: restored.
+    steps = steps_of(callbacks)
     selection = selection_of(callbacks)
     # Every run of this fit, those before a resume included; monitoring included.
     seconds = round(backup.seconds, 1)
@@ -319,9 +321,11 @@ def _train_variant(
         "loop": loop.name,
         "selection": selection,
         "budget": {
-            "optimizer_steps": optimizer_steps,
+            **steps,  # optimizer_steps, skipped_steps
             # Forward-backward passes over training examples, attack steps and replays counted.
-            "example_passes": example_passes(recipe, variant, splits.info, optimizer_steps),
+            "example_passes": example_passes(
+                recipe, variant, splits.info, steps["optimizer_steps"]
+            ),
             "train_seconds": seconds,
         },
         "train_seconds": seconds,

@@ -237,11 +237,19 @@ class ModelSelection(keras.callbacks.Callback):
 
 
 class StepBudget(keras.callbacks.Callback):
-    """Stops training once the optimizer has taken `steps` steps, mid-epoch if need be.
+    """Stops training once `steps` optimizer steps were taken, mid-epoch if need be.
 
     Variants compare at natural training's optimizer steps: Free-AT's epochs ÷ m round up, and
     a growing m overshoots (2 + 4 replays for 4 natural epochs), so its last epoch is capped.
-    The step counter is the optimizer's, which a resumed run restores.
+    A step counts whether it was applied or skipped: under mixed_float16 Keras'
+    `LossScaleOptimizer` skips a step whose gradients are not finite without advancing
+    `optimizer.iterations`, so counting iterations alone would let such a run take extra
+    batches. Each batch takes the model's `steps_per_batch` steps (Free-AT's m replays; 1 for a
+    model without it); those the optimizer did not apply are `skipped_steps`, which a resumed run
+    restores (`RunBackup`) with the optimizer's counter.
+
+    Attributes:
+        skipped_steps: steps taken but not applied (non-finite gradients), resumes included.
     """
 
     def __init__(self, steps: int):
@@ -250,6 +258,26 @@ class StepBudget(keras.callbacks.Callback):
             raise ValueError(f"Expected steps >= 1. Received: steps={steps}")
         self.steps = int(steps)
 
+    def on_train_begin(self, logs=None):
+        self.skipped_steps = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._applied = self._iterations()  # after a resume restored the optimizer
+
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations.numpy()) >= self.steps:
+        applied = self._iterations()
+        taken = getattr(self.model, "steps_per_batch", 1)
+        self.skipped_steps += taken - (applied - self._applied)
+        self._applied = applied
+        if applied + self.skipped_steps >= self.steps:
             self.model.stop_training = True
+
+    def summary(self) -> dict:
+        """{"optimizer_steps": every step taken, applied or skipped, "skipped_steps"}."""
+        return {
+            "optimizer_steps": self._iterations() + self.skipped_steps,
+            "skipped_steps": self.skipped_steps,
+        }
+
+    def _iterations(self) -> int:
+        return int(self.model.optimizer.iterations.numpy())

@@ -105,6 +105,10 @@ class FreeATModel(AuxModel):
             self.replays = max(1, int(replays))
             self.make_train_function(force=True)
 
+    @property
+    def steps_per_batch(self) -> int:
+        return self.replays  # one optimizer step per replay
+
     def delta(self) -> tf.Tensor:
         """δ of this replica (the first replica's outside a replica context)."""
         return tf.convert_to_tensor(self._delta)

@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfaux.distribute import local_replica_ids, replica_values
-from tfaux.training.callbacks import CatastrophicOverfittingGuard, ModelSelection
+from tfaux.training.callbacks import CatastrophicOverfittingGuard, ModelSelection, StepBudget
 
 log = logging.getLogger("tfaux")
 
@@ -53,6 +53,7 @@ CALLBACK_STATE = {
         "values",
         "rolled_back_from",
     ),
+    StepBudget: ("skipped_steps",),
 }
 POINTER = "latest"  # names the directory of the newest complete backup
 
