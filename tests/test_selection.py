@@ -286,3 +286,48 @@ def test_example_passes_count_attack_steps_free_ats_delta_and_two_views():
     assert counted == {variant: 10 * 8 * passes for variant, passes in expected.items()}
     total = loop_recipe(adversarial=AdversarialConfig(eps=0.1, free_delta_loss="total"))
     assert experiment.example_passes(total, "fourier@free", info, steps=10) == 10 * 8
+
+
+def test_budgets_are_compared_with_the_baseline_within_two_percent_boundary_included():
+    from tfaux.runner import BUDGET_TOLERANCE, compare_budgets
+
+    passes = {
+        "none@pgd": 10_000,  # the baseline
+        "none": 10_200,  # exactly +2 %: within (1.02 - 1 > 0.02 in floating point)
+        "recon": 9_800,  # exactly -2 %
+        "fourier": 10_201,
+        "denoise": 9_799,
+        "projection": 15_000,
+    }
+    variants = {
+        v: {"budget": {"optimizer_steps": 50, "example_passes": n}} for v, n in passes.items()
+    }
+    recipe = Recipe("r", variants=tuple(passes), baseline="none@pgd", budget="example_passes")
+    rule = compare_budgets(recipe, variants)
+    assert BUDGET_TOLERANCE == 0.02
+    assert rule == {"quantity": "example_passes", "tolerance": 0.02}
+    relative = {v: r["budget"]["relative"] for v, r in variants.items()}
+    assert relative == {
+        "none@pgd": 1.0,
+        "none": 1.02,
+        "recon": 0.98,
+        "fourier": 1.0201,
+        "denoise": 0.9799,
+        "projection": 1.5,
+    }
+    within = {v for v, r in variants.items() if r["budget"]["within"]}
+    assert within == {"none@pgd", "none", "recon"}
+
+    counts = {"none@pgd": 50, "none": 51, "recon": 52}  # +2 % and +4 % of the baseline's steps
+    steps = {v: {"budget": {"optimizer_steps": n, "example_passes": 1}} for v, n in counts.items()}
+    recipe = Recipe("r", variants=tuple(counts), baseline="none@pgd")
+    assert compare_budgets(recipe, steps)["quantity"] == "optimizer_steps"  # the default rule
+    assert [r["budget"]["within"] for r in steps.values()] == [True, True, False]
+
+    untouched = {v: {"budget": {"optimizer_steps": n}} for v, n in (("none", 50), ("recon", 99))}
+    rule = compare_budgets(Recipe("r", variants=("none", "recon"), budget="none"), untouched)
+    assert rule == {"quantity": None, "tolerance": BUDGET_TOLERANCE}
+    assert untouched == {
+        "none": {"budget": {"optimizer_steps": 50}},
+        "recon": {"budget": {"optimizer_steps": 99}},
+    }

@@ -152,7 +152,7 @@ def run(
         "best_variant": best,
         "best_by": best_by,
         "baseline": comparison_baseline(recipe),
-        "budget_rule": _compare_budgets(recipe, variants),
+        "budget_rule": compare_budgets(recipe, variants),
     }
     if reference is not None:
         results["corruption"] = _corruption_summary(recipe, variants, reference)
@@ -165,16 +165,18 @@ def run(
     return RunResult(run_dir, results, export_dir)
 
 
-def _compare_budgets(recipe: Recipe, variants: dict) -> dict:
+def compare_budgets(recipe: Recipe, variants: dict) -> dict:
     """Each variant's declared budget quantity relative to the baseline's, and whether it is
-    within `BUDGET_TOLERANCE` of it (marked in the table when not)."""
+    within `BUDGET_TOLERANCE` of it (marked in the table when not); adds "relative" and "within"
+    to every variant's "budget" (nothing for `budget="none"`). Returns the rule."""
     quantity = None if recipe.budget == "none" else recipe.budget
     if quantity is not None:
         reference = variants[comparison_baseline(recipe)]["budget"][quantity]
         for result in variants.values():
-            relative = result["budget"][quantity] / reference
-            within = abs(relative - 1) <= BUDGET_TOLERANCE
-            result["budget"].update(relative=round(relative, 4), within=within)
+            value = result["budget"][quantity]
+            # In the counts' own units: exactly 2 % off is within (1.02 - 1 > 0.02 in floats).
+            within = abs(value - reference) <= BUDGET_TOLERANCE * reference
+            result["budget"].update(relative=round(value / reference, 4), within=within)
     return {"quantity": quantity, "tolerance": BUDGET_TOLERANCE}
 
 
