@@ -9,6 +9,7 @@ import numpy as np
 from tfaux import build
 from tfaux.cli import main
 from tfaux.config import EvalConfig
+from tfaux.training.callbacks import CatastrophicOverfittingGuard
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
@@ -50,6 +51,35 @@ class Interrupt(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if epoch == self.at:
             raise KeyboardInterrupt
+
+
+class MadeUpLogs(keras.callbacks.Callback):
+    """Feeds made-up epoch metrics to the callbacks after it, one value per epoch
+    (`val_accuracy=[0.5, 0.8, ...]`)."""
+
+    def __init__(self, **series):
+        super().__init__()
+        self.series = series
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs.update({key: values[epoch] for key, values in self.series.items()})
+
+
+class ForcedGuard(CatastrophicOverfittingGuard):
+    """A rollback guard whose PGD accuracy on the training batch is made up, one value per
+    epoch: a collapse on demand, without training into one."""
+
+    def __init__(self, accuracies, selection=None):
+        x = random_images(2, (16, 16, 1))
+        super().__init__(x, np.arange(2), eps=0.1, steps=1, selection=selection)
+        self.accuracies = accuracies
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch = epoch
+        super().on_epoch_end(epoch, logs)
+
+    def accuracy(self):
+        return self.accuracies[self.epoch]
 
 
 def tiny_model(tasks=(), *, seed: int = 0, num_classes: int = 4, mean=0.5, std=0.25, **kwargs):

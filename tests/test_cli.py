@@ -37,6 +37,8 @@ def run_recipe_process(*args, tmp_path, timeout: int = 1200) -> subprocess.Compl
         (["--set", "aux_weight=-0.01"], "aux_weight (λ) >= 0"),
         (["--set", "data.batch_size=0"], "Expected batch_size > 0"),
         (["--set", "variants=none:simclrr"], "Unknown augmentation 'simclrr'"),
+        (["--set", "variants=none,recon=0"], "Expected λ > 0 for the aux task 'recon'"),
+        (["--set", "aux_weight=0", "--set", "variants=none,fourier"], "set aux_weight > 0"),
         (
             ["seed003_random_sign", "--set", "random_sign.after=input,stage1_block_out"],
             "Unknown backbone layer 'stage1_block_out'. Did you mean 'stage1_block1_out'",

@@ -99,3 +99,36 @@ def test_training_schedule_and_seed_settings_are_validated():
         apply_overrides(BASE, ["random_sign.probability=2"])
     with pytest.raises(ValueError, match="Unknown augmentation 'geometri'"):
         apply_overrides(BASE, ["evaluation.augmented=geometri"])
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"variants": ("none", "recon=0")}, "or drop it. Received: recon=0.0"),
+        ({"variants": ("fourier",), "aux_weight": 0.0}, "set aux_weight > 0"),
+        ({"variants": ("projection+recon",), "aux_weight": 0.0}, "'recon' of variant"),
+    ],
+)
+def test_an_aux_task_at_lambda_zero_is_refused(settings, message):
+    with pytest.raises(
+        ValueError, match=r"Expected λ > 0 for the aux task .*" + re.escape(message)
+    ):
+        Recipe(name="r", **settings)
+
+
+def test_lambda_zero_is_kept_where_it_is_not_a_no_op():
+    Recipe(name="r", variants=("none", "projection=0"))  # seed 002's two-view control
+    Recipe(name="r", variants=("projection",), aux_weight=0.0)
+    # Learned weights replace λ; a recipe whose variants all name their λ never reads aux_weight.
+    Recipe(name="r", variants=("fourier~uncertainty", "fourier+recon~gradnorm"), aux_weight=0.0)
+    Recipe(name="r", variants=("none", "recon=0.1"), aux_weight=0.0)
+
+
+def test_every_recipe_file_builds():
+    from tests.helpers import RECIPES
+    from tfaux.cli import load_recipe_file
+
+    # seed002_coarse's "projection=0" among them: the λ = 0 rule must not refuse it.
+    paths = [path for path in sorted(RECIPES.glob("*.py")) if path.name != "run.py"]
+    names = {load_recipe_file(path).name for path in paths}
+    assert {"seed002_coarse", "robust_baselines"} <= names and len(names) == len(paths)

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import (
+    Interrupt,
     loop_model,
     loop_recipe,
     quick_eval,
@@ -19,6 +20,7 @@ from tfaux import build, data, experiment, runner
 from tfaux.aux import create_task
 from tfaux.config import (
     PRECISIONS,
+    AdversarialConfig,
     DataConfig,
     ModelConfig,
     MonitorConfig,
@@ -29,8 +31,10 @@ from tfaux.config import (
 from tfaux.precision import dtype_policy, loss_scaled
 from tfaux.training import sgd_momentum
 from tfaux.training.aux_model import labels_of
+from tfaux.training.callbacks import StepBudget
 from tfaux.training.free import FreeATModel
 from tfaux.training.loops import create_loop, list_loops
+from tfaux.training.resume import RunBackup
 
 X = random_images(8, (16, 16, 1), seed=1)
 Y = np.arange(8) % 4
@@ -158,3 +162,41 @@ def test_a_bfloat16_run_is_evaluated_and_exported_in_float32(tmp_path, monkeypat
     assert {v.dtype for v in serve.structured_outputs.values()} == {tf.float32}
     exported = serve(images=tf.constant(x))["logits"].numpy()
     np.testing.assert_array_equal(np.argmax(exported, -1), predictions)
+
+
+@pytest.mark.parametrize("loop", ["standard", "free"])
+def test_the_step_budget_counts_the_steps_loss_scaling_skips(loop, tmp_path):
+    # A loss scale of 2^20 overflows float16 gradients: the LossScaleOptimizer skips the first
+    # steps (halving the scale each time) without advancing optimizer.iterations. The run must
+    # still see exactly the budget's batches, a resumed one too.
+    x, y = random_images(16, (16, 16, 1), seed=2), np.arange(16) % 4
+    settings = {"adversarial": AdversarialConfig(eps=0.1, replays=2, guard="off")}
+    budget_steps = 12  # standard: 3 epochs of 4 batches; Free-AT (m = 2): 6 batches
+
+    def fit(precision, backup_dir, extra=()):
+        model = loop_model(loop, precision=precision, **settings)
+        optimizer = keras.optimizers.SGD(0.05)
+        if precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=2.0**20)
+        model.compile(optimizer=optimizer, jit_compile=False)
+        budget, batches = StepBudget(budget_steps), []
+        count = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: batches.append(b))
+        backup = RunBackup(backup_dir, [budget])
+        callbacks = [count, budget, *extra, backup]
+        try:
+            model.fit(x, y, batch_size=4, epochs=10, verbose=0, callbacks=callbacks)
+        except KeyboardInterrupt:
+            pass
+        return model, budget.summary(), len(batches)
+
+    per_batch = 2 if loop == "free" else 1
+    _, steps, batches = fit("float32", tmp_path / "a")
+    assert (steps, batches) == ({"optimizer_steps": 12, "skipped_steps": 0}, 12 // per_batch)
+    model, steps, batches = fit("mixed_float16", tmp_path / "b")
+    assert batches == 12 // per_batch and steps["optimizer_steps"] == 12
+    assert steps["skipped_steps"] > 0
+    assert int(model.optimizer.iterations.numpy()) == 12 - steps["skipped_steps"]
+    # Killed after the first epoch (whose steps were skipped), then resumed.
+    _, _, before = fit("mixed_float16", tmp_path / "c", extra=[Interrupt(1)])
+    _, resumed, after = fit("mixed_float16", tmp_path / "c")
+    assert before + after == batches and resumed == steps

@@ -156,6 +156,11 @@ def test_new_columns_show_the_selected_epoch_and_the_budget(tmp_path):
     assert "selected epoch (rule)" in header and "optimizer steps" in header
     rows = table_rows("## x\n" + table, "## x")
     assert all(any(c.startswith("7/16 best_robust (") for c in cells) for cells in rows.values())
+    assert "rolled back" not in table
+    results = new_results(tmp_path)
+    results["variants"]["aux"]["selection"]["rolled_back_from"] = 9  # a guard's rollback
+    rows = table_rows("## x\n" + reporting.markdown_table(results), "## x")
+    assert "7/16 best_robust (40.0), rolled back from 9" in rows["aux"]
     assert "1M" in rows["none (best) (baseline)"] and "7.81k" in rows["none (best) (baseline)"]
     assert "example passes as the baseline (none) within ±2 %" in table
 

@@ -12,9 +12,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import RECIPES, ROOT, Interrupt, random_images, tiny_model, with_loop
+from tests.helpers import (
+    RECIPES,
+    ROOT,
+    ForcedGuard,
+    Interrupt,
+    MadeUpLogs,
+    random_images,
+    tiny_model,
+    with_loop,
+)
 from tfaux.config import AdversarialConfig
 from tfaux.models.layers import batch_norm
+from tfaux.training.callbacks import ModelSelection
 from tfaux.training.free import FreeSchedule, free_epochs
 from tfaux.training.resume import POINTER, RunBackup, latest_backup
 
@@ -122,6 +132,40 @@ def test_delta_of_every_replica_survives_resume(tmp_path, mirrored):
         backup.on_train_begin()
     for key in saved:
         np.testing.assert_array_equal(fresh.resume_state()[key], saved[key])
+
+
+@pytest.mark.parametrize("collapse", [None, [0.5, 0.6, 0.55, 0.1]])
+def test_the_model_selection_survives_a_resume(collapse, tmp_path):
+    # best_clean selects epoch 3 (1-based), after the kill at 2. With the collapse, the guard's
+    # rollback after the resume goes back to its best epoch 2, from before the kill: its weights
+    # and the selection's value of that epoch must have come back from the backup.
+    weights = tiny_model().get_weights()
+
+    def fit(backup_dir, extra=()):
+        model = tiny_model()
+        model.set_weights(weights)
+        model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), jit_compile=False)
+        selection = ModelSelection("best_clean")
+        callbacks = [MadeUpLogs(val_accuracy=[0.5, 0.6, 0.9, 0.7]), selection]
+        callbacks += [ForcedGuard(collapse, selection)] if collapse else []
+        backup = RunBackup(backup_dir, callbacks)
+        model.fit(
+            X, Y, batch_size=8, epochs=4, shuffle=False, verbose=0,
+            callbacks=[*callbacks, *extra, backup],
+        )  # fmt: skip
+        return model, selection.summary(), backup
+
+    whole, expected, _ = fit(tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        fit(tmp_path / "b", extra=[Interrupt(2)])
+    resumed, summary, backup = fit(tmp_path / "b")  # a new process: fresh callbacks
+    assert backup.resumed_from == 2
+    assert summary == expected
+    assert (summary["epoch"], summary["epochs_run"]) == ((2, 4) if collapse else (3, 4))
+    assert summary["value"] == (0.6 if collapse else 0.9)
+    assert summary["rolled_back_from"] == (4 if collapse else None)
+    for a, b in zip(resumed.get_weights(), whole.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 class Poison(keras.callbacks.Callback):

@@ -1,11 +1,15 @@
 """Which epoch is evaluated, and equal budgets: declared rules, never side effects."""
 
+import types
+
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from tests.helpers import loop_model, loop_recipe, random_images
+from tests.helpers import ForcedGuard, MadeUpLogs, loop_model, loop_recipe, random_images
 from tfaux import experiment
+from tfaux.aux import create_task
 from tfaux.config import (
     AdversarialConfig,
     AuxTrainingConfig,
@@ -21,17 +25,6 @@ from tfaux.training.loops import create_loop, list_loops, loop_class
 X, Y = random_images(16, (16, 16, 1), seed=4), np.arange(16) % 4
 
 
-class _Epochs(keras.callbacks.Callback):
-    """Feeds made-up validation metrics to the callbacks after it, one value per epoch."""
-
-    def __init__(self, **series):
-        super().__init__()
-        self.series = series
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs.update({key: values[epoch] for key, values in self.series.items()})
-
-
 def _fit_with_selection(rule, **series):
     model = loop_model("standard")
     model.compile(optimizer=keras.optimizers.SGD(0.1), run_eagerly=True)
@@ -40,7 +33,12 @@ def _fit_with_selection(rule, **series):
         on_epoch_end=lambda epoch, logs: weights.append(model.get_weights())
     )
     model.fit(
-        X, Y, batch_size=8, epochs=4, verbose=0, callbacks=[_Epochs(**series), snapshot, selection]
+        X,
+        Y,
+        batch_size=8,
+        epochs=4,
+        verbose=0,
+        callbacks=[MadeUpLogs(**series), snapshot, selection],
     )
     return model, weights, selection.summary()
 
@@ -103,7 +101,14 @@ def test_auxiliary_training_is_evaluated_after_merging_even_when_stage_two_lower
     history = experiment.fit(model, splits, epochs=3, callbacks=callbacks, strategy=strategy)
     assert history.history["merge_gamma"] == [0.0, 0.0, 1.0]
     selection = experiment.selection_of(callbacks)
-    assert selection == {"rule": "last", "metric": None, "epoch": 3, "value": None, "epochs_run": 3}
+    assert selection == {
+        "rule": "last",
+        "metric": None,
+        "epoch": 3,
+        "value": None,
+        "epochs_run": 3,
+        "rolled_back_from": None,
+    }
     assert model.gamma == 1.0  # the evaluated model is the stage-2 one
 
 
@@ -185,3 +190,144 @@ def test_a_robust_selection_needs_a_robust_validation_budget():
 
     with pytest.raises(ValueError, match="evaluation.eps > 0 to select the best robust epoch"):
         Recipe("r", variants=("none@pgd",), evaluation=EvalConfig(eps=0.0))
+
+
+CLEAN = [0.5, 0.6, 0.9, 0.7]  # val_accuracy: epoch 3 is the best (1-based)
+EARLY, LATE = [0.3, 0.2, 0.25, 0.1], [0.1, 0.2, 0.25, 0.4]  # val_pgd_accuracy: 1 or 4 best
+COLLAPSE = [0.5, 0.6, 0.55, 0.1]  # the guard's best is epoch 2; epoch 4 collapses
+STEADY = [0.5, 0.6, 0.55, 0.5]
+
+
+@pytest.mark.parametrize(
+    ("rule", "pgd", "guard", "epoch", "value", "rolled_back_from"),
+    [
+        ("last", EARLY, STEADY, 4, None, None),
+        ("best_clean", EARLY, STEADY, 3, 0.9, None),
+        ("best_robust", EARLY, STEADY, 1, 0.3, None),
+        ("last", EARLY, COLLAPSE, 2, None, 4),  # the collapsed last epoch is discarded
+        ("best_clean", EARLY, COLLAPSE, 2, 0.6, 4),  # epoch 3 was selected, then discarded
+        ("best_robust", EARLY, COLLAPSE, 1, 0.3, 4),  # selected before the guard's: kept
+        ("best_robust", LATE, COLLAPSE, 2, 0.2, 4),  # the collapsed epoch was selected
+    ],
+)
+def test_the_evaluated_weights_are_the_recorded_epochs_after_a_guard_rollback(
+    rule, pgd, guard, epoch, value, rolled_back_from
+):
+    model = loop_model("standard")
+    model.compile(optimizer=keras.optimizers.SGD(0.1), run_eagerly=True)
+    weights, selection = [], ModelSelection(rule)
+    snapshot = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda e, logs: weights.append(model.get_weights())
+    )
+    made_up = MadeUpLogs(val_accuracy=CLEAN, val_pgd_accuracy=pgd)
+    callbacks = [made_up, snapshot, selection, ForcedGuard(guard, selection)]
+    model.fit(X, Y, batch_size=8, epochs=4, verbose=0, callbacks=callbacks)
+    summary = selection.summary()
+    assert (summary["epoch"], summary["value"]) == (epoch, value)
+    assert summary["rolled_back_from"] == rolled_back_from and summary["epochs_run"] == 4
+    for held, recorded in zip(model.get_weights(), weights[epoch - 1], strict=True):
+        np.testing.assert_array_equal(held, recorded)
+    if epoch != 4:  # the last epoch's weights really differ: holding the recorded one mattered
+        assert any(
+            not np.array_equal(a, b) for a, b in zip(weights[3], weights[epoch - 1], strict=True)
+        )
+
+
+def test_the_guard_of_a_fit_is_given_its_model_selection():
+    recipe = loop_recipe(adversarial=AdversarialConfig(eps=0.1, guard="rollback"))
+    selection = ModelSelection("best_robust")
+    (guard,) = create_loop("fgsm", recipe).guards(lambda: (X[:2], Y[:2]), selection)
+    assert guard.selection is selection and guard.action == "rollback"
+    # Put after the guard, the selection would keep a rolled-back epoch: refused, not hidden.
+    late = ModelSelection("last")
+    late.on_train_begin()
+    with pytest.raises(ValueError, match="ModelSelection before the guard"):
+        late.roll_back(0, [], collapsed_at=2)
+
+
+@pytest.mark.parametrize(
+    ("tasks", "delta_loss", "passes"),
+    [((), "classifier", 1), (("fourier",), "classifier", 2), (("fourier",), "total", 1)],
+)
+def test_free_at_counts_the_backward_pass_its_delta_takes_with_aux_tasks(
+    tasks, delta_loss, passes, monkeypatch
+):
+    # The count is pinned to the work: one backward pass (tape.gradient) per counted pass.
+    adversarial = AdversarialConfig(eps=0.1, replays=2, guard="off", free_delta_loss=delta_loss)
+    assert (
+        create_loop("free", loop_recipe(adversarial=adversarial)).passes_per_step(tasks) == passes
+    )
+    model = loop_model("free", [create_task(t) for t in tasks], adversarial=adversarial)
+    model.compile(optimizer=keras.optimizers.SGD(0.05), run_eagerly=True)  # replays in Python
+    backward, gradient = [], tf.GradientTape.gradient
+    monkeypatch.setattr(
+        tf.GradientTape,
+        "gradient",
+        lambda tape, *a, **k: backward.append(1) or gradient(tape, *a, **k),
+    )
+    model.fit(X, Y, batch_size=8, epochs=1, verbose=0)
+    steps = int(model.optimizer.iterations.numpy())
+    assert steps == 2 * 2 and len(backward) == passes * steps
+
+
+def test_example_passes_count_attack_steps_free_ats_delta_and_two_views():
+    recipe = loop_recipe(adversarial=AdversarialConfig(eps=0.1, pgd_steps=3))
+    info = types.SimpleNamespace(num_train=64)  # 8 batches of 8
+    expected = {
+        "none@free": 1,
+        "fourier@free": 2,  # δ's own backward pass
+        "none@pgd": 4,
+        "fourier@pgd": 4,  # the attack is on the classifier alone: aux heads add no pass
+        "none": 1,
+        "projection": 2,  # two views of every example
+        "projection@free": 2 * 2,
+    }
+    counted = {v: experiment.example_passes(recipe, v, info, steps=10) for v in expected}
+    assert counted == {variant: 10 * 8 * passes for variant, passes in expected.items()}
+    total = loop_recipe(adversarial=AdversarialConfig(eps=0.1, free_delta_loss="total"))
+    assert experiment.example_passes(total, "fourier@free", info, steps=10) == 10 * 8
+
+
+def test_budgets_are_compared_with_the_baseline_within_two_percent_boundary_included():
+    from tfaux.runner import BUDGET_TOLERANCE, compare_budgets
+
+    passes = {
+        "none@pgd": 10_000,  # the baseline
+        "none": 10_200,  # exactly +2 %: within (1.02 - 1 > 0.02 in floating point)
+        "recon": 9_800,  # exactly -2 %
+        "fourier": 10_201,
+        "denoise": 9_799,
+        "projection": 15_000,
+    }
+    variants = {
+        v: {"budget": {"optimizer_steps": 50, "example_passes": n}} for v, n in passes.items()
+    }
+    recipe = Recipe("r", variants=tuple(passes), baseline="none@pgd", budget="example_passes")
+    rule = compare_budgets(recipe, variants)
+    assert BUDGET_TOLERANCE == 0.02
+    assert rule == {"quantity": "example_passes", "tolerance": 0.02}
+    relative = {v: r["budget"]["relative"] for v, r in variants.items()}
+    assert relative == {
+        "none@pgd": 1.0,
+        "none": 1.02,
+        "recon": 0.98,
+        "fourier": 1.0201,
+        "denoise": 0.9799,
+        "projection": 1.5,
+    }
+    within = {v for v, r in variants.items() if r["budget"]["within"]}
+    assert within == {"none@pgd", "none", "recon"}
+
+    counts = {"none@pgd": 50, "none": 51, "recon": 52}  # +2 % and +4 % of the baseline's steps
+    steps = {v: {"budget": {"optimizer_steps": n, "example_passes": 1}} for v, n in counts.items()}
+    recipe = Recipe("r", variants=tuple(counts), baseline="none@pgd")
+    assert compare_budgets(recipe, steps)["quantity"] == "optimizer_steps"  # the default rule
+    assert [r["budget"]["within"] for r in steps.values()] == [True, True, False]
+
+    untouched = {v: {"budget": {"optimizer_steps": n}} for v, n in (("none", 50), ("recon", 99))}
+    rule = compare_budgets(Recipe("r", variants=("none", "recon"), budget="none"), untouched)
+    assert rule == {"quantity": None, "tolerance": BUDGET_TOLERANCE}
+    assert untouched == {
+        "none": {"budget": {"optimizer_steps": 50}},
+        "recon": {"budget": {"optimizer_steps": 99}},
+    }

@@ -742,7 +742,8 @@ class Recipe:
     A variant is "<tasks>[@<loop>][:<augmentation>][~<weighting>]", the loop optionally followed
     by "[<settings>]":
     - tasks: "none" or aux-task names joined by "+" ("recon", "recon+fourier"); each gets the
-      weight λ = `aux_weight` unless it names its own ("projection=0.5+coarse").
+      weight λ = `aux_weight` unless it names its own ("projection=0.5+coarse"). λ = 0 is
+      refused except for a two-view task (see `check_weights`).
     - loop: a training loop of `list_loops()` ("fourier@fgsm", "none@free_scheduled"; their
       settings are in `AdversarialConfig`, `AuxTrainingConfig`, `RandomSignConfig`); default
       "standard". Settings in square brackets after the loop override `AdversarialConfig`
@@ -802,6 +803,7 @@ class Recipe:
         _require(self.aux_weight >= 0, "aux_weight (λ) >= 0", aux_weight=self.aux_weight)
         for variant in self.variants:
             check_variant(variant)
+            check_weights(variant, self.aux_weight)
             variant_loop_class(variant)(variant_recipe(self, variant)).check_settings()
             if selection_rule(self, variant_loop_class(variant)) == "best_robust":
                 _require(
@@ -1024,6 +1026,34 @@ def check_variant(variant: str) -> None:
             "at least one aux task with '~gradnorm' (with the primary alone its weight stays 1)",
             variant=variant,
         )
+
+
+def check_weights(variant: str, default: float) -> None:
+    """Refuses an aux task at λ = 0 (its own, or the `default` it takes) under fixed weights: its
+    head trains nothing, so the variant is "none" at extra cost. A two-view task at λ = 0 is
+    kept: its classifier still trains on two augmented views of every image (seed 002's control,
+    "projection=0"). Learned weightings replace λ, so they are not checked."""
+    from tfaux.aux.base import task_class
+
+    if variant_weighting(variant) != "fixed":
+        return
+    named = {
+        part.partition("=")[0] for part in _variant_parts(variant)[0].split("+") if "=" in part
+    }
+    for task, weight in variant_weights(variant, default).items():
+        if weight == 0 and task_class(task).views < 2:
+            fix = (
+                f"give it a weight, e.g. '{task}=0.01', or drop it"
+                if task in named
+                else f"set aux_weight > 0 or give it its own, e.g. '{task}=0.01'"
+            )
+            received = f"{task}={weight}" if task in named else f"aux_weight={default}"
+            raise ValueError(
+                f"Expected λ > 0 for the aux task '{task}' of variant '{variant}' (at λ = 0 its "
+                "head trains nothing and the variant is 'none' at extra cost; only a two-view "
+                "task such as 'projection=0' is a control, its classifier trains on two views): "
+                f"{fix}. Received: {received}"
+            )
 
 
 def tuning_variant(recipe: Recipe) -> str:

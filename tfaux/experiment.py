@@ -100,6 +100,17 @@ def steps_per_epoch(recipe: Recipe, info: data.DatasetInfo) -> int:
     return math.ceil(info.num_train / recipe.data.batch_size)
 
 
+def example_passes(recipe: Recipe, variant: str, info: data.DatasetInfo, steps: int) -> int:
+    """Forward-backward passes over training examples in `steps` optimizer steps of `variant`
+    (the budget): examples per step, twice for a two-view task (two views of each), times the
+    loop's passes per step (attack steps; Free-AT's backward pass for δ with aux tasks)."""
+    tasks = variant_tasks(variant)
+    views = max([1, *(task_class(task).views for task in tasks)])
+    examples_per_step = info.num_train / steps_per_epoch(recipe, info) * views
+    passes = variant_loop_of(recipe, variant).passes_per_step(tasks)
+    return round(steps * examples_per_step * passes)
+
+
 # === Checks ===
 def check_recipe(recipe: Recipe, input_shape: tuple[int, int, int] | None = None) -> None:
     """Checks names against their registries (each error suggests the closest) and what the
@@ -278,7 +289,8 @@ def training_callbacks(
        and `adversarial.pgd_steps`), which add metrics;
     3. the model selection (`training.select` or the loop's rule), which keeps the weights of
        the selected epoch and restores them at the end, then the overfitting guard of
-       single-step loops: a rollback never hides the collapsed epoch's metrics;
+       single-step loops: a rollback never hides the collapsed epoch's metrics, and it tells the
+       selection, which never restores an epoch the rollback discarded;
     4. with `log_dir`, TensorBoard and the image logger: before the LR cut, so TensorBoard
        plots the rate each epoch used, not the next one's;
     5. the plateau LR cut, early stopping on the selection's metric (it only stops) and, with
@@ -299,7 +311,7 @@ def training_callbacks(
     # After the metrics it reads, and before a guard may roll the weights back: the epoch's
     # logs and the selected weights are the epoch's own.
     selection = ModelSelection(selection_rule(recipe, type(loop)))
-    callbacks += [selection, *loop.guards(lambda: _guard_batch(recipe))]
+    callbacks += [selection, *loop.guards(lambda: _guard_batch(recipe), selection)]
     if log_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(str(log_dir)))
         if m.images_every:
@@ -341,6 +353,11 @@ def lr_schedule_callbacks(recipe: Recipe, metric: str | None) -> list[keras.call
 def selection_of(callbacks: list[keras.callbacks.Callback]) -> dict:
     """The selected epoch of a finished fit (`ModelSelection.summary`) among its callbacks."""
     return next(c for c in callbacks if isinstance(c, ModelSelection)).summary()
+
+
+def steps_of(callbacks: list[keras.callbacks.Callback]) -> dict:
+    """The optimizer steps a finished fit took, applied or skipped (`StepBudget.summary`)."""
+    return next(c for c in callbacks if isinstance(c, StepBudget)).summary()
 
 
 def _guard_batch(recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:

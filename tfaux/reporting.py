@@ -98,7 +98,9 @@ def _selection_cell(selection: dict | None) -> str:
     epoch = selection.get("epoch") or "?"  # None: the rule picked no epoch (no history)
     value = selection.get("value")
     shown = f" ({100 * value:.1f})" if value is not None else ""
-    return f"{epoch}/{selection['epochs_run']} {selection['rule']}{shown}"
+    collapsed = selection.get("rolled_back_from")  # a guard discarded the epochs after `epoch`
+    rollback = f", rolled back from {collapsed}" if collapsed else ""
+    return f"{epoch}/{selection['epochs_run']} {selection['rule']}{shown}{rollback}"
 
 
 def _budget_cells(budget: dict | None, rule: dict | None) -> list[str]:
@@ -107,14 +109,17 @@ def _budget_cells(budget: dict | None, rule: dict | None) -> list[str]:
         return ["–", "–"]
     cells = {q: _count(budget[q]) for q in ("optimizer_steps", "example_passes")}
     quantity, relative = (rule or {}).get("quantity"), budget.get("relative")
-    if quantity in cells and relative is not None and _outside(relative, rule["tolerance"]):
+    if quantity in cells and relative is not None and _outside(budget, rule["tolerance"]):
         cells[quantity] += f" **{_signed(100 * (relative - 1), 0)} % budget**"
     return list(cells.values())
 
 
-def _outside(relative: float, tolerance: float) -> bool:
-    """Whether a variant's budget (relative to the baseline's) breaks the rule's tolerance."""
-    return abs(relative - 1) > tolerance
+def _outside(budget: dict, tolerance: float) -> bool:
+    """Whether a variant's budget breaks the rule's tolerance: the runner's `within` verdict
+    (exact at the boundary), or for results without one the rounded ratio."""
+    if budget.get("within") is not None:
+        return not budget["within"]
+    return abs(budget["relative"] - 1) > tolerance
 
 
 def _budget_note(results: dict) -> str:

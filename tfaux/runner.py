@@ -50,13 +50,14 @@ from tfaux.evaluate.fourier_heatmap import fourier_heatmap, save_heatmap
 from tfaux.experiment import build_model as build_variant
 from tfaux.experiment import (
     check_recipe,
+    example_passes,
     first_examples,
     fit,
     load_splits,
     load_trained,
     log_to,
     selection_of,
-    steps_per_epoch,
+    steps_of,
     training_callbacks,
     variant_loop_of,
 )
@@ -155,7 +156,7 @@ def run(
         "best_variant": best,
         "best_by": best_by,
         "baseline": comparison_baseline(recipe),
-        "budget_rule": _compare_budgets(recipe, variants),
+        "budget_rule": compare_budgets(recipe, variants),
     }
     if reference is not None:
         results["corruption"] = _corruption_summary(recipe, variants, reference)
@@ -168,16 +169,18 @@ def run(
     return RunResult(run_dir, results, export_dir)
 
 
-def _compare_budgets(recipe: Recipe, variants: dict) -> dict:
+def compare_budgets(recipe: Recipe, variants: dict) -> dict:
     """Each variant's declared budget quantity relative to the baseline's, and whether it is
-    within `BUDGET_TOLERANCE` of it (marked in the table when not)."""
+    within `BUDGET_TOLERANCE` of it (marked in the table when not); adds "relative" and "within"
+    to every variant's "budget" (nothing for `budget="none"`). Returns the rule."""
     quantity = None if recipe.budget == "none" else recipe.budget
     if quantity is not None:
         reference = variants[comparison_baseline(recipe)]["budget"][quantity]
         for result in variants.values():
-            relative = result["budget"][quantity] / reference
-            within = abs(relative - 1) <= BUDGET_TOLERANCE
-            result["budget"].update(relative=round(relative, 4), within=within)
+            value = result["budget"][quantity]
+            # In the counts' own units: exactly 2 % off is within (1.02 - 1 > 0.02 in floats).
+            within = abs(value - reference) <= BUDGET_TOLERANCE * reference
+            result["budget"].update(relative=round(value / reference, 4), within=within)
     return {"quantity": quantity, "tolerance": BUDGET_TOLERANCE}
 
 
@@ -315,8 +318,8 @@ def _train_variant(
             "again (a changed recipe starts a new run)."
         )
     history = backup.history  # every epoch, those before a resume included
-    optimizer_steps = int(model.optimizer.iterations.numpy())  # resumed runs: restored with it
-    examples_per_step = splits.info.num_train / steps_per_epoch(recipe, splits.info)
+    # Every step taken, those the loss scaling skipped too (apart); resumed runs: restored.
+    steps = steps_of(callbacks)
     selection = selection_of(callbacks)
     # Every run of this fit, those before a resume included; monitoring included.
     seconds = round(backup.seconds, 1)
@@ -324,9 +327,11 @@ def _train_variant(
         "loop": loop.name,
         "selection": selection,
         "budget": {
-            "optimizer_steps": optimizer_steps,
+            **steps,  # optimizer_steps, skipped_steps
             # Forward-backward passes over training examples, attack steps and replays counted.
-            "example_passes": round(optimizer_steps * examples_per_step * loop.passes_per_step()),
+            "example_passes": example_passes(
+                recipe, variant, splits.info, steps["optimizer_steps"]
+            ),
             "train_seconds": seconds,
         },
         "train_seconds": seconds,

@@ -131,7 +131,7 @@ class PGDLoop(Loop):
             "clean_fraction": config.clean_fraction,
         }
 
-    def passes_per_step(self) -> int:
+    def passes_per_step(self, tasks=()) -> int:
         return self.recipe.adversarial.pgd_steps + 1
 
 
@@ -147,7 +147,7 @@ class FGSMLoop(PGDLoop):
         options = super().model_options(batch_size)
         return {**options, "attack": "fgsm", "random_start": self.random_start}
 
-    def passes_per_step(self) -> int:
+    def passes_per_step(self, tasks=()) -> int:
         return 2
 
 

@@ -166,6 +166,11 @@ class AuxModel(keras.Model):
         views = two_views(x, seed, augment, flip=self.flip)
         return views, repeat_batch(y, 2), repeat_batch(x, 2)
 
+    @property
+    def steps_per_batch(self) -> int:
+        """Optimizer steps one training batch takes (the step budget counts them)."""
+        return 1
+
     def perturb(self, x: tf.Tensor, y) -> tf.Tensor:
         """Input the weights are trained on; identity here, attacks and noise in subclasses."""
         return x

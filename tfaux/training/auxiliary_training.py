@@ -300,7 +300,7 @@ class AuxiliaryTrainingLoop(Loop):
     def callbacks(self, epochs):
         return [MergeStage(self.recipe.auxiliary.stage_two_epoch(epochs))]
 
-    def passes_per_step(self) -> int:
+    def passes_per_step(self, tasks=()) -> int:
         attack = self.recipe.adversarial.pgd_steps if self.adversarial else 0
         return self.recipe.auxiliary.chunks + attack
 
@@ -354,5 +354,5 @@ class CorruptionAugmentLoop(Loop):
     def model_options(self, batch_size: int) -> dict:
         return {"corruptions": self.recipe.auxiliary.corruptions}
 
-    def passes_per_step(self) -> int:
+    def passes_per_step(self, tasks=()) -> int:
         return self.recipe.auxiliary.chunks

@@ -82,7 +82,9 @@ class CatastrophicOverfittingGuard(_PGDAccuracy):
     within an epoch while FGSM accuracy keeps rising ("catastrophic overfitting", Wong et al.
     2020). The guard logs `train_pgd_accuracy`; when it falls more than `drop` below the best
     epoch so far it stops training ("stop") or restores the best epoch's weights and stops
-    ("rollback", the early stopping of Wong et al.).
+    ("rollback", the early stopping of Wong et al.). A rollback discards the epochs after the
+    best one, so it tells the `ModelSelection` of the same fit, which must not then restore one of
+    them: the evaluated weights stay those of the epoch the selection names.
 
     Args:
         x, y: a fixed training batch (images in [0, 1], labels).
@@ -90,26 +92,38 @@ class CatastrophicOverfittingGuard(_PGDAccuracy):
         steps: PGD steps (Wong et al. use 10 with a random start).
         drop: accuracy drop from the best epoch (fraction) that counts as a collapse.
         action: "log", "stop" or "rollback".
+        selection: the fit's `ModelSelection` (before this guard in the callbacks), told of a
+            rollback; None for a fit without one.
 
     Reference:
         Wong, Rice and Kolter, "Fast is better than free: revisiting adversarial training", 2020.
     """
 
-    def __init__(self, x, y, *, eps: float, steps: int = 10, drop: float = 0.2, action="rollback"):
+    def __init__(
+        self,
+        x,
+        y,
+        *,
+        eps: float,
+        steps: int = 10,
+        drop: float = 0.2,
+        action="rollback",
+        selection: ModelSelection | None = None,
+    ):
         if action not in ACTIONS:
             raise ValueError(f"Expected action in {ACTIONS}. Received: action={action!r}")
         if not 0 < drop <= 1:
             raise ValueError(f"Expected 0 < drop <= 1. Received: drop={drop}")
         super().__init__(x, y, eps=eps, steps=steps)
-        self.drop, self.action = drop, action
-        self.best, self.best_weights, self.collapsed_at = -1.0, None, None
+        self.drop, self.action, self.selection = drop, action, selection
+        self.best, self.best_epoch, self.best_weights, self.collapsed_at = -1.0, None, None, None
 
     def on_epoch_end(self, epoch, logs=None):
         accuracy = self.accuracy()
         if logs is not None:
             logs["train_pgd_accuracy"] = accuracy
         if accuracy > self.best:
-            self.best = accuracy
+            self.best, self.best_epoch = accuracy, epoch
             if self.action == "rollback":
                 self.best_weights = self.model.get_weights()
         elif accuracy < self.best - self.drop:
@@ -124,6 +138,8 @@ class CatastrophicOverfittingGuard(_PGDAccuracy):
             )
             if self.action == "rollback" and self.best_weights is not None:
                 self.model.set_weights(self.best_weights)
+                if self.selection is not None and self.best_epoch is not None:
+                    self.selection.roll_back(self.best_epoch, self.best_weights, epoch)
             if self.action != "log":
                 self.model.stop_training = True
 
@@ -137,10 +153,16 @@ class ModelSelection(keras.callbacks.Callback):
     (Rice et al. 2020's early stopping against robust overfitting; `RobustAccuracy` must come
     before this callback). Ties keep the earlier epoch.
 
+    A guard's rollback (`CatastrophicOverfittingGuard`) discards the epochs after its best one;
+    a selected epoch among them is replaced by the guard's (`roll_back`), so the weights held at
+    the end are always those of the epoch `summary()` names.
+
     Attributes:
         best_epoch: the selected epoch (0-based), None before the first epoch ends.
         best: its metric value (-inf for "last").
         epochs_run: epochs finished (those before a resume included).
+        values: every epoch's metric value (None for "last"): a rollback's epoch needs its own.
+        rolled_back_from: the collapsed epoch (0-based) a guard rolled back from, or None.
     """
 
     METRICS = {"last": None, "best_clean": "val_accuracy", "best_robust": "val_pgd_accuracy"}
@@ -153,43 +175,81 @@ class ModelSelection(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.best, self.best_epoch, self.best_weights, self.epochs_run = -np.inf, None, None, 0
+        self.values, self.rolled_back_from = [], None
 
     def on_epoch_end(self, epoch, logs=None):
         self.epochs_run = epoch + 1
+        value = None
+        if self.metric is not None:
+            value = (logs or {}).get(self.metric)
+            if value is None:
+                raise ValueError(
+                    f"Expected {self.metric!r} in the epoch logs to select the {self.rule} "
+                    f"epoch. Received: {sorted(logs or {})}"
+                )
+            value = float(value)
+        # Indexed by epoch even after resuming from a backup written before `values` existed.
+        self.values += [None] * (epoch - len(self.values))
+        self.values.append(value)
         if self.metric is None:
             self.best_epoch = epoch
-            return
-        value = (logs or {}).get(self.metric)
-        if value is None:
-            raise ValueError(
-                f"Expected {self.metric!r} in the epoch logs to select the {self.rule} epoch. "
-                f"Received: {sorted(logs or {})}"
-            )
-        if np.isfinite(value) and value > self.best:
-            self.best, self.best_epoch = float(value), epoch
+        elif np.isfinite(value) and value > self.best:
+            self.best, self.best_epoch = value, epoch
             self.best_weights = self.model.get_weights()
 
+    def roll_back(self, epoch: int, weights: list, collapsed_at: int) -> None:
+        """A guard restored `weights`, those of `epoch`, at the end of epoch `collapsed_at`: the
+        epochs after `epoch` are discarded, so a selected one among them becomes `epoch`.
+
+        The guard's epoch, not the rule's best among the kept epochs: only its weights are kept
+        (Wong et al.'s early stopping returns it too).
+        """
+        if collapsed_at != self.epochs_run - 1:
+            raise ValueError(
+                "Expected the ModelSelection before the guard in the callbacks (it must see "
+                f"the collapsed epoch first). Received: a rollback at epoch {collapsed_at}, "
+                f"{self.epochs_run} epochs selected from"
+            )
+        self.rolled_back_from = collapsed_at
+        if self.best_epoch is None or self.best_epoch > epoch:
+            self.best_epoch, self.best_weights = epoch, weights
+            if self.metric is not None:
+                self.best = self.values[epoch]
+
     def on_train_end(self, logs=None):
+        # A rollback's epoch is never the last one run: its weights are restored too.
         if self.best_weights is not None and self.best_epoch != self.epochs_run - 1:
             self.model.set_weights(self.best_weights)
 
     def summary(self) -> dict:
-        """{"rule", "metric", "epoch" (1-based), "value", "epochs_run"} for the results."""
+        """{"rule", "metric", "epoch" (1-based), "value", "epochs_run", "rolled_back_from"
+        (1-based, None without a rollback)} for the results."""
         return {
             "rule": self.rule,
             "metric": self.metric,
             "epoch": None if self.best_epoch is None else self.best_epoch + 1,
             "value": None if self.metric is None else self.best,
             "epochs_run": self.epochs_run,
+            "rolled_back_from": (
+                None if self.rolled_back_from is None else self.rolled_back_from + 1
+            ),
         }
 
 
 class StepBudget(keras.callbacks.Callback):
-    """Stops training once the optimizer has taken `steps` steps, mid-epoch if need be.
+    """Stops training once `steps` optimizer steps were taken, mid-epoch if need be.
 
     Variants compare at natural training's optimizer steps: Free-AT's epochs ÷ m round up, and
     a growing m overshoots (2 + 4 replays for 4 natural epochs), so its last epoch is capped.
-    The step counter is the optimizer's, which a resumed run restores.
+    A step counts whether it was applied or skipped: under mixed_float16 Keras'
+    `LossScaleOptimizer` skips a step whose gradients are not finite without advancing
+    `optimizer.iterations`, so counting iterations alone would let such a run take extra
+    batches. Each batch takes the model's `steps_per_batch` steps (Free-AT's m replays; 1 for a
+    model without it); those the optimizer did not apply are `skipped_steps`, which a resumed run
+    restores (`RunBackup`) with the optimizer's counter.
+
+    Attributes:
+        skipped_steps: steps taken but not applied (non-finite gradients), resumes included.
     """
 
     def __init__(self, steps: int):
@@ -198,6 +258,26 @@ class StepBudget(keras.callbacks.Callback):
             raise ValueError(f"Expected steps >= 1. Received: steps={steps}")
         self.steps = int(steps)
 
+    def on_train_begin(self, logs=None):
+        self.skipped_steps = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._applied = self._iterations()  # after a resume restored the optimizer
+
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations.numpy()) >= self.steps:
+        applied = self._iterations()
+        taken = getattr(self.model, "steps_per_batch", 1)
+        self.skipped_steps += taken - (applied - self._applied)
+        self._applied = applied
+        if applied + self.skipped_steps >= self.steps:
             self.model.stop_training = True
+
+    def summary(self) -> dict:
+        """{"optimizer_steps": every step taken, applied or skipped, "skipped_steps"}."""
+        return {
+            "optimizer_steps": self._iterations() + self.skipped_steps,
+            "skipped_steps": self.skipped_steps,
+        }
+
+    def _iterations(self) -> int:
+        return int(self.model.optimizer.iterations.numpy())

@@ -105,6 +105,10 @@ class FreeATModel(AuxModel):
             self.replays = max(1, int(replays))
             self.make_train_function(force=True)
 
+    @property
+    def steps_per_batch(self) -> int:
+        return self.replays  # one optimizer step per replay
+
     def delta(self) -> tf.Tensor:
         """δ of this replica (the first replica's outside a replica context)."""
         return tf.convert_to_tensor(self._delta)
@@ -237,6 +241,12 @@ class FreeLoop(Loop):
 
     def epochs(self, epochs: int) -> int:
         return free_epochs(epochs, self.recipe.adversarial.replays, self.schedule())
+
+    def passes_per_step(self, tasks=()) -> int:
+        # δ ascends the classifier's CE: with aux tasks the weights' backward pass (of the total
+        # loss) does not give its gradient, a second one does (`AuxModel.gradient_step`).
+        separate = bool(tasks) and self.recipe.adversarial.free_delta_loss == "classifier"
+        return 2 if separate else 1
 
     def callbacks(self, epochs):
         schedule = self.schedule()

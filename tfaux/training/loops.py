@@ -19,7 +19,7 @@ imports:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import keras
@@ -32,6 +32,7 @@ from tfaux.precision import dtype_policy
 
 if TYPE_CHECKING:
     from tfaux.config import RandomSignConfig, Recipe
+    from tfaux.training.callbacks import ModelSelection
 
 STANDARD = "standard"
 
@@ -138,20 +139,29 @@ class Loop:
         when it begins and log it when it ends."""
         return []
 
-    def guards(self, guard_batch: Callable) -> list[keras.callbacks.Callback]:
+    def guards(
+        self, guard_batch: Callable, selection: ModelSelection | None = None
+    ) -> list[keras.callbacks.Callback]:
         """For single-step loops, the catastrophic-overfitting guard. `guard_batch()` returns its
         fixed training batch; it is called only when a guard is used (reading the pipeline
-        advances its seeds)."""
+        advances its seeds). `selection`, the fit's model selection, is told of a rollback, so
+        it never restores a discarded epoch."""
         from tfaux.training.callbacks import CatastrophicOverfittingGuard
 
         config = self.recipe.adversarial
         if not self.single_step or config.guard == "off":
             return []
         x, y = guard_batch()
-        return [CatastrophicOverfittingGuard(x, y, eps=config.eps, action=config.guard)]
+        guard = CatastrophicOverfittingGuard(
+            x, y, eps=config.eps, action=config.guard, selection=selection
+        )
+        return [guard]
 
-    def passes_per_step(self) -> int:
-        """Forward-backward passes over a batch-sized input per optimizer step (the budget)."""
+    def passes_per_step(self, tasks: Sequence[str] = ()) -> int:
+        """Forward-backward passes over a batch-sized input per optimizer step (the budget):
+        attack steps count one each, like the weights' pass; the aux heads ride on the same
+        passes. `tasks`: the variant's aux-task names (Free-AT's δ takes a backward pass of its
+        own when there are any)."""
         return 1
 
 

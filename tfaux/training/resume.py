@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfaux.distribute import local_replica_ids, replica_values
-from tfaux.training.callbacks import CatastrophicOverfittingGuard, ModelSelection
+from tfaux.training.callbacks import CatastrophicOverfittingGuard, ModelSelection, StepBudget
 
 log = logging.getLogger("tfaux")
 
@@ -44,8 +44,16 @@ log = logging.getLogger("tfaux")
 CALLBACK_STATE = {
     keras.callbacks.EarlyStopping: ("wait", "stopped_epoch", "best", "best_epoch", "best_weights"),
     keras.callbacks.ReduceLROnPlateau: ("wait", "cooldown_counter", "best"),
-    CatastrophicOverfittingGuard: ("best", "collapsed_at", "best_weights"),
-    ModelSelection: ("best", "best_epoch", "epochs_run", "best_weights"),
+    CatastrophicOverfittingGuard: ("best", "best_epoch", "collapsed_at", "best_weights"),
+    ModelSelection: (
+        "best",
+        "best_epoch",
+        "epochs_run",
+        "best_weights",
+        "values",
+        "rolled_back_from",
+    ),
+    StepBudget: ("skipped_steps",),
 }
 POINTER = "latest"  # names the directory of the newest complete backup
 
@@ -110,13 +118,16 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         if hasattr(self.model, "restore_resume_state"):
             self.model.restore_resume_state(_prefixed(arrays, "model/"))
         for index, callback in enumerate(self.stateful):
-            saved = state["callbacks"][index]
+            # A backup written before a callback gained state leaves that state at its start.
+            saved = state["callbacks"][index] if index < len(state["callbacks"]) else {}
             for key in _state_keys(callback):
                 if key.endswith("weights"):
                     weights = _prefixed(arrays, f"callback{index}/{key}/")
                     value = [weights[str(i)] for i in range(len(weights))] or None
-                else:
+                elif key in saved:
                     value = saved[key]
+                else:
+                    continue
                 setattr(callback, key, value)
         self.history = state["history"]
         self._seconds_before = state.get("seconds", 0.0)
@@ -202,9 +213,11 @@ def _prefixed(arrays: dict, prefix: str) -> dict:
 
 
 def _plain(value):
-    """A JSON-safe copy of a callback counter (numpy scalars, ±inf, None)."""
+    """A JSON-safe copy of a callback counter (numpy scalars, ±inf, None, lists of them)."""
     if value is None or isinstance(value, (bool, int, str)):
         return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
     return float(np.asarray(value))
 
 

@@ -216,5 +216,5 @@ class TRADESLoop(Loop):
         config = self.recipe.adversarial
         return {"eps": config.eps, "steps": config.pgd_steps, "beta": config.beta}
 
-    def passes_per_step(self) -> int:
+    def passes_per_step(self, tasks=()) -> int:
         return self.recipe.adversarial.pgd_steps + 2  # the attack, then x and x′
