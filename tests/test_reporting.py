@@ -132,7 +132,7 @@ def test_comparison_table_says_better_no_difference_and_worse_where_the_statisti
     # Columns: clean Δ, CI, p, verdict, then the same for PGD.
     assert rows["none"][3] == rows["none"][7] == "baseline"
     assert rows["aux"][0] == "+12.50" and rows["aux"][3] == "better"
-    assert rows["aux"][7] == NO_DIFFERENCE and rows["aux"][6] == "1"
+    assert rows["aux"][7] == NO_DIFFERENCE and rows["aux"][6] == "1 (1)"
     assert rows["trades"][0] == "+0.00" and rows["trades"][3] == NO_DIFFERENCE
     assert rows["trades"][4] == "−11.50" and rows["trades"][7] == "worse"
     # results.json keeps the numbers behind the words; p-values as scipy computes them.
@@ -289,7 +289,8 @@ def test_seed_report_shows_ci_and_verdicts(tmp_path):
     summary = reporting.seed_summary("toy", "toy-1", per_seed_runs(tmp_path))
     reporting.write_seed_report(tmp_path, summary)
     report = (tmp_path / "results.md").read_text()
-    assert "mean ± 95 % CI (Student t) over seeds 0, 1, 2" in report
+    assert "# toy (toy-1): seeds 0, 1, 2" in report
+    assert "Mean ± 95 % CI (Student t) over seeds" in report
     _, high = stats.t.interval(0.95, 2, loc=0.85, scale=stats.sem(column("none", 0)))
     assert f"| none | 85.00 ± {100 * (high - 0.85):.2f} |" in report
     section = report.split("## Compared with the baseline none", 1)[1]
@@ -311,7 +312,10 @@ def test_one_seed_shows_means_alone_and_no_verdict(tmp_path):
     reporting.write_seed_report(tmp_path, summary)
     report = (tmp_path / "results.md").read_text()
     assert "| none | 80.00 | 60.00 | 40.00 |" in report  # clean, FGSM, PGD: no "±"
-    assert "| aux | clean | +1.00 | – | – | 1 | no detectable difference" in report
+    assert (
+        "| aux | clean | +1.00 | – | – | – | none: 1 seed(s) without per-image records | no "
+        in report
+    )
     json.loads((tmp_path / "results.json").read_text(), parse_constant=pytest.fail)
 
 

@@ -14,8 +14,19 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from tfaux import statistics
+from tfaux.claims import claims_table, judge_claims
+from tfaux.config import Claim
 from tfaux.evaluate.corruption_plot import corruption_plot
 from tfaux.evaluate.fourier_heatmap import heatmap_plot
+from tfaux.evidence import (
+    RunRecord,
+    accuracy_evidence,
+    headline,
+    headline_metrics,
+    load_correct,
+)
+
+__all__ = ["headline", "headline_metrics", "load_correct"]  # read here by older callers
 
 _QUANTITY_WORDS = {"optimizer_steps": "optimizer steps", "example_passes": "example passes"}
 
@@ -70,14 +81,6 @@ def markdown_table(results: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     note = _budget_note(results) if with_budget else ""
     return "\n".join(lines) + "\n" + (f"\n{note}\n" if note else "")
-
-
-def headline(r: dict) -> tuple[str, float, int | None]:
-    """A variant's headline robust accuracy: (attack, accuracy, test images it ran on) —
-    AutoAttack's worst case where it ran, else the PGD-k the sanity checks use."""
-    label = r.get("robust_attack", r["pgd_attack"])
-    accuracy = r.get("robust_accuracy", r["pgd_accuracy"])
-    return label, accuracy, r["robustness"]["examples"].get(label)
 
 
 def _with_n(label: str, n: int | None) -> str:
@@ -172,64 +175,59 @@ def robustness_details(results: dict) -> str:
     return "\n".join(lines)
 
 
-def load_correct(run_dir: Path, results: dict) -> dict[str, dict[str, np.ndarray]]:
-    """Per variant, which test examples it classifies correctly, from
-    `<run_dir>/variants/<r["correct"]>`: "clean" and "robust" (the headline attack), and in
-    newer runs every `headline_metrics` column and every other attack, each on the images it
-    ran on. Boolean arrays, except "five_crop": the fraction of an image's five crops right.
-    Variants of the oldest runs have none."""
-    correct = {}
-    for name, r in results["variants"].items():
-        if "correct" in r:
-            with np.load(Path(run_dir) / "variants" / r["correct"]) as arrays:
-                correct[name] = {key: _per_example(arrays[key]) for key in arrays.files}
-    return correct
-
-
-def _per_example(array: np.ndarray) -> np.ndarray:
-    """Correctness as booleans; fractions (five_crop's) as they are."""
-    return array if np.issubdtype(array.dtype, np.floating) else array.astype(bool)
-
-
 def baseline_comparison(
     results: dict, correct: dict[str, dict[str, np.ndarray]], confidence: float = 0.95
 ) -> dict:
     """Every variant against `results["baseline"]` on the same test images, clean and under the
-    headline attack (AutoAttack or PGD, the same for all; `tfaux.statistics.paired_test`); {} if
-    the run has no baseline or the baseline no per-example results.
+    headline attack (AutoAttack or PGD, the same for all): McNemar's exact test with Holm's
+    correction over the variants of each metric, the Bonett–Price interval at each row's Holm
+    step (`tfaux.statistics.judge`); {} if the run has no baseline or the baseline no
+    per-example results.
 
     Returns:
         {"baseline", "confidence", "metrics": {"clean": label, "robust": label},
-         "variants": {name: {"clean"|"robust": {difference, low, high, p_value, variant_only,
-         baseline_only, n, verdict}}}}, differences as fractions.
+         "variants": {name: {"clean"|"robust": {difference, low, high, p_value, adjusted_p,
+         mde, variant_only, baseline_only, n, verdict}}}}, differences as fractions.
     """
     baseline = results.get("baseline")
     if baseline not in correct:
         return {}
-    variants = {}
-    for name, arrays in correct.items():
-        if name == baseline:
-            continue
-        variants[name] = {}
-        attacks = {n: headline(results["variants"][n])[0] for n in (name, baseline)}
-        if attacks[name] != attacks[baseline]:  # e.g. a result read back from an older config
-            raise ValueError(
-                f"Expected {name} and {baseline} to have the same headline attack. Received: "
-                f"{attacks[name]!r} and {attacks[baseline]!r}; re-run with --fresh"
-            )
-        for key in ("clean", "robust"):
-            if key in arrays and key in correct[baseline]:
-                if arrays[key].shape != correct[baseline][key].shape:
-                    raise ValueError(
-                        f"Expected {name}'s and {baseline}'s {key} correctness on the same test "
-                        f"images. Received: {arrays[key].shape[0]} and "
-                        f"{correct[baseline][key].shape[0]} examples."
-                    )
-                test = statistics.paired_test(arrays[key], correct[baseline][key], confidence)
-                variants[name][key] = {
-                    **test._asdict(),
-                    "verdict": statistics.paired_verdict(test, confidence),
-                }
+    alpha = 1 - confidence
+    variants: dict[str, dict] = {name: {} for name in correct if name != baseline}
+    for key in ("clean", "robust"):
+        evidence, tests = {}, {}
+        for name in variants:
+            arrays = correct[name]
+            attacks = {n: headline(results["variants"][n])[0] for n in (name, baseline)}
+            if attacks[name] != attacks[baseline]:  # e.g. a result read from an older config
+                raise ValueError(
+                    f"Expected {name} and {baseline} to have the same headline attack. "
+                    f"Received: {attacks[name]!r} and {attacks[baseline]!r}; re-run with --fresh"
+                )
+            if key not in arrays or key not in correct[baseline]:
+                continue
+            if arrays[key].shape != correct[baseline][key].shape:
+                raise ValueError(
+                    f"Expected {name}'s and {baseline}'s {key} correctness on the same test "
+                    f"images. Received: {arrays[key].shape[0]} and "
+                    f"{correct[baseline][key].shape[0]} examples."
+                )
+            pair = (arrays[key], correct[baseline][key])
+            evidence[name] = statistics.paired_correctness([pair])
+            tests[name] = statistics.paired_test(*pair)
+        for name, j in statistics.judge(evidence, alpha).items():
+            variants[name][key] = {
+                "difference": j.difference,
+                "low": j.low,
+                "high": j.high,
+                "p_value": j.p_value,
+                "adjusted_p": j.adjusted_p,
+                "mde": j.mde,
+                "variant_only": tests[name].variant_only,
+                "baseline_only": tests[name].baseline_only,
+                "n": j.n,
+                "verdict": statistics.table_verdict(j, alpha),
+            }
     return {
         "baseline": baseline,
         "confidence": confidence,
@@ -239,24 +237,27 @@ def baseline_comparison(
 
 
 def comparison_table(results: dict, comparison: dict) -> str:
-    """Markdown: each variant minus the baseline, in points, with its CI, McNemar's p and the
-    verdict, clean and under the headline attack (see `baseline_comparison`)."""
+    """Markdown: each variant minus the baseline, in points, with its CI, McNemar's raw and
+    Holm-adjusted p and the verdict, clean and under the headline attack (see
+    `baseline_comparison`)."""
     if not comparison:
         return ""
-    baseline, percent = comparison["baseline"], f"{100 * comparison['confidence']:g} %"
+    baseline = comparison["baseline"]
+    alpha = f"{1 - comparison['confidence']:.2g}"
     header = ["variant"]
     for key, label in comparison["metrics"].items():
         n = next((t[key]["n"] for t in comparison["variants"].values() if key in t), None)
-        header += [f"{label} Δ" + (f" (n={n:,})" if n else ""), f"{percent} CI", "McNemar p"]
-        header.append("verdict")
+        header += [f"{label} Δ" + (f" (n={n:,})" if n else ""), "CI", "p (Holm)", "verdict"]
     lines = [
-        f"## Compared with the baseline {baseline} (this run, {percent} CI)",
+        f"## Compared with the baseline {baseline} (this run)",
         "",
-        "Variant minus baseline accuracy in points, on the same test images. CI: Bonett–Price "
-        "for paired proportions; p: McNemar's exact test on the images only one of the two "
-        "gets right. A verdict needs both the CI to exclude 0 and p below "
-        f"{1 - comparison['confidence']:.2g}. One seed: this is the test set's noise only; "
-        "how much the data order and initialization move a result needs `seeds`.",
+        "Variant minus baseline accuracy in points, on the same test images. p: McNemar's "
+        "exact test on the images only one of the two gets right, raw and, in brackets, "
+        f"adjusted by Holm over the {len(comparison['variants'])} variants of the column "
+        f"(family-wise α = {alpha}); CI: Bonett–Price for paired proportions at the row's Holm "
+        "level. A verdict needs the adjusted p below α and the CI to exclude 0. One seed: "
+        "this is the test set's noise only; how much the data order and initialization move a "
+        "result needs `seeds`.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -271,7 +272,7 @@ def comparison_table(results: dict, comparison: dict) -> str:
                 cells += [
                     _signed(100 * t["difference"]),
                     _interval(t["low"], t["high"]),
-                    _p(t["p_value"]),
+                    _p_pair(t["p_value"], t.get("adjusted_p")),
                     t["verdict"],
                 ]
             else:  # no per-example results for this variant
@@ -285,6 +286,11 @@ def _interval(low: float | None, high: float | None) -> str:
     if low is None or high is None or math.isnan(low) or math.isnan(high):
         return "–"
     return f"[{_signed(100 * low)}, {_signed(100 * high)}]"
+
+
+def _p_pair(p: float | None, adjusted: float | None) -> str:
+    """A raw p with its Holm-adjusted one in brackets; "–" where no test ran."""
+    return "–" if p is None or math.isnan(p) else f"{_p(p)} ({_p(adjusted)})"
 
 
 def _p(p: float | None) -> str:
@@ -433,29 +439,6 @@ def corruption_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def headline_metrics(result: dict) -> dict[str, float]:
-    """A variant's headline accuracies (fractions), flat, keyed by column name: clean, FGSM and
-    PGD, AutoAttack where it ran, seed 003's disturbances, seed 004's augmented sets."""
-    metrics = {"clean": result["test_accuracy"]}
-    metrics.update({f"FGSM ε={e}": v for e, v in result["fgsm_accuracy"].items()})
-    report = result["robustness"]
-    metrics.update(  # the PGD-k run on the whole test set, not the sanity checks' prefixes
-        {
-            k: v
-            for k, v in report["attacks"].items()
-            if k.startswith("PGD") and report["examples"][k] == report["num_examples"]
-        }
-    )
-    label, accuracy, _ = headline(result)
-    metrics[label] = accuracy  # AutoAttack's worst case where it ran (on its own prefix)
-    metrics.update({k: v for k, v in result.get("disturbances", {}).items() if k != "clean"})
-    for name, accuracies in result.get("augmented", {}).items():
-        metrics[name] = accuracies["augmented"]
-        if "fgsm_augmented" in accuracies:
-            metrics[f"FGSM(baseline) + {name}"] = accuracies["fgsm_augmented"]
-    return metrics
-
-
 def input_robustness_table(results: dict) -> str:
     """Seed 003's disturbances and seed 004's augmented sets (accuracy %), when measured."""
     rows = {}
@@ -540,15 +523,26 @@ def _mean_ci(values: list[float], confidence: float) -> str:
     return f"{100 * mean:.2f} ± {100 * (high - mean):.2f}"
 
 
-def seed_summary(recipe: str, run: str, per_seed: dict, confidence: float = 0.95) -> dict:
-    """Every variant's headline metrics over seeds (values, mean, sample std, Student t CI) and,
-    when the runs name a baseline, every variant minus the baseline paired by seed.
+def seed_summary(
+    recipe: str,
+    run: str,
+    per_seed: dict,
+    confidence: float = 0.95,
+    claims: tuple[Claim, ...] = (),
+) -> dict:
+    """Every variant's headline metrics over seeds (values, mean, sample std, Student t CI);
+    when the runs name a baseline, every variant minus the baseline paired by seed and image
+    (`tfaux.evidence.accuracy_evidence`, Holm over the variants of each metric); each
+    variant's selected epochs and budget in every seed; the best variant on the mean over
+    seeds of the runs' own criterion; and the recipe's claims judged over the seeds.
 
     Args:
         recipe: the recipe's name.
         run: the run directory's name.
-        per_seed: {seed: result} where `result.results` is that seed's results dict.
-        confidence: coverage of the intervals.
+        per_seed: {seed: result} where `result.results` is that seed's results dict and
+            `result.run_dir` its directory (per-example records are read from it).
+        confidence: coverage of the intervals (α = 1 − confidence for the verdicts).
+        claims: the recipe's claims.
 
     Returns:
         The summary `write_seed_report` writes as results.json; CI bounds and p-values are None
@@ -559,7 +553,13 @@ def seed_summary(recipe: str, run: str, per_seed: dict, confidence: float = 0.95
         for name, r in result.results["variants"].items():
             for key, value in headline_metrics(r).items():
                 by_seed.setdefault(name, {}).setdefault(key, {})[seed] = value
-    first = next(iter(per_seed.values())).results
+    records = [RunRecord(result.run_dir, result.results) for result in per_seed.values()]
+    first = records[0].results
+    best_by = first.get("best_by", "val_accuracy")
+    criterion = {
+        name: float(np.mean([r.results["variants"][name].get(best_by, -1.0) for r in records]))
+        for name in first["variants"]
+    }
     summary = {
         "recipe": recipe,
         "run": run,
@@ -573,7 +573,10 @@ def seed_summary(recipe: str, run: str, per_seed: dict, confidence: float = 0.95
             }
             for name, metrics in by_seed.items()
         },
-        "best_variant": first["best_variant"],
+        "best_variant": max(criterion, key=criterion.get),
+        "best_by": f"mean {best_by} over seeds",
+        "budget_rule": first.get("budget_rule"),
+        "training": {name: _training_marks(records, name) for name in first["variants"]},
         "trustworthy": {
             str(seed): {n: r["trustworthy"] for n, r in result.results["variants"].items()}
             for seed, result in per_seed.items()
@@ -582,8 +585,24 @@ def seed_summary(recipe: str, run: str, per_seed: dict, confidence: float = 0.95
     baseline = first.get("baseline")
     if baseline in by_seed:
         summary["baseline"] = baseline
-        summary["comparison"] = _seed_comparison(by_seed, baseline, confidence)
+        summary["comparison"] = _seed_comparison(records, by_seed, baseline, confidence)
+    if claims:
+        summary["claims"] = judge_claims(claims, records, 1 - confidence)
     return summary
+
+
+def _training_marks(records: list[RunRecord], name: str) -> dict:
+    """A variant's selected epoch and budget in every seed, and whether any seed broke the
+    budget rule (the mark a single run's table carries)."""
+    results = [r.results["variants"][name] for r in records]
+    budgets = [r.get("budget") or {} for r in results]
+    return {
+        "selection": [r.get("selection") for r in results],
+        "optimizer_steps": [b.get("optimizer_steps") for b in budgets],
+        "example_passes": [b.get("example_passes") for b in budgets],
+        "relative": [b.get("relative") for b in budgets],
+        "within_budget": all(b.get("within", True) for b in budgets),
+    }
 
 
 def _seed_stats(values: list[float], confidence: float) -> dict:
@@ -600,35 +619,43 @@ def _seed_stats(values: list[float], confidence: float) -> dict:
     }
 
 
-def _seed_comparison(by_seed: dict, baseline: str, confidence: float) -> dict:
-    """{variant: {metric: difference}}: each variant minus the baseline, paired by seed over
-    the seeds where both have a finite value."""
-    comparison: dict[str, dict[str, dict]] = {}
-    for name, metrics in by_seed.items():
-        if name == baseline:
-            continue
-        comparison[name] = {}
-        for key, values in metrics.items():
-            reference = by_seed[baseline].get(key, {})
-            seeds = [
-                s
-                for s in values
-                if s in reference and math.isfinite(values[s]) and math.isfinite(reference[s])
-            ]
-            if not seeds:
+def _seed_comparison(
+    records: list[RunRecord], by_seed: dict, baseline: str, confidence: float
+) -> dict:
+    """{variant: {metric: difference}}: each variant minus the baseline over seeds, paired by
+    seed and, where the runs kept them, by test image; Holm over the variants of each metric."""
+    alpha = 1 - confidence
+    metrics = list(dict.fromkeys(key for m in by_seed.values() for key in m))
+    comparison: dict[str, dict[str, dict]] = {n: {} for n in by_seed if n != baseline}
+    for key in metrics:
+        evidence = {}
+        for name in comparison:
+            if key not in by_seed[name] or key not in by_seed[baseline]:
                 continue
-            d = statistics.paired_seed_difference(
-                [values[s] for s in seeds], [reference[s] for s in seeds], confidence
-            )
+            found = accuracy_evidence(_record_key(key, records, name), name, baseline, records)
+            if found is not None:
+                evidence[name] = found
+        for name, j in statistics.judge(evidence, alpha).items():
             comparison[name][key] = {
-                "difference": d.difference,
-                "low": _finite(d.low),
-                "high": _finite(d.high),
-                "p_value": _finite(d.p_value),
-                "n": d.n,
-                "verdict": statistics.verdict(d.low, d.high),
+                "difference": j.difference,
+                "low": _finite(j.low),
+                "high": _finite(j.high),
+                "p_value": _finite(j.p_value),
+                "adjusted_p": _finite(j.adjusted_p),
+                "mde": _finite(j.mde),
+                "test": j.test,
+                "n": j.n,
+                "verdict": statistics.table_verdict(j, alpha),
             }
     return comparison
+
+
+def _record_key(column: str, records: list[RunRecord], name: str) -> str:
+    """The per-example key of a `headline_metrics` column: itself, except AutoAttack's worst
+    case, which older runs kept only as "robust"."""
+    result = records[0].results["variants"][name]
+    label = headline(result)[0]
+    return "robust" if column == label and label != result["pgd_attack"] else column
 
 
 def _finite(x: float) -> float | None:
@@ -638,33 +665,81 @@ def _finite(x: float) -> float | None:
 
 def seed_comparison_table(summary: dict) -> str:
     """Markdown: every variant minus the baseline, per metric, paired over seeds: difference in
-    points, its Student t CI, the paired t-test's p and the verdict; "" without a baseline."""
+    points, its CI at the row's Holm level, raw and Holm-adjusted p, the smallest difference
+    the budget detects, the test that decided and the verdict; "" without a baseline."""
     if "comparison" not in summary:
         return ""
-    percent = f"{100 * summary['confidence']:g} %"
+    alpha = f"{1 - summary['confidence']:.2g}"
     lines = [
-        f"## Compared with the baseline {summary['baseline']}, paired by seed ({percent} CI)",
+        f"## Compared with the baseline {summary['baseline']}, paired by seed",
         "",
-        "Per seed, variant minus baseline accuracy in points; the mean of those differences "
-        "with a Student t interval and the paired t-test's p. The verdict reads the CI; each "
-        "row is a test of its own, so among many rows a few verdicts can be chance.",
+        "Variant minus baseline accuracy in points. With 3 or more distinct per-seed "
+        "differences, a paired t over seeds decides (it counts how much training moves a "
+        "result); otherwise the seeds' McNemar tests are combined over their test images (the "
+        "test set's noise only). p is raw and, in brackets, Holm-adjusted over the variants of "
+        f"each metric (family-wise α = {alpha}); the CI is at the row's Holm level; "
+        '"detectable" is the smallest difference found with 80 % power.',
         "",
-        f"| variant | metric | Δ (points) | {percent} CI | p (paired t) | seeds | verdict |",
-        "|" + "---|" * 7,
+        "| variant | metric | Δ (points) | CI | p (Holm) | detectable | test | verdict |",
+        "|" + "---|" * 8,
     ]
     for name, metrics in summary["comparison"].items():
         for key, d in metrics.items():
+            mde = d.get("mde")
             cells = [
                 name,
                 key,
                 _signed(100 * d["difference"]),
                 _interval(d["low"], d["high"]),
-                _p(d["p_value"]),
-                str(d["n"]),
+                _p_pair(d["p_value"], d.get("adjusted_p")),
+                "–" if mde is None else f"≥ {100 * mde:.2f}",
+                d.get("test", "paired t"),
                 d["verdict"],
             ]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def seed_training_table(summary: dict) -> str:
+    """Markdown: each variant's selected epoch and budget in every seed, and the best variant
+    on the mean over seeds, so a seed sweep keeps the marks a single run's table has."""
+    rule = summary.get("budget_rule") or {}
+    lines = [
+        f"## Training per seed (best variant: {summary['best_variant']}, by "
+        f"{summary.get('best_by', 'the first seed')})",
+        "",
+        "| variant | selected epoch per seed (rule) | optimizer steps | example passes | budget |",
+        "|---|---|---|---|---|",
+    ]
+    for name, marks in summary.get("training", {}).items():
+        selections = [_selection_cell(s) for s in marks["selection"]]
+        relative = [r for r in marks["relative"] if r is not None]
+        budget = (
+            "–"
+            if not relative
+            else (
+                "within"
+                if marks["within_budget"]
+                else "**"
+                + ", ".join(f"{_signed(100 * (r - 1), 0)} %" for r in relative)
+                + " budget**"
+            )
+        )
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    name,
+                    "; ".join(selections),
+                    ", ".join(_count(x) for x in marks["optimizer_steps"] if x is not None) or "–",
+                    ", ".join(_count(x) for x in marks["example_passes"] if x is not None) or "–",
+                    budget,
+                ]
+            )
+            + " |"
+        )
+    note = _budget_note({"budget_rule": rule, "baseline": summary.get("baseline")})
+    return "\n".join(lines) + "\n" + (f"\n{note}\n" if rule else "")
 
 
 def seed_plot(summary: dict, path: Path) -> Path:
@@ -718,12 +793,16 @@ def write_seed_report(run_dir: Path, summary: dict) -> None:
     )
     confidence = summary.get("confidence", 0.95)
     comparison = seed_comparison_table(summary)
+    claims = claims_table(summary.get("claims", []), 1 - confidence)
     lines = [
-        f"# {summary['recipe']} ({summary['run']}): mean ± {100 * confidence:g} % CI (Student t) "
-        f"over seeds {', '.join(map(str, summary['seeds']))} (accuracy %)",
+        f"# {summary['recipe']} ({summary['run']}): seeds {', '.join(map(str, summary['seeds']))}",
+        "",
+        *([claims] if claims else []),
+        f"## Mean ± {100 * confidence:g} % CI (Student t) over seeds (accuracy %)",
         "",
         mean_ci_table(rows, confidence),
         *([comparison] if comparison else []),
+        *([seed_training_table(summary)] if "training" in summary else []),
         "Sanity checks: "
         + ("all pass." if not failed else "**FAIL** for " + ", ".join(failed) + "."),
         "",
@@ -736,16 +815,22 @@ def write_seed_report(run_dir: Path, summary: dict) -> None:
     (run_dir / "results.json").write_text(json.dumps(summary, indent=2))
 
 
-def write_report(run_dir: Path, results: dict) -> None:
-    """Writes results.md and the PNGs, then results.json last (it marks the run finished)."""
-    correct = load_correct(run_dir, results)
+def write_report(run_dir: Path, results: dict, claims: tuple[Claim, ...] = ()) -> None:
+    """Writes results.md (the recipe's claims first, then the tables) and the PNGs, then
+    results.json last (it marks the run finished)."""
+    record = RunRecord(run_dir, results)
+    correct = record.correct()
     comparison = baseline_comparison(results, correct)
     if comparison:
         results["comparison"] = comparison
+    sections = []
+    if claims:
+        results["claims"] = judge_claims(claims, [record])
+        sections.append(claims_table(results["claims"]))
     results["table"] = "results.md"
     results["plot"] = accuracy_plot(results, run_dir / "accuracy.png", correct).name
     results["curves_plot"] = curves_plot(results, run_dir / "robustness_curves.png").name
-    sections = [markdown_table(results)]
+    sections.append(markdown_table(results))
     if comparison:
         sections.append(comparison_table(results, comparison))
     if "corruption" in results:
@@ -815,10 +900,14 @@ def backbone_summary(recipe: str, run: str, per_backbone: dict) -> dict:
                     "test_accuracy": r["test_accuracy"],
                     "robust_accuracy": headline(r)[1],
                     "robust_attack": headline(r)[0],
+                    "selection": r.get("selection"),
+                    "budget": r.get("budget"),
                 }
                 for name, r in results["variants"].items()
             },
+            "budget_rule": results.get("budget_rule"),
             "comparison": results.get("comparison", {}),
+            "claims": results.get("claims", []),
         }
     return {"recipe": recipe, "run": run, "backbones": backbones}
 
@@ -826,7 +915,10 @@ def backbone_summary(recipe: str, run: str, per_backbone: dict) -> dict:
 def write_backbone_report(run_dir: Path, summary: dict) -> None:
     """results.md (one row per backbone and variant: accuracies and the clean and robust
     difference to that backbone's baseline with its CI and verdict) and results.json."""
-    header = "| backbone | variant | clean | robust | clean Δ vs baseline | robust Δ vs baseline |"
+    header = (
+        "| backbone | variant | clean | robust | clean Δ vs baseline | robust Δ vs baseline "
+        "| selected epoch (rule) | optimizer steps | passes |"
+    )
     lines = [
         f"# {summary['recipe']} ({summary['run']}): one run per backbone (accuracy %)",
         "",
@@ -834,7 +926,7 @@ def write_backbone_report(run_dir: Path, summary: dict) -> None:
         "(Bonett–Price) and verdict (one seed: the test set's noise only).",
         "",
         header,
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for backbone, entry in summary["backbones"].items():
         compared = entry["comparison"].get("variants", {})
@@ -845,14 +937,45 @@ def write_backbone_report(run_dir: Path, summary: dict) -> None:
                 f"{100 * r['test_accuracy']:.2f}",
                 f"{100 * r['robust_accuracy']:.2f} ({r['robust_attack']})",
                 *(_difference_cell(compared.get(name, {}).get(key)) for key in ("clean", "robust")),
+                _selection_cell(r.get("selection")),
+                *_budget_cells(r.get("budget"), entry.get("budget_rule")),
             ]
             lines.append("| " + " | ".join(cells) + " |")
     lines += [
+        "",
+        *_backbone_claims(summary),
         "",
         *(f"- {b}: backbones/{e['run']}/results.md" for b, e in summary["backbones"].items()),
     ]
     (run_dir / "results.md").write_text("\n".join(lines) + "\n")
     (run_dir / "results.json").write_text(json.dumps(summary, indent=2))
+
+
+def _backbone_claims(summary: dict) -> list[str]:
+    """Markdown lines: each claim's word and a − b on every backbone (each backbone's claims
+    were judged, Holm-corrected, in its own run)."""
+    backbones = {b: e["claims"] for b, e in summary["backbones"].items() if e.get("claims")}
+    if not backbones:
+        return []
+    first = next(iter(backbones.values()))
+    lines = [
+        "## Claims per backbone (a − b in points, the word of each backbone's own report)",
+        "",
+        "| claim | a vs b | metric | " + " | ".join(backbones) + " |",
+        "|---|---|---|" + "---|" * len(backbones),
+    ]
+    for index, claim in enumerate(first):
+        cells = [
+            f"{claim['source']}: {claim['quote']}",
+            f"{claim['a']} vs {claim['b']}",
+            claim["metric"],
+        ]
+        for rows in backbones.values():
+            row = rows[index] if index < len(rows) else None
+            shown = "–" if row is None or row["difference"] is None else _signed(row["difference"])
+            cells.append(f"{shown} {row['verdict'] if row else ''}".strip())
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def _difference_cell(test: dict | None) -> str:

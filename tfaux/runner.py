@@ -164,7 +164,7 @@ def run(
     if recipe.export:
         export_dir = _export(recipe, best, variants[best], splits, run_dir, Path(savedmodels_dir))
         results["export"] = str(export_dir)
-    reporting.write_report(run_dir, results)
+    reporting.write_report(run_dir, results, recipe.claims)
     log.info("results in %s", run_dir)
     return RunResult(run_dir, results, export_dir)
 
@@ -204,7 +204,7 @@ def _run_seeds(recipe: Recipe, runs_dir: Path, savedmodels_dir: Path, fresh, pro
     }
     per_seed = _run_each(singles, run_dir / "seeds", savedmodels_dir, progress, callbacks)
     log_to(run_dir / "log.txt")
-    summary = reporting.seed_summary(recipe.name, run_dir.name, per_seed)
+    summary = reporting.seed_summary(recipe.name, run_dir.name, per_seed, claims=recipe.claims)
     reporting.write_seed_report(run_dir, summary)
     first = per_seed[recipe.seeds[0]]
     return RunResult(run_dir, summary, first.export_dir)
@@ -256,13 +256,20 @@ def _run_each(singles: dict, parent: Path, savedmodels_dir: Path, progress, call
 
 def _finished_run(runs_dir: Path, recipe: Recipe) -> Path | None:
     """The newest finished run of exactly this config under `runs_dir`, if any."""
-    config = json.loads(json.dumps(recipe.to_dict()))
+    config = _what_trains(json.loads(json.dumps(recipe.to_dict())))
     for candidate in sorted(runs_dir.glob(f"{recipe.name}-*"), reverse=True):
         if (candidate / "results.json").exists() and (
-            json.loads((candidate / "config.json").read_text()) == config
+            _what_trains(json.loads((candidate / "config.json").read_text())) == config
         ):
             return candidate
     return None
+
+
+def _what_trains(config: dict) -> dict:
+    """A recipe's config without its claims: a claim changes what is judged, not what is
+    trained, so a sweep's finished runs are read back (and judged anew) after a claim is
+    added or corrected, and an unfinished run resumes."""
+    return {key: value for key, value in config.items() if key != "claims"}
 
 
 def _train_variant(
@@ -651,7 +658,8 @@ def run_directory(runs_dir: Path, recipe: Recipe, fresh: bool) -> Path:
     """
     config = json.loads(json.dumps(recipe.to_dict()))  # tuples → lists, as read back from disk
     if recipe.training.strategy == "multi_worker":
-        digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
+        trains = json.dumps(_what_trains(config), sort_keys=True)
+        digest = hashlib.sha256(trains.encode()).hexdigest()[:10]
         run_dir = runs_dir / f"{recipe.name}-{digest}"
         if (run_dir / "results.json").exists() or (fresh and run_dir.exists()):
             raise ValueError(
@@ -668,7 +676,7 @@ def run_directory(runs_dir: Path, recipe: Recipe, fresh: bool) -> Path:
             if (
                 not (candidate / "results.json").exists()
                 and config_file.exists()
-                and json.loads(config_file.read_text()) == config
+                and _what_trains(json.loads(config_file.read_text())) == _what_trains(config)
             ):
                 return candidate
     run_dir = runs_dir / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
