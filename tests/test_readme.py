@@ -33,6 +33,9 @@ def test_the_extension_examples_register_and_train(tmp_path):
     path = tmp_path / "noise_vs_standard.py"
     path.write_text(recipe_file)
     recipe = load_recipe_file(path)  # what `python recipes/run.py <file>` reads
+    assert [(c.a, c.b, c.metric) for c in recipe.claims] == [
+        ("none@gaussian_noise", "none", "fgsm:0.1")
+    ]
     recipe = dataclasses.replace(recipe, data=DataConfig("digits", 64, train_size=256))
     splits = experiment.load_splits(recipe)
     experiment.check_recipe(recipe, splits.info.image_shape)

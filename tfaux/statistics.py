@@ -2,8 +2,8 @@
 
 Two situations, two designs:
 
-- Over seeds (`mean_ci`, `paired_seed_difference`): a few runs per variant, each seed's runs
-  trained from the same seed, so the per-seed differences are paired; Student t intervals.
+- Over seeds (`mean_ci`, `seed_values`): a few runs per variant, each seed's runs trained
+  from the same seed, so the per-seed differences are paired; Student t intervals.
 - Within one seed, over test examples (`paired_test`, `accuracy_ci`): every variant is scored
   on the same test images, so two variants' correctness is paired example by example.
 
@@ -50,16 +50,6 @@ class Estimate(NamedTuple):
     high: float
 
 
-class SeedDifference(NamedTuple):
-    """Variant − baseline, mean over seeds of the per-seed differences (paired t)."""
-
-    difference: float
-    low: float
-    high: float
-    p_value: float
-    n: int
-
-
 class PairedTest(NamedTuple):
     """Variant − baseline accuracy on the same test examples, with McNemar's exact test.
 
@@ -96,42 +86,6 @@ def mean_ci(values, confidence: float = 0.95) -> Estimate:
         return Estimate(mean, mean, mean)
     low, high = stats.t.interval(confidence, len(x) - 1, loc=mean, scale=sem)
     return Estimate(mean, float(low), float(high))
-
-
-def paired_seed_difference(
-    variant_values, baseline_values, confidence: float = 0.95
-) -> SeedDifference:
-    """Variant − baseline over seeds, paired by seed: a t interval of the per-seed differences
-    and the paired t-test's two-sided p-value (`scipy.stats.ttest_rel`).
-
-    Pairing removes what the two share in a seed (data order, initialization luck), so it
-    detects smaller differences than comparing two independent means.
-
-    Args:
-        variant_values: the variant's metric, one per seed.
-        baseline_values: the baseline's metric for the same seeds, in the same order.
-        confidence: coverage of the interval, in (0, 1).
-
-    Returns:
-        (difference, low, high, p_value, n); NaN interval and p-value with fewer than
-        `MIN_DISTINCT_SEEDS` distinct per-seed differences: identical or float-rounding spread
-        gave a zero-width interval and p = 0, a verdict from nothing (see `seed_values`).
-    """
-    v = _numbers(variant_values, "variant_values")
-    b = _numbers(baseline_values, "baseline_values")
-    if v.shape != b.shape:
-        raise ValueError(
-            "Expected one baseline value per variant value (the same seeds). "
-            f"Received: {len(v)} variant and {len(b)} baseline values."
-        )
-    _check_confidence(confidence)
-    d = v - b
-    difference = float(d.mean())
-    if distinct(d) < MIN_DISTINCT_SEEDS:  # no spread worth the name: no interval, no p
-        return SeedDifference(difference, math.nan, math.nan, math.nan, len(d))
-    result = stats.ttest_rel(v, b)
-    ci = result.confidence_interval(confidence)
-    return SeedDifference(difference, float(ci.low), float(ci.high), float(result.pvalue), len(d))
 
 
 def paired_test(correct_variant, correct_baseline, confidence: float = 0.95) -> PairedTest:
@@ -226,14 +180,6 @@ def verdict(low: float, high: float) -> str:
     if high < 0:
         return WORSE
     return NO_DIFFERENCE
-
-
-def paired_verdict(test, confidence: float = 0.95) -> str:
-    """The verdict of a within-seed `paired_test`: its CI must exclude 0 *and* McNemar's exact
-    p be below 1 − confidence, so the word never contradicts the p printed beside it."""
-    if not test.p_value < 1 - confidence:
-        return NO_DIFFERENCE
-    return verdict(test.low, test.high)
 
 
 def distinct(values, decimals: int = 9) -> int:
