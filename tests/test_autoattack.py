@@ -8,9 +8,51 @@ import numpy as np
 import pytest
 
 from tests.helpers import linear_problem, random_images, tiny_model
-from tfaux.evaluate.autoattack import AutoAttack
+from tfaux.evaluate.autoattack import ATTACKS, AutoAttack
 
 QUICK = {"steps": 10, "queries": 100, "targets": 3}
+
+# What each version runs and with which settings, for L∞ and L2, read from fra31/auto-attack,
+# autoattack/autoattack.py: `AutoAttack.set_version`, over the values of `AutoAttack.__init__`
+# it leaves (FAB: 5 restarts; APGD-T: 1; Square: p_init 0.8, resc_schedule False; every APGD
+# and FAB: n_iter 100; APGD: rho 0.75, eot_iter 1), and `run_standard_evaluation`, which sets
+# `self.fab.n_restarts = 1` before every FAB-T run. APGD-CE and APGD-DLR are one object (`apgd`),
+# FAB and FAB-T another (`fab`). Attacks a version does not run hold those same objects' values.
+APGD_SETTINGS = ("restarts", "steps", "eot", "rho")
+FAB_SETTINGS = ("restarts", "steps")
+SQUARE_SETTINGS = ("queries", "p_init", "rescale")
+REFERENCE_VERSIONS = {
+    "standard": {
+        "runs": ("apgd-ce", "apgd-t", "fab-t", "square"),
+        "apgd-ce": (1, 100, 1, 0.75),
+        "apgd-dlr": (1, 100, 1, 0.75),
+        "fab": (1, 100),
+        "apgd-t": (1, 100, 1, 0.75),
+        "fab-t": (1, 100),
+        "square": (5000, 0.8, False),
+        "targets": {"apgd-t": 9, "fab-t": 9},
+    },
+    "plus": {
+        "runs": ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"),
+        "apgd-ce": (5, 100, 1, 0.75),
+        "apgd-dlr": (5, 100, 1, 0.75),
+        "fab": (5, 100),
+        "apgd-t": (1, 100, 1, 0.75),
+        "fab-t": (1, 100),  # not FAB's 5: `run_standard_evaluation` resets it
+        "square": (5000, 0.8, False),
+        "targets": {"apgd-t": 9, "fab-t": 9},
+    },
+    "rand": {
+        "runs": ("apgd-ce", "apgd-dlr"),
+        "apgd-ce": (1, 100, 20, 0.75),
+        "apgd-dlr": (1, 100, 20, 0.75),
+        "fab": (5, 100),  # the constructor's, untouched by set_version('rand')
+        "apgd-t": (1, 100, 1, 0.75),  # its own object: no EOT
+        "fab-t": (1, 100),
+        "square": (5000, 0.8, False),
+        "targets": {"apgd-t": 9, "fab-t": 9},
+    },
+}
 
 
 def _passed(result) -> dict:
@@ -59,6 +101,22 @@ def test_plus_runs_untargeted_fab_in_the_reference_order_and_is_exact_on_a_linea
     alone = AutoAttack(model, eps=eps, attacks=("fab",), steps=20).run(x, y)
     assert list(alone.after) == ["fab"]
     np.testing.assert_array_equal(alone.robust, distance > eps)
+
+
+@pytest.mark.parametrize("version", sorted(REFERENCE_VERSIONS))
+def test_each_version_sets_the_reference_restarts_targets_and_queries(version):
+    expected = REFERENCE_VERSIONS[version]
+    model = tiny_model(num_classes=10)
+    assert AutoAttack(model, eps=0.03, version=version).attacks == expected["runs"]
+    # Every attack, so that those the version does not run show their settings too
+    attack = AutoAttack(model, eps=0.03, version=version, attacks=ATTACKS)
+    for name in ATTACKS:
+        family = name.split("-")[0]
+        names = {"apgd": APGD_SETTINGS, "fab": FAB_SETTINGS, "square": SQUARE_SETTINGS}[family]
+        observed = tuple(getattr(attack.by_name[name], key) for key in names)
+        assert observed == expected[name], (name, dict(zip(names, observed, strict=True)))
+    targets = {name: [n for n, _ in attack.stages()].count(name) for name in ("apgd-t", "fab-t")}
+    assert targets == expected["targets"]
 
 
 def test_each_attack_runs_only_on_the_points_still_robust(monkeypatch, digits_model):

@@ -1,5 +1,6 @@
-"""Square Attack: budget and range, reproducibility, the reference's pattern and schedule, exact
-results on a linear model, a gradient-masked model PGD cannot attack, one trace."""
+"""Square Attack: budget and range, reproducibility, the reference's pattern, schedule and L2
+update (per channel on RGB), exact results on a linear model, a gradient-masked model PGD cannot
+attack, one trace."""
 
 import keras
 import numpy as np
@@ -8,7 +9,7 @@ import tensorflow as tf
 from sklearn.datasets import load_digits
 
 from tfaux.attacks import Attacker, AttackSpec, Square, logits_fn
-from tfaux.attacks.square import _eta
+from tfaux.attacks.square import _eta, l2_window_update
 
 QUERIES = 300
 EPS = {"linf": 0.1, "l2": 1.0}
@@ -215,6 +216,124 @@ def test_square_side_follows_the_reference_schedule(norm, queries, rescale):
         assert int(side(tf.constant(i))) == expected, i
 
 
+def _reference_l2_update(delta, corners, s, eta, signs, eps):
+    """fra31/auto-attack `SquareAttack.attack_single_run`, L2 branch, from `delta_curr` to its
+    assignment, for one example in the reference's NCHW (delta [H, W, C]; corners (vh, vw, vh2,
+    vw2); eta already transposed or not; signs [C]), in float64. Returns [H, W, C]."""
+    vh, vw, vh2, vw2 = corners
+    delta_curr = delta.transpose(2, 0, 1)[None].astype(np.float64)
+    c = delta_curr.shape[1]
+    new_deltas_mask = np.zeros_like(delta_curr)
+    new_deltas_mask[:, :, vh : vh + s, vw : vw + s] = 1.0
+    norms_window_1 = np.sqrt(
+        (delta_curr[:, :, vh : vh + s, vw : vw + s] ** 2).sum((-2, -1), keepdims=True)
+    )
+    new_deltas_mask_2 = np.zeros_like(delta_curr)
+    new_deltas_mask_2[:, :, vh2 : vh2 + s, vw2 : vw2 + s] = 1.0
+    norms_image = np.sqrt((delta_curr**2).sum())
+    mask_image = np.maximum(new_deltas_mask, new_deltas_mask_2)
+    norms_windows = np.sqrt(((delta_curr * mask_image) ** 2).sum((-2, -1), keepdims=True))
+    new_deltas = np.ones([1, c, s, s]) * eta.reshape(1, 1, s, s) * signs.reshape(1, c, 1, 1)
+    old_deltas = delta_curr[:, :, vh : vh + s, vw : vw + s] / (1e-12 + norms_window_1)
+    new_deltas += old_deltas
+    new_deltas = (
+        new_deltas
+        / (1e-12 + np.sqrt((new_deltas**2).sum((-2, -1), keepdims=True)))
+        * np.sqrt(np.maximum(eps**2 - norms_image**2, 0.0) / c + norms_windows**2)
+    )
+    delta_curr[:, :, vh2 : vh2 + s, vw2 : vw2 + s] = 0.0
+    delta_curr[:, :, vh : vh + s, vw : vw + s] = new_deltas
+    return delta_curr[0].transpose(1, 2, 0)
+
+
+def test_l2_window_update_budgets_each_channel_as_the_reference():
+    """On RGB each channel of the new window gets that channel's own mass in the two squares
+    plus a third of the unused budget, so the perturbation has norm ε before its rescaling
+    (giving each channel the mass of all three made it up to √3 ε: 1.03–1.35 ε on these)."""
+    rng = np.random.default_rng(0)
+    side, channels, s, eps = 12, 3, 5, 1.0
+    # Disjoint squares, overlapping ones, the same one twice; the last two leave budget unused.
+    corners = [(0, 0, 6, 6), (2, 3, 4, 5), (3, 3, 3, 3), (6, 1, 0, 7), (1, 6, 6, 2)]
+    used = np.array([1.0, 1.0, 1.0, 0.6, 0.3])  # ‖δ‖ / ε
+    delta = rng.normal(size=(len(corners), side, side, channels)) * [1.0, 0.3, 2.0]
+    delta *= (eps * used / np.linalg.norm(delta.reshape(len(corners), -1), axis=1))[
+        :, None, None, None
+    ]
+    delta = delta.astype(np.float32)
+    etas = [_reference_eta(s).T if rng.random() > 0.5 else _reference_eta(s) for _ in corners]
+    signs = np.sign(2 * rng.random((len(corners), channels)) - 1)
+    window, window_2, pattern = (
+        np.zeros((len(corners), side, side, k), np.float32) for k in (1, 1, channels)
+    )
+    for b, (vh, vw, vh2, vw2) in enumerate(corners):
+        window[b, vh : vh + s, vw : vw + s] = 1.0
+        window_2[b, vh2 : vh2 + s, vw2 : vw2 + s] = 1.0
+        pattern[b, vh : vh + s, vw : vw + s] = etas[b][..., None] * signs[b]
+
+    ours = l2_window_update(delta, window, window_2, pattern, eps).numpy()
+
+    for b, (vh, vw, _, _) in enumerate(corners):
+        expected = _reference_l2_update(delta[b], corners[b], s, etas[b], signs[b], eps)
+        np.testing.assert_allclose(ours[b], expected, atol=1e-6)
+        # Per channel: its own mass in both squares plus an equal share of the unused budget
+        both = np.maximum(window[b], window_2[b])
+        unused = max(eps**2 - (delta[b] ** 2).sum(), 0.0)
+        window_norms = np.sqrt((ours[b, vh : vh + s, vw : vw + s] ** 2).sum((0, 1)))
+        moved = ((delta[b] * both) ** 2).sum((0, 1))
+        np.testing.assert_allclose(window_norms, np.sqrt(moved + unused / channels), rtol=1e-5)
+        # Elsewhere δ is kept, and the second square is emptied
+        np.testing.assert_array_equal(ours[b][both[..., 0] == 0], delta[b][both[..., 0] == 0])
+        emptied = (window_2[b] == 1) & (window[b] == 0)
+        assert np.all(ours[b][emptied[..., 0]] == 0)
+    # So the perturbation has norm ε before its rescaling
+    norms = np.linalg.norm(ours.reshape(len(corners), -1), axis=1)
+    np.testing.assert_allclose(norms, eps, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def rgb_digits(digits):
+    """The digits with small noise of their own in each channel, and a linear model on the
+    channels' mean (the grayscale ridge classifier spread over the channels)."""
+    kernel, bias, x, y = digits
+    rng = np.random.default_rng(1)
+    x_rgb = np.clip(x + rng.normal(scale=0.05, size=(*x.shape[:3], 3)), 0, 1).astype(np.float32)
+    inputs = keras.Input((16, 16, 3))
+    outputs = keras.layers.Dense(10, name="logits")(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, outputs)
+    # Flatten orders an image's values pixel by pixel, channels innermost
+    weights = [np.repeat(kernel / 3, 3, axis=0).astype(np.float32), bias.astype(np.float32)]
+    model.get_layer("logits").set_weights(weights)
+    return logits_fn(model), x_rgb, y
+
+
+def test_l2_square_on_rgb_stays_in_budget_and_range(rgb_digits):
+    model_fn, x, y = rgb_digits
+    x_adv = Square(model_fn, norm="l2", queries=QUERIES)(x, y, eps=EPS["l2"], seed=0).numpy()
+    assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
+    delta = (x_adv - x).reshape(len(x), -1)
+    assert np.linalg.norm(delta, axis=1).max() <= EPS["l2"] + 1e-4
+    wrong, fooled = _fooled(model_fn, x, y), _fooled(model_fn, x_adv, y)
+    assert fooled.sum() >= wrong.sum() + 10  # measured: 21 wrong, 39 fooled
+    np.testing.assert_array_equal(x_adv[~fooled], x[~fooled])
+
+
+def test_l2_square_on_grayscale_is_what_it_was_before_the_per_channel_budget(digits, attacks):
+    """With one channel the per-channel budget is the whole image's: the same search, step by
+    step (values recorded with the code before the change, commit 4f8d88c)."""
+    _, _, x, y = digits
+    square = Square(attacks[0], norm="l2", queries=100)
+    x_adv = square(x[:24], y[:24], eps=1.5, seed=3).numpy()
+    queries = [5, 57, 101, 101, 101, 101, 74, 2, 101, 101, 101, 27]
+    queries += [101, 101, 22, 101, 101, 101, 101, 101, 43, 101, 0, 37]
+    assert square.queries_used.numpy().tolist() == queries
+    delta = (x_adv - x[:24]).reshape(24, -1)
+    fooled = {0: 3.87682, 1: 3.72821, 6: 3.40183, 7: 3.11678, 11: 0.40283, 14: 4.17972}
+    fooled.update({20: 6.85543, 23: 3.61806})
+    sums = np.zeros(24)
+    sums[list(fooled)] = list(fooled.values())
+    np.testing.assert_allclose(delta.sum(1), sums, atol=1e-4)
+
+
 def test_square_rejects_bad_arguments(digits):
     _, _, x, y = digits
     model_fn = logits_fn(_linear(digits))
@@ -292,7 +411,8 @@ def _reference_square(predict, x, y, eps, queries, norm, seed):
             both[window] = 1
             both[:, top2 : top2 + s, left2 : left2 + s] = 1
             norm_window = np.sqrt((delta[window] ** 2).sum((1, 2), keepdims=True))
-            norm_image, norm_windows = norm_2(delta), norm_2(delta * both)
+            norm_image = norm_2(delta)
+            norm_windows = np.sqrt(((delta * both) ** 2).sum((1, 2), keepdims=True))
             new = eta(s)[None, :, :, None] * sign([len(idx), 1, 1, c])
             new = new + delta[window] / (1e-12 + norm_window)
             scale = np.sqrt(np.maximum(eps**2 - norm_image**2, 0) / c + norm_windows**2)

@@ -248,9 +248,8 @@ def _init_l2(x, eps, seed):
 
 
 def _step_l2(x, x_best, eps, side, seed):
-    """The reference's L2 update: the perturbation in a second square is removed and its mass,
-    with the budget left unused, moved into a first square as a new `_eta` pattern added to the
-    old one; the whole perturbation is then rescaled to norm ε."""
+    """The reference's L2 step: draws two squares, a transposition and a sign per channel, then
+    `l2_window_update`, then the whole perturbation is rescaled to norm ε."""
     seeds = tf.random.experimental.stateless_split(seed, 6)
     batch, (height, width, channels) = tf.shape(x)[0], x.shape[1:]
     top = _random_corner(batch, height, side, seeds[0])
@@ -261,18 +260,48 @@ def _step_l2(x, x_best, eps, side, seed):
     window_2 = _window(top_2, left_2, side, height, width)[..., None]
     transposed = tf.random.stateless_uniform([batch], seeds[4]) > 0.5
     sign = _random_sign(tf.stack([batch, 1, 1, channels]), seeds[5])
+    pattern = _placed_eta(top, left, side, transposed, height, width)[..., None] * sign
+    delta = l2_window_update(x_best - x, window, window_2, pattern, eps)
+    return _clip(x + _normalize(delta) * eps)
 
-    delta = x_best - x
+
+def l2_window_update(delta, window, window_2, pattern, eps) -> tf.Tensor:
+    """The L2 step's new perturbation given its random draws, before the rescaling to norm ε:
+    the reference's `delta_curr` after an iteration (fra31/auto-attack,
+    `SquareAttack.attack_single_run`). Public so that a test can check it against the reference.
+
+    The second square is emptied; in the first, each channel c gets `pattern` plus its old
+    perturbation at unit norm, scaled so that ‖new_c‖² = ‖δ_c in both squares‖² + the unused
+    budget max(ε² − ‖δ‖², 0) / C. Per channel, as the reference: the mass moved is each
+    channel's own, not the whole image's.
+
+    Args:
+        delta: [B, H, W, C], the current perturbation x_best − x.
+        window, window_2: [B, H, W, 1], 1 inside the first and the second square, 0 elsewhere.
+        pattern: [B, H, W, C], the new pattern (`eta` × a sign per channel) inside the first
+            square, 0 elsewhere.
+        eps: the L2 budget.
+
+    Returns:
+        float32 [B, H, W, C]: the new window in the first square, 0 in the rest of the second,
+        `delta` elsewhere.
+    """
+    delta, window, window_2, pattern = (
+        tf.convert_to_tensor(t, tf.float32) for t in (delta, window, window_2, pattern)
+    )
+    if delta.shape.rank != 4 or window.shape[-1] != 1 or window_2.shape[-1] != 1:
+        raise ValueError(
+            "Expected delta [B, H, W, C] and windows [B, H, W, 1]. "
+            f"Received: delta {delta.shape}, window {window.shape}, window_2 {window_2.shape}"
+        )
+    channels = tf.cast(tf.shape(delta)[-1], delta.dtype)
     norm_window = _norm(delta * window, axis=(1, 2))  # per channel
     norm_image = _norm(delta, axis=(1, 2, 3))
-    norm_windows = _norm(delta * tf.maximum(window, window_2), axis=(1, 2, 3))
-
-    pattern = _placed_eta(top, left, side, transposed, height, width)[..., None] * sign
+    norm_windows = _norm(delta * tf.maximum(window, window_2), axis=(1, 2))  # per channel
     new = pattern + delta * window / (1e-12 + norm_window)
     budget = tf.maximum(eps**2 - norm_image**2, 0.0) / channels + norm_windows**2
     new = new / (1e-12 + _norm(new, axis=(1, 2))) * tf.sqrt(budget)
-    delta = delta * (1.0 - window_2) * (1.0 - window) + new
-    return _clip(x + _normalize(delta) * eps)
+    return delta * (1.0 - window_2) * (1.0 - window) + new
 
 
 def _eta(side):

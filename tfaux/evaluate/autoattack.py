@@ -3,11 +3,15 @@
 Each attack runs only on the points every earlier attack left robust, from the clean image, and
 robust accuracy is the per-example worst case, as the reference's `run_standard_evaluation`:
 
-- `standard`: APGD-CE, APGD-T (9 target classes), FAB-T (9 targets), Square (5,000 queries).
-- `plus`: APGD-CE, APGD-DLR and untargeted FAB with 5 restarts each, Square, APGD-T, FAB-T (5
-  restarts per target: the reference's FAB-T shares FAB's settings).
-- `rand`: APGD-CE and APGD-DLR with gradients averaged over 20 passes (expectation over
-  transformation), for models with randomness at inference.
+- `standard`: APGD-CE, APGD-T (9 target classes), FAB-T (9 targets), Square (5,000 queries),
+  one restart each.
+- `plus`: APGD-CE, APGD-DLR and untargeted FAB with 5 restarts each, Square, APGD-T and FAB-T
+  (one restart per target: the reference sets FAB's restarts to 1 before every FAB-T run).
+- `rand`: APGD-CE and APGD-DLR, one restart, with gradients averaged over 20 passes
+  (expectation over transformation), for models with randomness at inference.
+
+`RESTARTS` holds each version's restarts per attack, as the reference's `set_version` and
+`run_standard_evaluation` leave them.
 
 AutoAttack's own checks come with the result: a randomized model, softmax instead of logits at
 the output, points with a zero DLR gradient at APGD's start, Square lowering the accuracy left by
@@ -52,6 +56,15 @@ _ORDER = {
     "rand": ("apgd-ce", "apgd-dlr"),
 }
 WHITE_BOX = ("apgd-ce", "apgd-dlr", "fab", "apgd-t", "fab-t")
+# Restarts per attack and version: what the reference's objects hold when each attack runs.
+# APGD-CE and APGD-DLR share one object (`apgd`), as do FAB and FAB-T (`fab`, whose restarts
+# `run_standard_evaluation` sets to 1 before FAB-T). An attack a version does not run (reachable
+# here with `attacks=`) keeps the reference constructor's value: `rand`'s FAB has 5.
+RESTARTS = {
+    "standard": {"apgd-ce": 1, "apgd-dlr": 1, "fab": 1, "apgd-t": 1, "fab-t": 1},
+    "plus": {"apgd-ce": 5, "apgd-dlr": 5, "fab": 5, "apgd-t": 1, "fab-t": 1},
+    "rand": {"apgd-ce": 1, "apgd-dlr": 1, "fab": 5, "apgd-t": 1, "fab-t": 1},
+}
 SQUARE_TOLERANCE = 0.002  # the reference's: Square may find 0.2 % more, not more than that
 
 
@@ -105,8 +118,8 @@ class AutoAttack:
         version: "standard", "plus" or "rand" (see the module docstring).
         attacks: run these instead of the version's list (in the order of `ATTACKS`), e.g.
             ("apgd-ce", "square") for a quick look.
-        steps: APGD's and FAB's iterations (AutoAttack: 100; `plus` runs APGD-CE, APGD-DLR and
-            FAB with 5 restarts each, the others with one).
+        steps: APGD's and FAB's iterations (AutoAttack: 100). Restarts follow the version
+            (`RESTARTS`: 5 for `plus`'s APGD-CE, APGD-DLR and untargeted FAB, 1 otherwise).
         targets: target classes of APGD-T and FAB-T (AutoAttack: 9; at most classes − 1).
         queries: Square's query budget (AutoAttack: 5,000).
         batch_size: points attacked together.
@@ -156,21 +169,19 @@ class AutoAttack:
         self.requested_targets = targets
         self.targets = min(targets, self.num_classes - 1)
         self.batch_size, self.seed = batch_size, seed
-        restarts = 5 if version == "plus" else 1
+        restarts = dict(RESTARTS[version])
         eot = 20 if version == "rand" else 1
         self.settings = {"steps": steps, "queries": queries, "restarts": restarts, "eot": eot}
-        # The attack objects, by name (`rand` makes APGD average 20 gradients: `eot`).
+        # The attack objects, by name (`rand` makes APGD-CE and APGD-DLR, the reference's `apgd`
+        # object, average 20 gradients: `eot`; its APGD-T keeps one).
+        apgd = {"model": model, "norm": norm, "steps": steps}
+        fab = {"model_fn": with_gradient_path(self.model_fn), "norm": norm, "steps": steps}
         self.by_name = {
-            "apgd-ce": APGD(model, norm=norm, loss="ce", steps=steps, restarts=restarts, eot=eot),
-            "apgd-dlr": APGD(model, norm=norm, loss="dlr", steps=steps, restarts=restarts, eot=eot),
-            "fab": FAB(
-                with_gradient_path(self.model_fn), norm=norm, steps=steps, restarts=restarts
-            ),
-            "apgd-t": APGD(model, norm=norm, loss="dlr_targeted", steps=steps),
-            # The reference's plus shares one FAB object: FAB-T gets its 5 restarts too.
-            "fab-t": FABTargeted(
-                with_gradient_path(self.model_fn), norm=norm, steps=steps, restarts=restarts
-            ),
+            "apgd-ce": APGD(**apgd, loss="ce", restarts=restarts["apgd-ce"], eot=eot),
+            "apgd-dlr": APGD(**apgd, loss="dlr", restarts=restarts["apgd-dlr"], eot=eot),
+            "fab": FAB(**fab, restarts=restarts["fab"]),
+            "apgd-t": APGD(**apgd, loss="dlr_targeted", restarts=restarts["apgd-t"]),
+            "fab-t": FABTargeted(**fab, restarts=restarts["fab-t"]),
             # AutoAttack runs Square with the schedule of 10,000 queries, not rescaled.
             "square": Square(self.model_fn, norm=norm, queries=queries, rescale=False),
         }
