@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from scipy import stats
 
 from tests.helpers import random_images, tiny_model
 from tfaux import data
@@ -144,6 +145,43 @@ def test_mart_attack_increases_the_cross_entropy_and_stays_in_budget():
         return tf.nn.sparse_softmax_cross_entropy_with_logits(Y, logits).numpy().mean()
 
     assert cross_entropy(x_adv) > cross_entropy(X) + 0.1
+
+
+def _mart_model(**kwargs):
+    graph = tiny_model()
+    model = MARTModel(inputs=graph.input, outputs=graph.output, **kwargs)
+    model.compile(optimizer=keras.optimizers.SGD(0.05), jit_compile=False)
+    return model
+
+
+def test_mart_starts_at_x_plus_a_thousandth_of_a_standard_normal():
+    # YisenWang/MART's mart_loss: x_adv = x + 0.001 * torch.randn(x.shape). With α = 0 the PGD
+    # steps do not move, so x′ is the start.
+    x = 0.25 + 0.5 * random_images(16, (16, 16, 1), seed=2)  # far from 0 and 1: no clipping
+    model = _mart_model(eps=EPS, steps=1, step_size=0.0)
+    noise = (model.perturb(tf.constant(x), tf.constant(Y)).numpy() - x) / 0.001
+    assert abs(noise.mean()) < 0.05 and abs(noise.std() - 1) < 0.05, (noise.mean(), noise.std())
+    assert stats.kstest(noise.ravel(), "norm").pvalue > 0.01  # a uniform start in ±ε fails this
+    # Seeded like TRADES' start: the same at the same step, fresh at the next one.
+    again = (model.perturb(tf.constant(x), tf.constant(Y)).numpy() - x) / 0.001
+    np.testing.assert_array_equal(again, noise)
+    model.optimizer.iterations.assign(1)
+    later = (model.perturb(tf.constant(x), tf.constant(Y)).numpy() - x) / 0.001
+    assert np.corrcoef(noise.ravel(), later.ravel())[0, 1] < 0.1
+    # random_start=False starts at x itself.
+    at_x = _mart_model(eps=EPS, steps=1, step_size=0.0, random_start=False)
+    np.testing.assert_array_equal(at_x.perturb(tf.constant(x), tf.constant(Y)), x)
+
+
+@pytest.mark.parametrize("step_size", [0.0, None])
+def test_mart_examples_stay_in_the_ball_and_pixel_range_from_the_gaussian_start(step_size):
+    # Pixels at 0 and 1 (the start leaves [0, 1] there) and ε below the start's spread.
+    x = np.round(random_images(8, (16, 16, 1), seed=3))
+    eps = 0.0005
+    model = _mart_model(eps=eps, steps=3, step_size=step_size)
+    x_adv = model.perturb(tf.constant(x), tf.constant(Y[:8])).numpy()
+    assert np.abs(x_adv - x).max() <= eps + 1e-7 and x_adv.min() >= 0 and x_adv.max() <= 1
+    assert np.abs(x_adv - x).max() > 0
 
 
 # === Train step, registry, config ===

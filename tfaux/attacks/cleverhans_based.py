@@ -324,6 +324,7 @@ def pgd(
     norm: str = "linf",
     random_start=True,
     seed=None,
+    start: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """Projected gradient descent (Madry et al. 2018) as a graph loop over cleverhans' FGM step.
 
@@ -339,6 +340,8 @@ def pgd(
         norm: "linf" or "l2".
         random_start: start uniformly inside the ε-ball (a Python bool or a scalar bool tensor).
         seed: shape-[2] integer seed of the stateless random start.
+        start: the first iterate instead of x or a uniform draw (MART starts at x + 0.001·N(0, I)),
+            projected to the ball and [0, 1] like every iterate; `random_start` is then unused.
 
     Reference:
         Madry et al., "Towards deep learning models resistant to adversarial attacks", 2018.
@@ -347,13 +350,15 @@ def pgd(
     eps = tf.cast(eps, x.dtype)
     seed = tf.zeros([2], tf.int32) if seed is None else seed
 
-    def start():
+    def uniform_start():
         return _clip(x + random_in_ball(tf.shape(x), norm, eps, seed))
 
-    if tf.is_tensor(random_start):  # one trace serves PGD and BIM
-        x_adv = tf.cond(random_start, start, lambda: x)
+    if start is not None:
+        x_adv = _clip(x + clip_eta(start - x, order, eps))
+    elif tf.is_tensor(random_start):  # one trace serves PGD and BIM
+        x_adv = tf.cond(random_start, uniform_start, lambda: x)
     else:
-        x_adv = start() if random_start else x
+        x_adv = uniform_start() if random_start else x
 
     def step(i, x_adv):
         x_adv = fast_gradient_method(
