@@ -142,7 +142,11 @@ class MARTModel(AdversarialModel):
 @register_loop
 class MARTLoop(TRADESLoop):
     """The "@mart" loop: MART at ε = `adversarial.eps`, PGD-`adversarial.pgd_steps` from
-    x + 0.001·N(0, I) (α = 2.5ε/steps), β = `adversarial.beta`; TRADES' settings and budget."""
+    x + 0.001·N(0, I) (α = 2.5ε/steps), β = `adversarial.beta`; TRADES' settings, and one
+    training-mode pass fewer than TRADES (x, then x′)."""
 
     name = "mart"
     model_class = MARTModel
+
+    def passes_per_step(self, tasks=()) -> int:
+        return self.recipe.adversarial.pgd_steps + 2  # the attack, then x and x′
