@@ -22,7 +22,9 @@ shows it. Where cleverhans is slow or broken under Keras 3, the fix is a thin wr
 - C&W-L2: cleverhans calls `optimizer.variables()` and zeroes them to reset Adam (in Keras 3 that
   list holds the learning rate too) and makes the attack *targeted* whenever labels are given; we
   give it an Adam whose reset spares the learning rate, and no labels (untargeted on the
-  prediction; its result is kept only where the prediction is the true label).
+  prediction; its result is kept only where the prediction is the true label). Its constant c
+  has the images' shape instead of one value per example, which scales c by the batch size and
+  the pixel count and fails on colour images; see `cw_l2_attack`.
 - SPSA: cleverhans' optimizer passes `lr=` to Keras 3's Adam, which rejects it; ours sets the same
   hyperparameters without that constructor.
 """
@@ -188,7 +190,7 @@ class Attacker:
 
     def tracing_counts(self) -> dict[str, int]:
         """How often each compiled attack (and `predict`) was traced: once per image shape (C&W:
-        twice per batch shape, see `_cw_l2`); more is a retrace, which TensorFlow warns about."""
+        per batch shape); more is a retrace, which TensorFlow warns about."""
         counts = {}
         for key, fn in self._compiled.items():
             traced = fn.gradient if isinstance(fn, CarliniWagnerL2) else fn
@@ -246,20 +248,14 @@ class Attacker:
     # === C&W-L2 and SPSA (cleverhans' own loops, Keras 3 fixes) ===
     def _cw_l2(self, spec: AttackSpec, x, y):
         # One attack object per batch shape, reused: a new one would trace its compiled gradient
-        # again (cleverhans traces it twice per object: its `const` changes shape after the first
-        # binary-search step).
+        # again.
         learning_rate = spec.step_size or 1e-2
         key = ("cw_l2", spec.steps, spec.search_steps, learning_rate, _shape(x.shape))
         if key not in self._compiled:
-            self._compiled[key] = CarliniWagnerL2(
-                self.model_fn,
-                batch_size=int(x.shape[0]),
-                clip_min=CLIP_MIN,
-                clip_max=CLIP_MAX,
-                binary_search_steps=spec.search_steps,
-                max_iterations=spec.steps,
+            self._compiled[key] = cw_l2_attack(
+                self.model_fn, int(x.shape[0]), steps=spec.steps, search_steps=spec.search_steps,
                 learning_rate=learning_rate,
-            )
+            )  # fmt: skip
         attack = self._compiled[key]
         attack.optimizer = _Keras2Adam(learning_rate)  # a fresh Adam for each call
         x_adv = tf.convert_to_tensor(attack.attack(x.numpy()))
@@ -311,6 +307,54 @@ class Attacker:
             )  # fmt: skip
 
         return run
+
+
+def cw_l2_attack(
+    model_fn: Callable[[tf.Tensor], tf.Tensor],
+    batch_size: int,
+    *,
+    steps: int,
+    search_steps: int,
+    learning_rate: float = 1e-2,
+    abort_early: bool = True,
+) -> CarliniWagnerL2:
+    """cleverhans' untargeted C&W-L2 for batches of `batch_size` images, with its constant c kept
+    at one value per example and an Adam that works under Keras 3; run it with `.attack(x)`.
+
+    cleverhans starts c as `tf.ones(shape) * initial_const` with the images' shape [n, H, W, C]
+    where its binary search wants [n]: the loss Σ c·f_i then broadcasts [n, H, W, C] against [n]
+    (one-channel images: [n, H, W, n]), so every example's c is n·H·W times the intended value
+    (H·W·C for a single image) and depends on the batch, the bounds' updates keep that shape,
+    and colour images fail unless n is 1 or C. cleverhans multiplies its `initial_const` in, so
+    ours is an object that answers that product with one value per example: from then on every
+    tensor of the search is [n], as the attack intends, and its gradient is traced once.
+
+    Args:
+        model_fn: x → logits.
+        batch_size: images per `.attack` chunk.
+        steps: Adam iterations per binary-search step.
+        search_steps: binary-search steps over c (from cleverhans' default c = 0.01, ×10 while
+            an example finds no adversarial image).
+        learning_rate: Adam's step size.
+        abort_early: stop a search step when the batch's total loss stops falling (cleverhans'
+            and Carlini's default); this is the one place where examples affect each other.
+
+    Reference:
+        Carlini & Wagner, "Towards evaluating the robustness of neural networks", 2017.
+    """
+    attack = CarliniWagnerL2(
+        model_fn,
+        batch_size=batch_size,
+        clip_min=CLIP_MIN,
+        clip_max=CLIP_MAX,
+        binary_search_steps=search_steps,
+        max_iterations=steps,
+        abort_early=abort_early,
+        initial_const=_PerExampleConst(1e-2),
+        learning_rate=learning_rate,
+    )
+    attack.optimizer = _Keras2Adam(learning_rate)
+    return attack
 
 
 def pgd(
@@ -535,6 +579,18 @@ def _without_back_prop_notice():
         yield
     finally:
         logger.removeFilter(notice)
+
+
+class _PerExampleConst:
+    """C&W's initial constant c, one value per example: cleverhans computes
+    `tf.ones(images.shape) * initial_const`; TensorFlow cannot convert this object, so it asks its
+    `__rmul__`, which returns c for each of the n images (shape [n])."""
+
+    def __init__(self, value: float):
+        self.value = value
+
+    def __rmul__(self, ones: tf.Tensor) -> tf.Tensor:
+        return tf.fill(tf.shape(ones)[:1], tf.cast(self.value, ones.dtype))
 
 
 class _Keras2Adam:
