@@ -74,6 +74,21 @@ def test_same_seed_same_images_other_seed_other_start(setup):
     assert np.abs(a - c).max() > 0.01
 
 
+def test_spsa_seed_gives_the_same_images_on_every_call_and_other_seeds_other_images():
+    # cleverhans' SPSA draws with stateful ops seeded when traced: the first call's seed was
+    # every later call's, and a new Attacker with the same seed drew other images.
+    model = tiny_model()
+    x = random_images(4, (16, 16, 1), seed=3)
+    attacker = Attacker(model)
+    y = np.argmax(attacker.predict(x).numpy(), -1)  # attacked, not returned unchanged
+    spec = AttackSpec("spsa", eps=EPS, steps=3, samples=8)
+    first, other, again = (attacker(spec, x, y, seed=s).numpy() for s in (5, 6, 5))
+    np.testing.assert_array_equal(again, first)
+    np.testing.assert_array_equal(Attacker(model)(spec, x, y, seed=5), first)  # a new trace
+    assert np.abs(other - first).reshape(4, -1).max(1).min() > 0.01  # every image differs
+    assert attacker.tracing_counts()["spsa 8 3 16x16x1"] == 1  # the seed is a tensor
+
+
 def test_restarts_never_do_worse_per_example(setup):
     attacker, x, y = setup
     one = attacker(AttackSpec("pgd", eps=EPS, steps=2), x, y, seed=2)

@@ -26,7 +26,9 @@ shows it. Where cleverhans is slow or broken under Keras 3, the fix is a thin wr
   has the images' shape instead of one value per example, which scales c by the batch size and
   the pixel count and fails on colour images; see `cw_l2_attack`.
 - SPSA: cleverhans' optimizer passes `lr=` to Keras 3's Adam, which rejects it; ours sets the same
-  hyperparameters without that constructor.
+  hyperparameters without that constructor. cleverhans draws its start and its directions with
+  stateful ops whose seeds are fixed when traced; ours draws the same distributions statelessly
+  from the call's seed, so a seed gives the same images on every call.
 """
 
 from __future__ import annotations
@@ -267,21 +269,21 @@ class Attacker:
 
     def _spsa(self, spec: AttackSpec, x, y, seed: int):
         # cleverhans uses the step count as a Python number (`float(num_steps)`), and the sample
-        # count is a shape: both key the trace; ε and α are tensors.
+        # count is a shape: both key the trace; ε, α and the seed are tensors.
         key = ("spsa", spec.samples, spec.steps, _shape(x.shape[1:]))
         if key not in self._compiled:
             signature = [tf.TensorSpec([1, *x.shape[1:]], tf.float32), tf.TensorSpec([1], tf.int32)]
-            signature += [tf.TensorSpec([], tf.float32)] * 2
+            signature += [tf.TensorSpec([], tf.float32)] * 2 + [tf.TensorSpec([2], tf.int32)]
             graph = self._spsa_graph(spec.samples, spec.steps)
             self._compiled[key] = compiled(graph, signature)
         fn = self._compiled[key]
-        # cleverhans' SPSA draws with stateful ops, seeded when traced (by the global seed at its
-        # first call); later seeds do not change its draws.
-        tf.random.set_seed(seed)
         eps, alpha = tf.constant(spec.eps, tf.float32), tf.constant(spec.step_size or 0.01)
         # cleverhans' SPSA takes one image at a time; each step evaluates `samples` copies.
         with _without_back_prop_notice():
-            x_adv = [fn(x[i : i + 1], y[i : i + 1], eps, alpha) for i in range(len(x))]
+            x_adv = [
+                fn(x[i : i + 1], y[i : i + 1], eps, alpha, tf.constant([seed, i], tf.int32))
+                for i in range(len(x))
+            ]
         # Its random start can land a misclassified image on the true class, and its early stop
         # keeps it there (found by the robust <= clean check, issue 4).
         return self._unless_already_wrong(x, y, tf.concat(x_adv, 0))
@@ -299,11 +301,11 @@ class Attacker:
             logits = model_fn(x)
             return -margin_logit_loss(logits, label, nb_classes=logits.shape[-1])
 
-        def run(x, y, eps, alpha):
-            optimizer = _SPSAAdam(alpha, delta=0.01, num_samples=samples)
+        def run(x, y, eps, alpha, seed):
+            optimizer = _SPSAAdam(alpha, delta=0.01, num_samples=samples, seed=seed)
             return projected_optimization(
                 loss_fn, x, y, eps, steps, optimizer, CLIP_MIN, CLIP_MAX,
-                early_stop_loss_threshold=0.0,
+                early_stop_loss_threshold=0.0, project_perturbation=_SeededStart(seed),
             )  # fmt: skip
 
         return run
@@ -609,18 +611,57 @@ class _Keras2Adam:
 
 
 class _SPSAAdam:
-    """cleverhans' SPSA optimizer without its Keras 2 base class (`Adam(lr=...)` fails in Keras 3).
+    """cleverhans' SPSA optimizer without its Keras 2 base class (`Adam(lr=...)` fails in Keras 3),
+    and with its directions drawn from a seed.
 
     `projected_optimization` keeps the Adam state explicitly, so cleverhans' own methods need only
-    the hyperparameters; they are borrowed unchanged.
+    the hyperparameters; they are borrowed unchanged but for the draw.
     """
 
     init_state = SPSAAdam.init_state
-    minimize = SPSAAdam.minimize
-    _get_delta = SPSAAdam._get_delta
     _compute_gradients = SPSAAdam._compute_gradients
     _apply_gradients = SPSAAdam._apply_gradients
 
-    def __init__(self, lr, delta=0.01, num_samples=128, num_iters=1):
+    def __init__(self, lr, delta=0.01, num_samples=128, seed=None):
         self.lr, self.beta_1, self.beta_2, self.epsilon = lr, 0.9, 0.999, 1e-7
-        self._delta, self._num_samples, self._num_iters = delta, num_samples // 2, num_iters
+        # One gradient estimate per step (cleverhans' default): the step alone seeds its draw.
+        self._delta, self._num_samples, self._num_iters = delta, num_samples // 2, 1
+        self._seed = tf.zeros([2], tf.int32) if seed is None else seed
+        self._step = tf.constant(0.0)
+
+    def minimize(self, loss_fn, x, optim_state):
+        # Adam's step count t is the loop variable that tells `projected_optimization`'s steps
+        # apart; `_get_delta` (called within) seeds that step's directions with it.
+        self._step = optim_state["t"]
+        return SPSAAdam.minimize(self, loss_fn, x, optim_state)
+
+    def _get_delta(self, x, delta):
+        """cleverhans' directions, ±δ per pixel with equal odds (the sign of a uniform draw), from
+        the seed and the step rather than a stateful op seeded once, when traced."""
+        step_seed = tf.random.experimental.stateless_fold_in(
+            self._seed, tf.cast(self._step, tf.int32) + 1
+        )
+        shape = [self._num_samples, *x.shape[1:]]
+        return delta * tf.sign(tf.random.stateless_uniform(shape, step_seed, -1.0, 1.0))
+
+
+class _SeededStart:
+    """cleverhans' SPSA projection (onto the L∞ ball, then [0, 1]) whose first call replaces the
+    random start it is handed by a seeded draw of the same law, uniform in [−ε, ε].
+
+    `projected_optimization` draws its start with a stateful `tf.random.uniform`, whose seed is
+    fixed when traced, and projects it with `project_perturbation` before its loop: that first
+    call is the start; later calls (one per step, in the loop) project the iterates.
+    """
+
+    def __init__(self, seed):
+        self.seed, self.started = seed, False
+
+    def __call__(self, perturbation, epsilon, input_image, clip_min, clip_max):
+        if not self.started:
+            self.started = True
+            seed = tf.random.experimental.stateless_fold_in(self.seed, 0)
+            shape = tf.shape(input_image)
+            perturbation = tf.random.stateless_uniform(shape, seed, -epsilon, epsilon)
+        perturbation = tf.clip_by_value(perturbation, -epsilon, epsilon)
+        return tf.clip_by_value(input_image + perturbation, clip_min, clip_max) - input_image
