@@ -16,7 +16,9 @@ from tensorflow.python.util import deprecation
 
 from tests.helpers import quick_eval, random_images, tiny_model
 from tfaux.attacks import Attacker, AttackSpec, logits_fn
+from tfaux.attacks.cleverhans_based import cw_l2_attack
 from tfaux.evaluate import robustness
+from tfaux.models import build
 from tfaux.training.callbacks import RobustAccuracy
 
 EPS = 0.1
@@ -70,6 +72,21 @@ def test_same_seed_same_images_other_seed_other_start(setup):
     c = attacker(spec, x, y, seed=6).numpy()
     np.testing.assert_array_equal(a, b)
     assert np.abs(a - c).max() > 0.01
+
+
+def test_spsa_seed_gives_the_same_images_on_every_call_and_other_seeds_other_images():
+    # cleverhans' SPSA draws with stateful ops seeded when traced: the first call's seed was
+    # every later call's, and a new Attacker with the same seed drew other images.
+    model = tiny_model()
+    x = random_images(4, (16, 16, 1), seed=3)
+    attacker = Attacker(model)
+    y = np.argmax(attacker.predict(x).numpy(), -1)  # attacked, not returned unchanged
+    spec = AttackSpec("spsa", eps=EPS, steps=3, samples=8)
+    first, other, again = (attacker(spec, x, y, seed=s).numpy() for s in (5, 6, 5))
+    np.testing.assert_array_equal(again, first)
+    np.testing.assert_array_equal(Attacker(model)(spec, x, y, seed=5), first)  # a new trace
+    assert np.abs(other - first).reshape(4, -1).max(1).min() > 0.01  # every image differs
+    assert attacker.tracing_counts()["spsa 8 3 16x16x1"] == 1  # the seed is a tensor
 
 
 def test_restarts_never_do_worse_per_example(setup):
@@ -193,6 +210,50 @@ def test_optimization_attacks_find_the_linear_models_adversarial_examples(name):
     assert not np.any(wrong[distance > eps * 1.01]), "crossed the boundary beyond the budget"
 
 
+def _cw_l2_run(model_fn, x, **settings):
+    """C&W-L2 on the batch `x`: its images, and c and the loss at each of its gradient calls."""
+    attack = cw_l2_attack(model_fn, len(x), abort_early=False, **settings)
+    constants, losses, gradient = [], [], attack.gradient
+
+    def recorded(x, y, modifier, const):
+        x_new, grads, loss, preds, l2_dist = gradient(x, y, modifier, const)
+        constants.append(const.numpy())
+        losses.append(float(loss))
+        return x_new, grads, loss, preds, l2_dist
+
+    attack.gradient = recorded
+    return attack.attack(x), np.stack(constants), losses
+
+
+def test_cw_l2_keeps_one_constant_per_example_like_attacking_each_example_alone():
+    # cleverhans makes c the images' shape; its loss then multiplied each example's margin by
+    # n·H·W·c (batch 4 of 16x16x1: 1024 c), and a batch's result depended on its size.
+    model_fn = Attacker(tiny_model()).model_fn
+    x = random_images(4, (16, 16, 1), seed=3)
+    settings = {"steps": 10, "search_steps": 3, "learning_rate": 0.5}
+    batch, constants, losses = _cw_l2_run(model_fn, x, **settings)
+    assert constants.shape == (3 * 10, 4)  # one c per example at every step, never [n, H, W, n]
+    # The first loss, at δ = 0: Σ_i c·(z_pred − max other z) with cleverhans' c = 0.01.
+    top2 = np.sort(model_fn(tf.constant(x)).numpy(), -1)[:, -2:]
+    np.testing.assert_allclose(losses[0], 0.01 * np.sum(top2[:, 1] - top2[:, 0]), rtol=1e-4)
+    assert len(np.unique(constants[-1])) > 1  # the binary search moved each c its own way
+    for i in range(len(x)):
+        alone, alone_constants, _ = _cw_l2_run(model_fn, x[i : i + 1], **settings)
+        np.testing.assert_allclose(alone_constants[:, 0], constants[:, i], rtol=1e-6)
+        np.testing.assert_allclose(alone[0], batch[i], atol=1e-5)
+    assert np.abs(batch - x).max() > 0.01  # an example found an adversarial image
+
+
+def test_cw_l2_attacks_colour_batches():
+    # cleverhans' [n, H, W, 3] constant times [n] margins failed to broadcast unless n was 1 or 3.
+    model = build("small_cnn", input_shape=(8, 8, 3), num_classes=4, width=0.25)
+    x, y = random_images(4, (8, 8, 3), seed=5), np.arange(4)
+    attacker = Attacker(model)
+    x_adv = attacker(AttackSpec("cw_l2", eps=1.0, steps=5, search_steps=2), x, y).numpy()
+    assert x_adv.shape == x.shape
+    assert np.linalg.norm((x_adv - x).reshape(4, -1), axis=1).max() <= 1.0 + 1e-4
+
+
 @pytest.mark.parametrize(
     "spec",
     [AttackSpec("cw_l2", eps=10.0, steps=50), AttackSpec("spsa", eps=0.3, steps=3, samples=8)],
@@ -258,7 +319,7 @@ def test_an_evaluation_traces_each_attack_once_and_warns_of_nothing(
         "pgd l2 16x16x1": 1,  # PGD-L2 and BIM-L2
         "mim l2 16x16x1": 1,
         "spsa 8 3 16x16x1": 1,
-        "cw_l2 5 4 0.01 2x16x16x1": 2,  # cleverhans' own second trace, see Attacker._cw_l2
+        "cw_l2 5 4 0.01 2x16x16x1": 1,  # twice before c kept one value per example
     }
     assert surrogate.tracing_counts() == {"pgd linf 16x16x1": 1}
     assert tensorflow_warnings() == []  # no retracing, no back_prop=False notice

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from scipy import stats
 
 from tests.helpers import random_images, tiny_model
 from tfaux import data
@@ -146,6 +147,43 @@ def test_mart_attack_increases_the_cross_entropy_and_stays_in_budget():
     assert cross_entropy(x_adv) > cross_entropy(X) + 0.1
 
 
+def _mart_model(**kwargs):
+    graph = tiny_model()
+    model = MARTModel(inputs=graph.input, outputs=graph.output, **kwargs)
+    model.compile(optimizer=keras.optimizers.SGD(0.05), jit_compile=False)
+    return model
+
+
+def test_mart_starts_at_x_plus_a_thousandth_of_a_standard_normal():
+    # YisenWang/MART's mart_loss: x_adv = x + 0.001 * torch.randn(x.shape). With α = 0 the PGD
+    # steps do not move, so x′ is the start.
+    x = 0.25 + 0.5 * random_images(16, (16, 16, 1), seed=2)  # far from 0 and 1: no clipping
+    model = _mart_model(eps=EPS, steps=1, step_size=0.0)
+    noise = (model.perturb(tf.constant(x), tf.constant(Y)).numpy() - x) / 0.001
+    assert abs(noise.mean()) < 0.05 and abs(noise.std() - 1) < 0.05, (noise.mean(), noise.std())
+    assert stats.kstest(noise.ravel(), "norm").pvalue > 0.01  # a uniform start in ±ε fails this
+    # Seeded like TRADES' start: the same at the same step, fresh at the next one.
+    again = (model.perturb(tf.constant(x), tf.constant(Y)).numpy() - x) / 0.001
+    np.testing.assert_array_equal(again, noise)
+    model.optimizer.iterations.assign(1)
+    later = (model.perturb(tf.constant(x), tf.constant(Y)).numpy() - x) / 0.001
+    assert np.corrcoef(noise.ravel(), later.ravel())[0, 1] < 0.1
+    # random_start=False starts at x itself.
+    at_x = _mart_model(eps=EPS, steps=1, step_size=0.0, random_start=False)
+    np.testing.assert_array_equal(at_x.perturb(tf.constant(x), tf.constant(Y)), x)
+
+
+@pytest.mark.parametrize("step_size", [0.0, None])
+def test_mart_examples_stay_in_the_ball_and_pixel_range_from_the_gaussian_start(step_size):
+    # Pixels at 0 and 1 (the start leaves [0, 1] there) and ε below the start's spread.
+    x = np.round(random_images(8, (16, 16, 1), seed=3))
+    eps = 0.0005
+    model = _mart_model(eps=eps, steps=3, step_size=step_size)
+    x_adv = model.perturb(tf.constant(x), tf.constant(Y[:8])).numpy()
+    assert np.abs(x_adv - x).max() <= eps + 1e-7 and x_adv.min() >= 0 and x_adv.max() <= 1
+    assert np.abs(x_adv - x).max() > 0
+
+
 # === Train step, registry, config ===
 @pytest.mark.parametrize("loop, model_class", [("trades", TRADESModel), ("mart", MARTModel)])
 def test_a_train_step_changes_the_weights_and_logs_the_robust_term(loop, model_class):
@@ -158,12 +196,88 @@ def test_a_train_step_changes_the_weights_and_logs_the_robust_term(loop, model_c
     assert any(np.abs(a - b).max() > 0 for a, b in zip(before, model.get_weights(), strict=True))
 
 
+# The official codes' training-mode passes, in order: TRADES' trades_loss runs model(x_natural)
+# for the CE, then model(x_adv) and model(x_natural) inside the KL; MART's mart_loss runs
+# model(x_natural), then model(x_adv). Each moves BatchNorm's moving statistics.
+PASSES = {"trades": ("x", "x_adv", "x"), "mart": ("x", "x_adv")}
+
+
+def _moving_statistics(model):
+    return {
+        layer.name: (layer.moving_mean.numpy(), layer.moving_variance.numpy())
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    }
+
+
+def _expected_moving_statistics(model, initial, batches, momentum):
+    """Keras' update, moving ← μ·moving + (1 − μ)·batch statistic (biased variance), applied
+    once per pass to each BatchNorm layer's input on that pass."""
+    expected = {}
+    for name, (mean, variance) in initial.items():
+        inputs = keras.Model(model.input, model.get_layer(name).input)
+        for batch in batches:
+            features = inputs(batch, training=True).numpy().astype("float64")
+            mean = momentum * mean + (1 - momentum) * features.mean((0, 1, 2))
+            variance = momentum * variance + (1 - momentum) * features.var((0, 1, 2))
+        expected[name] = (mean, variance)
+    return expected
+
+
+def _flat_batchnorm_model(loop, momentum):
+    """Two conv-BatchNorm blocks in one flat graph, so each BatchNorm's input is a layer away."""
+    images = keras.Input((16, 16, 1), name="images")
+    h = images
+    for block in (1, 2):
+        h = keras.layers.Conv2D(4, 3, strides=block, name=f"conv{block}")(h)
+        h = keras.layers.BatchNormalization(momentum=momentum, name=f"bn{block}")(h)
+        h = keras.layers.ReLU(name=f"relu{block}")(h)
+    logits = keras.layers.Dense(4, name="logits")(keras.layers.GlobalAveragePooling2D()(h))
+    looped = create_loop(loop, _recipe())
+    options = looped.model_options(batch_size=8)
+    return looped.model_class(inputs=images, outputs={"logits": logits}, **options)
+
+
+@pytest.mark.parametrize("loop", ["trades", "mart"])
+def test_one_step_moves_batchnorm_statistics_like_the_official_passes(loop):
+    momentum = 0.5  # a slow μ = 0.9 would hide the order of the passes in rounding
+    keras.utils.set_random_seed(0)
+    model = _flat_batchnorm_model(loop, momentum)
+    model.compile(optimizer=keras.optimizers.SGD(0.05), run_eagerly=True)
+    crafted, perturb = [], model.perturb
+    model.perturb = lambda x, y: crafted.append(perturb(x, y)) or crafted[-1]
+    before, initial = model.get_weights(), _moving_statistics(model)
+    assert sorted(initial) == ["bn1", "bn2"]
+    x, y = X[:8], Y[:8]
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False).history
+    assert int(model.optimizer.iterations) == 1  # one gradient step
+    after = _moving_statistics(model)
+    model.set_weights(before)  # the BatchNorm inputs every pass saw
+    batches = {"x": x, "x_adv": crafted[0].numpy()}
+
+    def expected(passes):
+        stats = [batches[p] for p in passes]
+        return _expected_moving_statistics(model, initial, stats, momentum)
+
+    want, other = expected(PASSES[loop]), expected(PASSES["mart" if loop == "trades" else "trades"])
+    for name, (mean, variance) in after.items():
+        np.testing.assert_allclose(mean, want[name][0], rtol=1e-5, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(variance, want[name][1], rtol=1e-5, atol=1e-6, err_msg=name)
+        assert np.abs(want[name][0] - other[name][0]).max() > 1e-3  # the test tells them apart
+    if loop == "trades":  # and the loss is still the official formula on training-mode logits
+        logits = [model(b, training=True)["logits"].numpy() for b in (x, batches["x_adv"])]
+        want_ce, want_kl, want_total = _numpy_trades(*logits, y, BETA)
+        np.testing.assert_allclose(history["logits_loss"][0], want_ce, rtol=1e-5)
+        np.testing.assert_allclose(history["robust_loss"][0], want_kl, rtol=1e-4, atol=1e-7)
+        np.testing.assert_allclose(history["loss"][0], want_total, rtol=1e-5)
+
+
 @pytest.mark.parametrize("loop", ["trades", "mart"])
 def test_the_loop_sets_the_model_from_the_recipe_and_its_config_round_trips(loop):
     recipe = _recipe(eps=0.2, steps=4, beta=1.5)
     looped = create_loop(loop, recipe)
     assert looped.trains_at_eps and looped.fixed_loss_weights
-    assert looped.passes_per_step() == 4 + 2
+    assert looped.passes_per_step() == 4 + len(PASSES[loop])
     model = _wrapped(loop, recipe=recipe)
     assert (model.eps, model.steps, model.beta) == (0.2, 4, 1.5)
     assert model.step_size == pytest.approx(2.5 * 0.2 / 4)

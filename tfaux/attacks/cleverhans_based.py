@@ -22,9 +22,13 @@ shows it. Where cleverhans is slow or broken under Keras 3, the fix is a thin wr
 - C&W-L2: cleverhans calls `optimizer.variables()` and zeroes them to reset Adam (in Keras 3 that
   list holds the learning rate too) and makes the attack *targeted* whenever labels are given; we
   give it an Adam whose reset spares the learning rate, and no labels (untargeted on the
-  prediction; its result is kept only where the prediction is the true label).
+  prediction; its result is kept only where the prediction is the true label). Its constant c
+  has the images' shape instead of one value per example, which scales c by the batch size and
+  the pixel count and fails on colour images; see `cw_l2_attack`.
 - SPSA: cleverhans' optimizer passes `lr=` to Keras 3's Adam, which rejects it; ours sets the same
-  hyperparameters without that constructor.
+  hyperparameters without that constructor. cleverhans draws its start and its directions with
+  stateful ops whose seeds are fixed when traced; ours draws the same distributions statelessly
+  from the call's seed, so a seed gives the same images on every call.
 """
 
 from __future__ import annotations
@@ -188,7 +192,7 @@ class Attacker:
 
     def tracing_counts(self) -> dict[str, int]:
         """How often each compiled attack (and `predict`) was traced: once per image shape (C&W:
-        twice per batch shape, see `_cw_l2`); more is a retrace, which TensorFlow warns about."""
+        per batch shape); more is a retrace, which TensorFlow warns about."""
         counts = {}
         for key, fn in self._compiled.items():
             traced = fn.gradient if isinstance(fn, CarliniWagnerL2) else fn
@@ -246,20 +250,14 @@ class Attacker:
     # === C&W-L2 and SPSA (cleverhans' own loops, Keras 3 fixes) ===
     def _cw_l2(self, spec: AttackSpec, x, y):
         # One attack object per batch shape, reused: a new one would trace its compiled gradient
-        # again (cleverhans traces it twice per object: its `const` changes shape after the first
-        # binary-search step).
+        # again.
         learning_rate = spec.step_size or 1e-2
         key = ("cw_l2", spec.steps, spec.search_steps, learning_rate, _shape(x.shape))
         if key not in self._compiled:
-            self._compiled[key] = CarliniWagnerL2(
-                self.model_fn,
-                batch_size=int(x.shape[0]),
-                clip_min=CLIP_MIN,
-                clip_max=CLIP_MAX,
-                binary_search_steps=spec.search_steps,
-                max_iterations=spec.steps,
+            self._compiled[key] = cw_l2_attack(
+                self.model_fn, int(x.shape[0]), steps=spec.steps, search_steps=spec.search_steps,
                 learning_rate=learning_rate,
-            )
+            )  # fmt: skip
         attack = self._compiled[key]
         attack.optimizer = _Keras2Adam(learning_rate)  # a fresh Adam for each call
         x_adv = tf.convert_to_tensor(attack.attack(x.numpy()))
@@ -271,21 +269,21 @@ class Attacker:
 
     def _spsa(self, spec: AttackSpec, x, y, seed: int):
         # cleverhans uses the step count as a Python number (`float(num_steps)`), and the sample
-        # count is a shape: both key the trace; ε and α are tensors.
+        # count is a shape: both key the trace; ε, α and the seed are tensors.
         key = ("spsa", spec.samples, spec.steps, _shape(x.shape[1:]))
         if key not in self._compiled:
             signature = [tf.TensorSpec([1, *x.shape[1:]], tf.float32), tf.TensorSpec([1], tf.int32)]
-            signature += [tf.TensorSpec([], tf.float32)] * 2
+            signature += [tf.TensorSpec([], tf.float32)] * 2 + [tf.TensorSpec([2], tf.int32)]
             graph = self._spsa_graph(spec.samples, spec.steps)
             self._compiled[key] = compiled(graph, signature)
         fn = self._compiled[key]
-        # cleverhans' SPSA draws with stateful ops, seeded when traced (by the global seed at its
-        # first call); later seeds do not change its draws.
-        tf.random.set_seed(seed)
         eps, alpha = tf.constant(spec.eps, tf.float32), tf.constant(spec.step_size or 0.01)
         # cleverhans' SPSA takes one image at a time; each step evaluates `samples` copies.
         with _without_back_prop_notice():
-            x_adv = [fn(x[i : i + 1], y[i : i + 1], eps, alpha) for i in range(len(x))]
+            x_adv = [
+                fn(x[i : i + 1], y[i : i + 1], eps, alpha, tf.constant([seed, i], tf.int32))
+                for i in range(len(x))
+            ]
         # Its random start can land a misclassified image on the true class, and its early stop
         # keeps it there (found by the robust <= clean check, issue 4).
         return self._unless_already_wrong(x, y, tf.concat(x_adv, 0))
@@ -303,14 +301,62 @@ class Attacker:
             logits = model_fn(x)
             return -margin_logit_loss(logits, label, nb_classes=logits.shape[-1])
 
-        def run(x, y, eps, alpha):
-            optimizer = _SPSAAdam(alpha, delta=0.01, num_samples=samples)
+        def run(x, y, eps, alpha, seed):
+            optimizer = _SPSAAdam(alpha, delta=0.01, num_samples=samples, seed=seed)
             return projected_optimization(
                 loss_fn, x, y, eps, steps, optimizer, CLIP_MIN, CLIP_MAX,
-                early_stop_loss_threshold=0.0,
+                early_stop_loss_threshold=0.0, project_perturbation=_SeededStart(seed),
             )  # fmt: skip
 
         return run
+
+
+def cw_l2_attack(
+    model_fn: Callable[[tf.Tensor], tf.Tensor],
+    batch_size: int,
+    *,
+    steps: int,
+    search_steps: int,
+    learning_rate: float = 1e-2,
+    abort_early: bool = True,
+) -> CarliniWagnerL2:
+    """cleverhans' untargeted C&W-L2 for batches of `batch_size` images, with its constant c kept
+    at one value per example and an Adam that works under Keras 3; run it with `.attack(x)`.
+
+    cleverhans starts c as `tf.ones(shape) * initial_const` with the images' shape [n, H, W, C]
+    where its binary search wants [n]: the loss Σ c·f_i then broadcasts [n, H, W, C] against [n]
+    (one-channel images: [n, H, W, n]), so every example's c is n·H·W times the intended value
+    (H·W·C for a single image) and depends on the batch, the bounds' updates keep that shape,
+    and colour images fail unless n is 1 or C. cleverhans multiplies its `initial_const` in, so
+    ours is an object that answers that product with one value per example: from then on every
+    tensor of the search is [n], as the attack intends, and its gradient is traced once.
+
+    Args:
+        model_fn: x → logits.
+        batch_size: images per `.attack` chunk.
+        steps: Adam iterations per binary-search step.
+        search_steps: binary-search steps over c (from cleverhans' default c = 0.01, ×10 while
+            an example finds no adversarial image).
+        learning_rate: Adam's step size.
+        abort_early: stop a search step when the batch's total loss stops falling (cleverhans'
+            and Carlini's default); this is the one place where examples affect each other.
+
+    Reference:
+        Carlini & Wagner, "Towards evaluating the robustness of neural networks", 2017.
+    """
+    attack = CarliniWagnerL2(
+        model_fn,
+        batch_size=batch_size,
+        clip_min=CLIP_MIN,
+        clip_max=CLIP_MAX,
+        binary_search_steps=search_steps,
+        max_iterations=steps,
+        abort_early=abort_early,
+        initial_const=_PerExampleConst(1e-2),
+        learning_rate=learning_rate,
+    )
+    attack.optimizer = _Keras2Adam(learning_rate)
+    return attack
 
 
 def pgd(
@@ -324,6 +370,7 @@ def pgd(
     norm: str = "linf",
     random_start=True,
     seed=None,
+    start: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """Projected gradient descent (Madry et al. 2018) as a graph loop over cleverhans' FGM step.
 
@@ -339,6 +386,8 @@ def pgd(
         norm: "linf" or "l2".
         random_start: start uniformly inside the ε-ball (a Python bool or a scalar bool tensor).
         seed: shape-[2] integer seed of the stateless random start.
+        start: the first iterate instead of x or a uniform draw (MART starts at x + 0.001·N(0, I)),
+            projected to the ball and [0, 1] like every iterate; `random_start` is then unused.
 
     Reference:
         Madry et al., "Towards deep learning models resistant to adversarial attacks", 2018.
@@ -347,13 +396,15 @@ def pgd(
     eps = tf.cast(eps, x.dtype)
     seed = tf.zeros([2], tf.int32) if seed is None else seed
 
-    def start():
+    def uniform_start():
         return _clip(x + random_in_ball(tf.shape(x), norm, eps, seed))
 
-    if tf.is_tensor(random_start):  # one trace serves PGD and BIM
-        x_adv = tf.cond(random_start, start, lambda: x)
+    if start is not None:
+        x_adv = _clip(x + clip_eta(start - x, order, eps))
+    elif tf.is_tensor(random_start):  # one trace serves PGD and BIM
+        x_adv = tf.cond(random_start, uniform_start, lambda: x)
     else:
-        x_adv = start() if random_start else x
+        x_adv = uniform_start() if random_start else x
 
     def step(i, x_adv):
         x_adv = fast_gradient_method(
@@ -532,6 +583,18 @@ def _without_back_prop_notice():
         logger.removeFilter(notice)
 
 
+class _PerExampleConst:
+    """C&W's initial constant c, one value per example: cleverhans computes
+    `tf.ones(images.shape) * initial_const`; TensorFlow cannot convert this object, so it asks its
+    `__rmul__`, which returns c for each of the n images (shape [n])."""
+
+    def __init__(self, value: float):
+        self.value = value
+
+    def __rmul__(self, ones: tf.Tensor) -> tf.Tensor:
+        return tf.fill(tf.shape(ones)[:1], tf.cast(self.value, ones.dtype))
+
+
 class _Keras2Adam:
     """The two Keras 2 optimizer calls cleverhans' C&W makes, on a Keras 3 Adam."""
 
@@ -548,18 +611,57 @@ class _Keras2Adam:
 
 
 class _SPSAAdam:
-    """cleverhans' SPSA optimizer without its Keras 2 base class (`Adam(lr=...)` fails in Keras 3).
+    """cleverhans' SPSA optimizer without its Keras 2 base class (`Adam(lr=...)` fails in Keras 3),
+    and with its directions drawn from a seed.
 
     `projected_optimization` keeps the Adam state explicitly, so cleverhans' own methods need only
-    the hyperparameters; they are borrowed unchanged.
+    the hyperparameters; they are borrowed unchanged but for the draw.
     """
 
     init_state = SPSAAdam.init_state
-    minimize = SPSAAdam.minimize
-    _get_delta = SPSAAdam._get_delta
     _compute_gradients = SPSAAdam._compute_gradients
     _apply_gradients = SPSAAdam._apply_gradients
 
-    def __init__(self, lr, delta=0.01, num_samples=128, num_iters=1):
+    def __init__(self, lr, delta=0.01, num_samples=128, seed=None):
         self.lr, self.beta_1, self.beta_2, self.epsilon = lr, 0.9, 0.999, 1e-7
-        self._delta, self._num_samples, self._num_iters = delta, num_samples // 2, num_iters
+        # One gradient estimate per step (cleverhans' default): the step alone seeds its draw.
+        self._delta, self._num_samples, self._num_iters = delta, num_samples // 2, 1
+        self._seed = tf.zeros([2], tf.int32) if seed is None else seed
+        self._step = tf.constant(0.0)
+
+    def minimize(self, loss_fn, x, optim_state):
+        # Adam's step count t is the loop variable that tells `projected_optimization`'s steps
+        # apart; `_get_delta` (called within) seeds that step's directions with it.
+        self._step = optim_state["t"]
+        return SPSAAdam.minimize(self, loss_fn, x, optim_state)
+
+    def _get_delta(self, x, delta):
+        """cleverhans' directions, ±δ per pixel with equal odds (the sign of a uniform draw), from
+        the seed and the step rather than a stateful op seeded once, when traced."""
+        step_seed = tf.random.experimental.stateless_fold_in(
+            self._seed, tf.cast(self._step, tf.int32) + 1
+        )
+        shape = [self._num_samples, *x.shape[1:]]
+        return delta * tf.sign(tf.random.stateless_uniform(shape, step_seed, -1.0, 1.0))
+
+
+class _SeededStart:
+    """cleverhans' SPSA projection (onto the L∞ ball, then [0, 1]) whose first call replaces the
+    random start it is handed by a seeded draw of the same law, uniform in [−ε, ε].
+
+    `projected_optimization` draws its start with a stateful `tf.random.uniform`, whose seed is
+    fixed when traced, and projects it with `project_perturbation` before its loop: that first
+    call is the start; later calls (one per step, in the loop) project the iterates.
+    """
+
+    def __init__(self, seed):
+        self.seed, self.started = seed, False
+
+    def __call__(self, perturbation, epsilon, input_image, clip_min, clip_max):
+        if not self.started:
+            self.started = True
+            seed = tf.random.experimental.stateless_fold_in(self.seed, 0)
+            shape = tf.shape(input_image)
+            perturbation = tf.random.stateless_uniform(shape, seed, -epsilon, epsilon)
+        perturbation = tf.clip_by_value(perturbation, -epsilon, epsilon)
+        return tf.clip_by_value(input_image + perturbation, clip_min, clip_max) - input_image

@@ -88,11 +88,12 @@ def adversarial_examples(
     steps: int,
     random_start: bool = True,
     clean_fraction: float = 0.0,
+    start: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """PGD (FGSM for one step) on `model`'s primary logits, inside a train step.
 
-    The random start is fresh every step and replica, and reproducible; the first
-    `clean_fraction` of the batch stays clean.
+    The random start is fresh every step and replica, and reproducible; a given `start` replaces
+    it (MART's Gaussian one); the first `clean_fraction` of the batch stays clean.
     """
     seed = tf.stack([tf.cast(model.optimizer.iterations, tf.int32), replica_id()])
     x_adv = pgd(
@@ -104,6 +105,7 @@ def adversarial_examples(
         steps=steps,
         random_start=random_start,
         seed=seed,
+        start=start,
     )
     if clean_fraction:
         clean = tf.cast(tf.round(clean_fraction * tf.cast(tf.shape(x)[0], tf.float32)), tf.int32)

@@ -1,6 +1,7 @@
 """MART (Wang et al. 2020): adversarial training that weighs misclassified examples up.
 
-x′ is PGD on the cross-entropy with a random start, as in PGD-AT (`adversarial_examples`). The
+x′ is PGD on the cross-entropy (`adversarial_examples`, as in PGD-AT) from the official code's
+start x + 0.001·N(0, I) (`gaussian_start`, TRADES' start), not PGD-AT's uniform one. The
 loss replaces PGD-AT's CE(f(x′), y) by a boosted CE that also pushes the most probable wrong
 class down, and adds β·KL(p(x) ‖ p(x′)) weighted per example by 1 − p_y(x): examples the model
 already gets wrong on clean inputs are pulled hardest toward consistency.
@@ -15,10 +16,15 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfaux.training.adversarial import AdversarialModel
-from tfaux.training.aux_model import PRIMARY, labels_of
+from tfaux.training.adversarial import AdversarialModel, adversarial_examples
+from tfaux.training.aux_model import PRIMARY, labels_of, step_seed
 from tfaux.training.loops import register_loop
-from tfaux.training.trades import KLDivergenceFromLogits, TRADESLoop, kl_divergence
+from tfaux.training.trades import (
+    KLDivergenceFromLogits,
+    TRADESLoop,
+    gaussian_start,
+    kl_divergence,
+)
 
 CLEAN = "clean_logits"  # the extra output of `train_outputs`: primary logits on the clean x
 
@@ -81,8 +87,8 @@ class MARTModel(AdversarialModel):
     attack: there x′ = x, the BCE is on clean logits and `robust_loss` is 0.
 
     Args:
-        *args, **kwargs: `AdversarialModel` arguments (eps, steps, step_size, random_start:
-            PGD-AT's uniform start; the official code starts at x + 0.001·N(0, I)).
+        *args, **kwargs: `AdversarialModel` arguments (eps, steps, step_size, clean_fraction;
+            random_start: start at x + 0.001·N(0, I) like the official code, else at x).
         beta: β, the weight of the robust term (paper: 6).
 
     Reference:
@@ -101,6 +107,15 @@ class MARTModel(AdversarialModel):
         self._boosted_cross_entropy = BoostedCrossEntropy(name="boosted_cross_entropy")
         self._kl = KLDivergenceFromLogits(name="kl_divergence")
         self._trackers["robust_loss"] = keras.metrics.Mean(name="robust_loss")
+
+    def perturb(self, x, y):
+        """PGD on the CE from x + 0.001·N(0, I), seeded like TRADES' start (fresh every step and
+        replica, reproducible)."""
+        start = gaussian_start(x, step_seed(self)) if self.random_start else None
+        return adversarial_examples(
+            self, x, labels_of(y), eps=self.eps, step_size=self.step_size, steps=self.steps,
+            random_start=False, clean_fraction=self.clean_fraction, start=start,
+        )  # fmt: skip
 
     def train_outputs(self, x, x_train):
         """Every head on x′ (as in PGD-AT), and the primary logits on the clean x under `CLEAN`."""
@@ -126,8 +141,12 @@ class MARTModel(AdversarialModel):
 
 @register_loop
 class MARTLoop(TRADESLoop):
-    """The "@mart" loop: MART at ε = `adversarial.eps`, PGD-`adversarial.pgd_steps` with a
-    random start (α = 2.5ε/steps), β = `adversarial.beta`; TRADES' settings and budget."""
+    """The "@mart" loop: MART at ε = `adversarial.eps`, PGD-`adversarial.pgd_steps` from
+    x + 0.001·N(0, I) (α = 2.5ε/steps), β = `adversarial.beta`; TRADES' settings, and one
+    training-mode pass fewer than TRADES (x, then x′)."""
 
     name = "mart"
     model_class = MARTModel
+
+    def passes_per_step(self, tasks=()) -> int:
+        return self.recipe.adversarial.pgd_steps + 2  # the attack, then x and x′

@@ -4,8 +4,9 @@ The inner attack is PGD on the KL term, not on the cross-entropy: it needs no la
 measures how far the prediction can be moved from the clean one. It starts at x + 0.001·N(0, I)
 (at x itself the KL and its gradient are zero, so a sign step would not move), takes L∞ sign
 steps, projects to the ε-ball and [0, 1], and runs with BatchNorm in inference mode. The weight
-update sees two training-mode passes, on x and on x′, as in the official code; the aux heads and
-their targets come from the clean pass.
+update sees the official code's three training-mode passes in its order: x (the CE, and the aux
+heads and their targets), x′, then x again (the KL's p(x)). Each moves BatchNorm's moving
+statistics, so the order and the count matter to the model that is evaluated.
 
 No TensorFlow implementation exists (cleverhans has none): this follows the paper's Algorithm 1
 and the official PyTorch code (yaodongyu/TRADES, trades.py).
@@ -23,7 +24,8 @@ from tfaux.attacks import CLIP_MAX, CLIP_MIN, check_eps, logits_fn
 from tfaux.training.aux_model import PRIMARY, AuxModel, step_seed
 from tfaux.training.loops import Loop, register_loop
 
-ADVERSARIAL = "adversarial_logits"  # the extra output of `train_outputs`: logits on x′
+ADVERSARIAL = "adversarial_logits"  # an extra output of `train_outputs`: logits on x′
+CLEAN_AGAIN = "clean_logits_again"  # and the logits of its third pass, on x again
 START_STD = 0.001  # σ of the Gaussian start around x (official code)
 
 
@@ -82,14 +84,13 @@ def trades_examples(
         x: clean images in [0, 1].
         eps, step_size, steps: L∞ budget, α and the number of steps.
         seed: shape-[2] stateless seed of the Gaussian start.
-        start: the first iterate instead of x + 0.001·N(0, I) (tests make it deterministic);
-            projected to the ball and [0, 1] like every iterate.
+        start: the first iterate instead of `gaussian_start(x, seed)` (tests make it
+            deterministic); projected to the ball and [0, 1] like every iterate.
     """
     predict = logits_fn(model)
     clean = tf.stop_gradient(predict(x))
     if start is None:
-        seed = tf.zeros([2], tf.int32) if seed is None else seed
-        start = x + START_STD * tf.random.stateless_normal(tf.shape(x), seed, dtype=x.dtype)
+        start = gaussian_start(x, tf.zeros([2], tf.int32) if seed is None else seed)
     x_adv = _project(start, x, eps)
 
     def step(i, x_adv):
@@ -102,6 +103,12 @@ def trades_examples(
 
     _, x_adv = tf.while_loop(lambda i, _: i < steps, step, (tf.constant(0), x_adv))
     return tf.stop_gradient(x_adv)
+
+
+def gaussian_start(x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """x + 0.001·N(0, I), the first iterate of both official inner attacks (TRADES and MART):
+    off x, where the KL and its gradient vanish, yet far closer to x than a uniform start."""
+    return x + START_STD * tf.random.stateless_normal(tf.shape(x), seed, dtype=x.dtype)
 
 
 def _kl_loss(labels, logits):
@@ -118,10 +125,11 @@ class TRADESModel(AuxModel):
     """An `AuxModel` trained with TRADES: CE on clean images plus β·KL(p(x) ‖ p(x′)).
 
     Loss = CE(f(x), y) + Σ_i λ_i·aux_i (clean outputs, `AuxModel`'s terms) + β·robust, with
-    robust = mean KL(p(x) ‖ p(x′)) over the batch, divided by the replica count like every
-    `keras.losses` term (gradients summed over replicas give the global-batch mean). Logged:
-    `logits_loss` (clean CE), `robust_loss` (KL), `accuracy` on the clean images. Validation has
-    no attack (like PGD-AT's): there x′ = x, so its `robust_loss` is 0.
+    robust = mean KL(p(x) ‖ p(x′)) over the batch (p(x) from a second pass on x, as in the
+    official code), divided by the replica count like every `keras.losses` term (gradients
+    summed over replicas give the global-batch mean). Logged: `logits_loss` (clean CE),
+    `robust_loss` (KL), `accuracy` on the clean images. Validation has no attack (like PGD-AT's):
+    there x′ = x, so its `robust_loss` is 0.
 
     Args:
         *args, **kwargs: `AuxModel` arguments (inputs, outputs, tasks, name).
@@ -161,13 +169,20 @@ class TRADESModel(AuxModel):
         )
 
     def train_outputs(self, x, x_train):
-        """Every head on the clean x, and the primary logits on x′ under `ADVERSARIAL`."""
+        """Every head on the clean x, the primary logits on x′ under `ADVERSARIAL`, and on x
+        again under `CLEAN_AGAIN`: yaodongyu/TRADES' `trades_loss` runs `model(x_natural)` for
+        the CE, then `model(x_adv)` and `model(x_natural)` for the KL (Python evaluates the
+        KL's arguments left to right), all in training mode."""
         outputs = self(x, training=True)
-        return {**outputs, ADVERSARIAL: self(x_train, training=True)[PRIMARY]}
+        adversarial = self(x_train, training=True)[PRIMARY]
+        clean_again = self(x, training=True)[PRIMARY]
+        return {**outputs, ADVERSARIAL: adversarial, CLEAN_AGAIN: clean_again}
 
     def loss_terms(self, x, y, outputs, originals=None):
         total, terms = super().loss_terms(x, y, outputs, originals)
-        clean = outputs[PRIMARY]
+        # The same value as the first pass's logits (batch statistics in both; dropout aside),
+        # but the KL's gradient flows through the third pass, as in the official code.
+        clean = outputs.get(CLEAN_AGAIN, outputs[PRIMARY])
         robust = self._kl(clean, outputs.get(ADVERSARIAL, clean))  # no attack: x′ = x
         total += self.beta * robust
         terms.update(robust=robust, loss=total)
@@ -217,4 +232,4 @@ class TRADESLoop(Loop):
         return {"eps": config.eps, "steps": config.pgd_steps, "beta": config.beta}
 
     def passes_per_step(self, tasks=()) -> int:
-        return self.recipe.adversarial.pgd_steps + 2  # the attack, then x and x′
+        return self.recipe.adversarial.pgd_steps + 3  # the attack, then x, x′ and x again
