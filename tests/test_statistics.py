@@ -22,6 +22,8 @@ from tfaux.statistics import (
     claim_verdict,
     holm,
     judge,
+    mcnemar_mde,
+    mcnemar_sample_size,
     mean_ci,
     paired_correctness,
     paired_test,
@@ -276,3 +278,15 @@ def test_verdict_words():
     assert verdict(-0.05, -0.01) == WORSE == "worse"
     assert verdict(-0.01, 0.01) == NO_DIFFERENCE == "no detectable difference at this budget"
     assert verdict(math.nan, math.nan) == NO_DIFFERENCE
+
+
+@pytest.mark.parametrize("effect, discordance", [(0.02, 0.1), (0.005, 0.05), (0.05, 0.3)])
+def test_mcnemar_sample_size_is_the_inverse_of_the_mde(effect, discordance):
+    n = mcnemar_sample_size(effect, discordance, alpha=0.01)
+    assert mcnemar_mde(n, discordance, alpha=0.01) <= effect < mcnemar_mde(n - 1, discordance, 0.01)
+    # The closed form by hand: δ = 0.02 at ψ = 0.1, two-sided 5 %, 80 % power.
+    assert mcnemar_sample_size(0.02, 0.1) == math.ceil(
+        (stats.norm.ppf(0.975) * math.sqrt(0.1) + stats.norm.ppf(0.8) * math.sqrt(0.1 - 0.0004))
+        ** 2
+        / 0.0004
+    )

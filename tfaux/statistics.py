@@ -307,6 +307,23 @@ def mcnemar_mde(n: int, discordance: float, alpha: float = 0.05, power: float = 
     return float(optimize.brentq(surplus, 1e-12, 1.0))
 
 
+def mcnemar_sample_size(
+    effect: float, discordance: float, alpha: float = 0.05, power: float = POWER
+) -> int:
+    """Paired test images McNemar's test needs to detect an accuracy difference `effect` with
+    `power` at level α when a fraction `discordance` of the images is right for only one model
+    (Connor 1987, the inverse of `mcnemar_mde`): what sizes an evaluation, e.g. AutoAttack's
+    `evaluation.autoattack_examples`, before it runs."""
+    if not (0 < effect <= discordance <= 1 and 0 < alpha < 1 and 0 < power < 1):
+        raise ValueError(
+            "Expected 0 < effect <= discordance <= 1 and 0 < alpha, power < 1. Received: "
+            f"effect={effect}, discordance={discordance}, alpha={alpha}, power={power}"
+        )
+    z_alpha, z_beta = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power)
+    root = z_alpha * math.sqrt(discordance) + z_beta * math.sqrt(discordance - effect**2)
+    return math.ceil(root**2 / effect**2)
+
+
 def seed_values(a_values, b_values) -> Evidence:
     """a − b from one number per seed and variant (paired by seed): a paired t over seeds
     when `MIN_DISTINCT_SEEDS` or more per-seed differences are distinct, else no test."""
