@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import quick_eval
-from tfaux import FourierTask, build, data, experiment, reporting, runner
+from tfaux import FourierTask, build, data, evidence, experiment, runner
 from tfaux.config import CorruptionConfig, DataConfig, ModelConfig, Recipe, TrainingConfig
 from tfaux.evaluate import load_corruption_correct, robustness
 from tfaux.training import sgd_momentum
@@ -96,10 +96,10 @@ def test_an_unfinished_run_resumes_in_its_own_directory(tmp_path):
     # Per test example, every number a paired test compares: a table column's array has the
     # column's accuracy as its mean, and the -C files give back the errors CE is made of.
     results = json.loads((first.run_dir / "results.json").read_text())
-    correct = reporting.load_correct(first.run_dir, results)
+    correct = evidence.load_correct(first.run_dir, results)
     reference = results["corruption"]["reference_errors"]
     for name, r in results["variants"].items():
-        metrics = reporting.headline_metrics(r)
+        metrics = evidence.headline_metrics(r)
         columns = set(metrics)
         assert {"FGSM ε=0.1", "random_crop", "five_crop", "FGSM(baseline) + geometric"} <= columns
         assert columns | {"robust", *r["robustness"]["attacks"]} <= set(correct[name])

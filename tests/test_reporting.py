@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tfaux import reporting
+from tfaux import evidence, reporting
 from tfaux.statistics import NO_DIFFERENCE
 
 PGD = "PGD-10 ε=0.03"
@@ -197,7 +197,7 @@ def test_per_example_results_of_other_images_are_an_error_naming_the_variant(tmp
     results = new_results(tmp_path)
     np.savez(tmp_path / "variants" / "aux.correct.npz", clean=BASE_CLEAN[:100], robust=BASE_ROBUST)
     with pytest.raises(ValueError, match="aux's and none's clean correctness"):
-        reporting.baseline_comparison(results, reporting.load_correct(tmp_path, results))
+        reporting.baseline_comparison(results, evidence.load_correct(tmp_path, results))
 
 
 def test_variants_under_different_headline_attacks_are_not_compared(tmp_path):
@@ -206,12 +206,12 @@ def test_variants_under_different_headline_attacks_are_not_compared(tmp_path):
     aux.update(robust_attack="AutoAttack ε=0.1", robust_accuracy=aux["pgd_accuracy"])
     aux["robustness"]["examples"]["AutoAttack ε=0.1"] = len(BASE_ROBUST)
     with pytest.raises(ValueError, match="the same headline attack"):
-        reporting.baseline_comparison(results, reporting.load_correct(tmp_path, results))
+        reporting.baseline_comparison(results, evidence.load_correct(tmp_path, results))
 
 
 def test_accuracy_plot_is_written_with_and_without_per_example_results(tmp_path):
     results = new_results(tmp_path)
-    correct = reporting.load_correct(tmp_path, results)
+    correct = evidence.load_correct(tmp_path, results)
     assert set(correct) == {"none", "aux", "trades"}
     np.testing.assert_array_equal(correct["aux"]["robust"], CORRECT["aux"]["robust"])
     with_arrays = reporting.accuracy_plot(results, tmp_path / "a.png", correct)
@@ -229,7 +229,7 @@ def test_load_correct_returns_every_saved_column_and_old_files_still_load(tmp_pa
         "five_crop": five_crop,
     }
     np.savez(tmp_path / "variants" / "aux.correct.npz", **CORRECT["aux"], **extra)
-    correct = reporting.load_correct(tmp_path, results)
+    correct = evidence.load_correct(tmp_path, results)
     assert list(correct["aux"]) == ["clean", "robust", "FGSM ε=0.03", "random_crop", "five_crop"]
     assert list(correct["none"]) == ["clean", "robust"]  # an older run's file
     for key, array in {**CORRECT["aux"], **extra}.items():

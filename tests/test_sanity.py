@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import quick_eval, random_images, tiny_model
-from tfaux import build, data, reporting
+from tfaux import build, data, evidence
 from tfaux.evaluate import robustness
 from tfaux.evaluate.sanity import UntrustworthyRobustnessWarning, run_checks
 from tfaux.training import sgd_momentum
@@ -127,7 +127,7 @@ def test_per_example_correctness_of_every_attack_under_the_table_columns():
         "robust_accuracy": report["attacks"][report["headline"]],
         "robustness": report,
     }
-    metrics = reporting.headline_metrics(result)
+    metrics = evidence.headline_metrics(result)
     assert fgsm_columns <= set(metrics) and "AutoAttack ε=0.1" in metrics
     for column, accuracy in metrics.items():
         assert np.mean(correct[column]) == accuracy, column

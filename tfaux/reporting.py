@@ -18,15 +18,7 @@ from tfaux.claims import claims_table, judge_claims
 from tfaux.config import Claim
 from tfaux.evaluate.corruption_plot import corruption_plot
 from tfaux.evaluate.fourier_heatmap import heatmap_plot
-from tfaux.evidence import (
-    RunRecord,
-    accuracy_evidence,
-    headline,
-    headline_metrics,
-    load_correct,
-)
-
-__all__ = ["headline", "headline_metrics", "load_correct"]  # read here by older callers
+from tfaux.evidence import RunRecord, accuracy_evidence, headline, headline_metrics
 
 _QUANTITY_WORDS = {"optimizer_steps": "optimizer steps", "example_passes": "example passes"}
 

@@ -358,7 +358,7 @@ def _evaluate_variant(
     """Validation accuracy and the robustness report of a trained variant (cached on disk).
 
     Beside `<variant>.json`, per test example (paired tests between variants on the same
-    images): `<variant>.correct.npz`, keyed by the columns of `reporting.headline_metrics` (and
+    images): `<variant>.correct.npz`, keyed by the columns of `evidence.headline_metrics` (and
     every other attack, and "robust"), and `<variant>.corruption.npz` with the -C benchmark.
     """
     result_file = run_dir / "variants" / f"{variant}.json"
@@ -473,7 +473,7 @@ def _metrics(result: dict) -> dict:
 
 def _input_robustness(recipe, variant, model, classifier, splits, surrogate) -> tuple[dict, dict]:
     """Seed 003's disturbances, seed 004's augmented accuracies and denoiser report, and the
-    per-example correctness behind each accuracy, keyed by its `reporting.headline_metrics`
+    per-example correctness behind each accuracy, keyed by its `evidence.headline_metrics`
     column (the disturbances' "clean" left out: the robustness report's is the test set's)."""
     config, result, correct = recipe.evaluation, {}, {}
     reporting_tasks = [task for task in model.tasks if task.reports]

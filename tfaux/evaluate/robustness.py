@@ -234,7 +234,7 @@ def _summary(config, correct, roles, gradients, num_classes, context, autoattack
         "correct": {
             "clean": correct["clean"],
             **{label: correct[label] for label in attacks},
-            # The columns `reporting.headline_metrics` names from "fgsm"'s keys.
+            # The columns `evidence.headline_metrics` names from "fgsm"'s keys.
             **{f"FGSM ε={key}": correct[label] for key, label in fgsm.items()},
             "robust": correct[headline],
         },
