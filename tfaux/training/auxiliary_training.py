@@ -188,6 +188,11 @@ class AuxiliaryTrainingModel(AuxModel):
             for key, value in outputs.items()
         }
 
+    def weight_distances(self) -> dict[str, float]:
+        """‖θ_0 − θ_j‖² of every auxiliary classifier j, now: what the merging penalty shrinks
+        (their sum is the `merge` term; `merge_loss` averages it over an epoch's steps)."""
+        return {t.name: float(self._weight_distance(t.name)) for t in self.branches}
+
     def _weight_distance(self, name: str) -> tf.Tensor:
         """‖θ_0 − θ_j‖² over the kernel and bias of the primary and auxiliary dense layers."""
         primary, branch = self.get_layer(PRIMARY), self.get_layer(name)
@@ -227,6 +232,11 @@ class MergeStage(keras.callbacks.Callback):
     """Algorithm 1's switch: stage 1 (γ = 0) before `epoch`, stage 2 (γ = 1) from it on.
 
     Set at every epoch start from the epoch number, so a resumed run lands in the right stage.
+    At every epoch end it logs γ (`merge_gamma`) and the weight distance Σ_j ‖θ_0 − θ_j‖² of
+    that moment (`merge_distance`, and `merge_distance_<aux name>` per classifier), in both
+    stages and with merging off too, so History, the CSV and TensorBoard show whether stage 2
+    closes it. `merge_loss` is not that number: it averages the distance over the epoch's steps,
+    each taken before its update.
     """
 
     def __init__(self, epoch: int):
@@ -239,8 +249,12 @@ class MergeStage(keras.callbacks.Callback):
         self.model.set_stage(2 if epoch >= self.epoch else 1)
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["merge_gamma"] = self.model.gamma
+        if logs is None:
+            return
+        logs["merge_gamma"] = self.model.gamma
+        distances = self.model.weight_distances()
+        logs["merge_distance"] = sum(distances.values())
+        logs.update({f"merge_distance_{name}": value for name, value in distances.items()})
 
 
 @register_loop
