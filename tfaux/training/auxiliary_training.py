@@ -314,9 +314,51 @@ class AuxiliaryTrainingLoop(Loop):
     def callbacks(self, epochs):
         return [MergeStage(self.recipe.auxiliary.stage_two_epoch(epochs))]
 
+    def results(self, history, *, steps_per_epoch, optimizer_steps, learning_rates) -> dict:
+        """The entry "merging": how far stage 2 closed the weight distance (issue 24).
+
+        The distance Σ_j ‖θ_0 − θ_j‖² after the last stage-1 epoch ("before"; None when stage 2
+        is the whole run) and after the last epoch ("after"), `ratio` = after / before, the
+        first stage-2 epoch (1-based, as the history's rows), its optimizer steps and the
+        learning rates they took, as [rate, steps] runs in order. The ablation without merging
+        records the same at the same epoch: there stage 2 is only more training.
+        """
+        if "merge_distance" not in history:  # a history from before it was logged
+            return {}
+        distances = history["merge_distance"]
+        start = self.recipe.auxiliary.stage_two_epoch(self.epochs(self.recipe.training.epochs))
+        before = float(distances[start - 1]) if start > 0 else None
+        after = float(distances[-1])
+        first_step = min(start * steps_per_epoch, optimizer_steps)
+        rates = learning_rates(first_step, optimizer_steps)
+        return {
+            "merging": {
+                "merge": self.merge,
+                "penalty": self.recipe.auxiliary.penalty,
+                "stage_two_epoch": start + 1,
+                "epochs": len(distances),
+                "distance_before": before,
+                "distance_after": after,
+                "ratio": after / before if before else None,
+                "stage_two_steps": optimizer_steps - first_step,
+                "stage_two_learning_rates": _runs(rates),
+            }
+        }
+
     def passes_per_step(self, tasks=()) -> int:
         attack = self.recipe.adversarial.pgd_steps if self.adversarial else 0
         return self.recipe.auxiliary.chunks + attack
+
+
+def _runs(values) -> list[list]:
+    """[[value, count], ...]: consecutive equal values, in order (a step schedule in brief)."""
+    runs: list[list] = []
+    for value in (float(f"{v:.6g}") for v in values):  # float32 rates: 1e-4, not 9.99999975e-5
+        if runs and runs[-1][0] == value:
+            runs[-1][1] += 1
+        else:
+            runs.append([value, 1])
+    return runs
 
 
 @register_loop
