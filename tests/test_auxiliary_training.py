@@ -187,6 +187,36 @@ def test_stage_two_pulls_the_auxiliary_classifiers_onto_the_primary():
     assert distances["auxiliary_no_merge"] > 0.5, distances
 
 
+def test_the_weight_distance_is_logged_every_epoch_in_both_stages():
+    # Issue 24: the distance the merging penalty shrinks, at each epoch's end, merging or not.
+    for loop in ("auxiliary", "auxiliary_no_merge"):
+        model = _model(loop)
+        model.compile(optimizer=keras.optimizers.SGD(0.05), jit_compile=False)
+        history = model.fit(
+            X,
+            Y,
+            batch_size=8,
+            epochs=2,
+            verbose=0,
+            validation_data=(X, Y),
+            callbacks=[MergeStage(1)],
+        ).history
+        primary = model.get_layer("logits").get_weights()
+        by_hand = {
+            name: sum(
+                float(np.sum((a - b) ** 2))
+                for a, b in zip(primary, model.get_layer(name).get_weights(), strict=True)
+            )
+            for name in ("aux_gaussian_noise", "aux_rotation")
+        }
+        assert len(history["merge_distance"]) == 2
+        for name, value in by_hand.items():
+            assert history[f"merge_distance_{name}"][-1] == pytest.approx(value, rel=1e-5)
+        assert history["merge_distance"][-1] == pytest.approx(sum(by_hand.values()), rel=1e-5)
+        # Validation computes the merge term on the epoch's final weights: the same number.
+        np.testing.assert_allclose(history["merge_distance"], history["val_merge_loss"], rtol=1e-5)
+
+
 def test_each_auxiliary_loop_trains_and_reports_its_terms():
     for loop in ("auxiliary", "auxiliary_pgd", "corruption_augment", *ABLATIONS):
         model = _model(loop)

@@ -7,6 +7,8 @@ import keras
 import numpy as np
 import pytest
 
+from tfaux.config import Recipe, TrainingConfig
+from tfaux.experiment import step_learning_rates
 from tfaux.training.schedules import one_cycle, sgd_momentum, step_decay
 
 # Start, inside the warm-up, its last step and end, the cosine, the end, beyond the end.
@@ -195,3 +197,19 @@ def test_step_decay_applies_coinciding_cuts_together_in_a_short_run():
     schedule = step_decay(0.1, total_steps=2)
     rates = [float(schedule(step)) for step in range(4)]
     np.testing.assert_allclose(rates, [0.1, 0.1 * 0.01, 0.1 * 0.001, 0.1 * 0.001], rtol=1e-6)
+
+
+def test_step_learning_rates_are_the_schedule_per_step_or_the_logged_rate_per_epoch():
+    # The rates a stretch of a finished fit took (Auxiliary Training's stage 2, issue 24).
+    step = Recipe("x", training=TrainingConfig(epochs=3, learning_rate=0.1, schedule="step"))
+    rates = step_learning_rates(step, 40, {}, 75, 120)
+    # ÷10 from steps 40, 80 and 116 (1/3, 2/3, 29/30 of 120): the last 45 steps.
+    expected = [0.01] * 5 + [0.001] * 36 + [0.0001] * 4
+    np.testing.assert_allclose(rates, expected, rtol=1e-6)
+    plateau = Recipe("x", training=TrainingConfig(epochs=3, learning_rate=0.1))
+    logged = {"learning_rate": [0.1, 0.02, 0.004]}
+    np.testing.assert_allclose(
+        step_learning_rates(plateau, 4, logged, 3, 12), [0.1] + [0.02] * 4 + [0.004] * 4
+    )
+    with pytest.raises(ValueError, match="Expected 0 <= start <= stop"):
+        step_learning_rates(plateau, 4, logged, 5, 4)

@@ -2,9 +2,21 @@
 
 import json
 
+import numpy as np
 import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.helpers import QUICK, run_cli
+from tests.helpers import QUICK, quick_eval, run_cli
+from tfaux import runner
+from tfaux.config import (
+    AuxTrainingConfig,
+    DataConfig,
+    ModelConfig,
+    MonitorConfig,
+    Recipe,
+    TrainingConfig,
+)
 
 
 def _quick_corruption(tmp_path, heatmap: int = 0) -> list[str]:
@@ -58,3 +70,49 @@ def test_seed001_aux_quick_mode_end_to_end(tmp_path, capsys):
     trained = json.loads((run_dir / "variants" / "reference_alexnet.train.json").read_text())
     assert trained["epochs_run"] == 3
     assert "The reference trained 3 epochs, the variants 1" in (run_dir / "results.md").read_text()
+
+
+def test_merging_is_recorded_from_the_history_and_closes_the_distance(tmp_path):
+    # Issue 24: a tiny run with stage 2 in its last epoch and a strong penalty; the results'
+    # "merging" entry is the history's distance, and merging closes it where the ablation does not.
+    recipe = Recipe(
+        name="merging",
+        variants=("none@auxiliary", "none@auxiliary_no_merge"),
+        data=DataConfig("digits", batch_size=16, train_size=256, test_size=32),
+        model=ModelConfig(backbone="small_cnn", width=0.25),
+        training=TrainingConfig(epochs=3, learning_rate=0.05),
+        auxiliary=AuxTrainingConfig(corruptions=("rotation",), penalty=1.0, merge_epoch=2),
+        monitor=MonitorConfig(robust_examples=0, images_every=0),
+        evaluation=quick_eval(sanity=False, curve_eps=(0.1,)),
+        export=False,
+    )
+    result = runner.run(recipe, runs_dir=tmp_path, savedmodels_dir=tmp_path, progress=False)
+    ratios = {}
+    for variant, merge in (("none@auxiliary", True), ("none@auxiliary_no_merge", False)):
+        merging = result.results["variants"][variant]["merging"]
+        train = json.loads((result.run_dir / "variants" / f"{variant}.train.json").read_text())
+        distances = train["history"]["merge_distance"]
+        assert merging["merge"] is merge and merging["penalty"] == 1.0
+        assert (
+            merging["distance_before"] == distances[1] and merging["distance_after"] == distances[2]
+        )
+        assert merging["ratio"] == pytest.approx(distances[2] / distances[1])
+        assert (merging["stage_two_epoch"], merging["epochs"]) == (3, 3)
+        # 256 images in batches of 16: the last epoch's 16 steps, at the constant rate.
+        assert merging["stage_two_steps"] == 16 == train["budget"]["optimizer_steps"] - 32
+        assert merging["stage_two_learning_rates"] == [[0.05, 16]]
+        assert train["history"]["merge_gamma"] == [0.0, 0.0, 1.0 if merge else 0.0]
+        # The TensorBoard scalar is the history's number.
+        events = EventAccumulator(str(result.run_dir / "tensorboard" / variant / "train"))
+        events.Reload()
+        scalars = [tf.make_ndarray(e.tensor_proto) for e in events.Tensors("epoch_merge_distance")]
+        np.testing.assert_allclose(scalars, distances, rtol=1e-6)
+        ratios[variant] = merging["ratio"]
+        assert (
+            f"{variant} merging: {json.dumps(merging)}" in (result.run_dir / "log.txt").read_text()
+        )
+    assert ratios["none@auxiliary"] < 0.5 < ratios["none@auxiliary_no_merge"], ratios
+    report = (result.run_dir / "results.md").read_text()
+    section = report.split("## Weight merging: distance before/after stage 2")[1]
+    row = next(line for line in section.splitlines() if line.startswith("| none@auxiliary |"))
+    assert f"{ratios['none@auxiliary']:.3f} |" in row and "| 3/3 | 16 | 0.05 (16) |" in row

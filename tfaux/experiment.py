@@ -213,28 +213,58 @@ def load_trained(
 
 
 def optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """SGD with momentum or AdamW (`training.optimizer`), at a constant rate (cut on plateaus by
-    `training_callbacks`), on a cosine after a warm-up, a one-cycle or seed 001's steps
-    (`training.schedule`); per-step schedules span natural training's optimizer steps."""
+    """SGD with momentum or AdamW (`training.optimizer`) at `learning_rate_schedule`'s rate."""
     t = recipe.training
-    learning_rate = t.learning_rate
+    learning_rate = learning_rate_schedule(recipe, steps_per_epoch)
+    if t.optimizer == "adamw":
+        return adamw(learning_rate, t.weight_decay)
+    return sgd_momentum(learning_rate, t.momentum, t.weight_decay)
+
+
+def learning_rate_schedule(
+    recipe: Recipe, steps_per_epoch: int
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """A constant rate (cut on plateaus by `training_callbacks`), a cosine after a warm-up, a
+    one-cycle or seed 001's steps (`training.schedule`); per-step schedules span natural
+    training's optimizer steps."""
+    t = recipe.training
     total_steps = t.epochs * steps_per_epoch
     if t.schedule == "onecycle":
-        learning_rate = one_cycle(
+        return one_cycle(
             t.learning_rate, total_steps=total_steps, warmup_fraction=t.warmup_fraction
         )
-    elif t.schedule == "step":
-        learning_rate = step_decay(t.learning_rate, total_steps=total_steps)
-    elif t.schedule == "cosine":
-        learning_rate = cosine_after_warmup(
+    if t.schedule == "step":
+        return step_decay(t.learning_rate, total_steps=total_steps)
+    if t.schedule == "cosine":
+        return cosine_after_warmup(
             t.learning_rate,
             epochs=t.epochs,
             warmup_epochs=t.warmup_epochs,
             steps_per_epoch=steps_per_epoch,
         )
-    if t.optimizer == "adamw":
-        return adamw(learning_rate, t.weight_decay)
-    return sgd_momentum(learning_rate, t.momentum, t.weight_decay)
+    return t.learning_rate
+
+
+def step_learning_rates(
+    recipe: Recipe, steps_per_epoch: int, history: dict[str, list], start: int, stop: int
+) -> np.ndarray:
+    """The learning rate of each optimizer step in [start, stop) of a finished fit: the
+    schedule's, or for a constant rate (cut on plateaus) the one each epoch logged."""
+    if not 0 <= start <= stop:
+        raise ValueError(f"Expected 0 <= start <= stop. Received: start={start}, stop={stop}")
+    schedule = learning_rate_schedule(recipe, steps_per_epoch)
+    if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        per_epoch = np.asarray(history["learning_rate"], dtype=np.float64)
+        return per_epoch[np.minimum(np.arange(start, stop) // steps_per_epoch, len(per_epoch) - 1)]
+    return _evaluate_schedule(schedule, tf.range(start, stop, dtype=tf.int64)).numpy()
+
+
+@tf.function(reduce_retracing=True)
+def _evaluate_schedule(schedule, steps: tf.Tensor) -> tf.Tensor:
+    # One step at a time: CosineDecay branches on a scalar step (ops.cond), so it takes no vector.
+    return tf.map_fn(
+        lambda step: tf.cast(schedule(step), tf.float64), steps, fn_output_signature=tf.float64
+    )
 
 
 # === Training ===

@@ -431,6 +431,40 @@ def corruption_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merging_table(results: dict) -> str:
+    """Auxiliary Training's weight merging (seed 001, Algorithm 1): the distance between the
+    primary and the auxiliary classifiers before and after stage 2, for the variants that record
+    it (with and without merging, so the two compare); "" for none."""
+    rows = {name: r["merging"] for name, r in results["variants"].items() if "merging" in r}
+    if not rows:
+        return ""
+    lines = [
+        "## Weight merging: distance before/after stage 2",
+        "",
+        "Σ_j ‖θ_0 − θ_j‖² over the auxiliary classifiers j, at the end of the last stage-1 epoch "
+        "(before) and of training (after); after/before is what stage 2 left of it. Without "
+        "merging (γ = 0) stage 2 is the same steps without the penalty.",
+        "",
+        "| variant | merging (λ) | stage 2 from epoch | stage-2 steps | learning rate (steps) "
+        "| before | after | after/before |",
+        "|" + "---|" * 8,
+    ]
+    for name, m in rows.items():
+        rates = ", ".join(f"{rate:.3g} ({steps})" for rate, steps in m["stage_two_learning_rates"])
+        cells = [
+            name,
+            f"{'on' if m['merge'] else 'off'} ({m['penalty']:g})",
+            f"{m['stage_two_epoch']}/{m['epochs']}",
+            str(m["stage_two_steps"]),
+            rates or "–",
+            "–" if m["distance_before"] is None else f"{m['distance_before']:.4g}",
+            f"{m['distance_after']:.4g}",
+            "–" if m["ratio"] is None else f"{m['ratio']:.3f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def input_robustness_table(results: dict) -> str:
     """Seed 003's disturbances and seed 004's augmented sets (accuracy %), when measured."""
     rows = {}
@@ -838,7 +872,8 @@ def write_report(run_dir: Path, results: dict, claims: tuple[Claim, ...] = ()) -
     if maps:
         path = heatmap_plot(maps, run_dir / "fourier_heatmap.png", title=results["recipe"])
         results["heatmap_plot"] = path.name
-    sections += [t for t in (input_robustness_table(results), denoiser_table(results)) if t]
+    tables = (merging_table(results), input_robustness_table(results), denoiser_table(results))
+    sections += [t for t in tables if t]
     sections.append(robustness_details(results))
     entries = robustbench_entries(results)
     if entries:

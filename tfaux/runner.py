@@ -57,7 +57,9 @@ from tfaux.experiment import (
     load_trained,
     log_to,
     selection_of,
+    step_learning_rates,
     steps_of,
+    steps_per_epoch,
     training_callbacks,
     variant_loop_of,
 )
@@ -330,6 +332,15 @@ def _train_variant(
     selection = selection_of(callbacks)
     # Every run of this fit, those before a resume included; monitoring included.
     seconds = round(backup.seconds, 1)
+    per_epoch = steps_per_epoch(recipe, splits.info)
+    loop_results = loop.results(
+        history,
+        steps_per_epoch=per_epoch,
+        optimizer_steps=steps["optimizer_steps"],
+        learning_rates=lambda start, stop: step_learning_rates(
+            recipe, per_epoch, history, start, stop
+        ),
+    )
     train = {
         "loop": loop.name,
         "selection": selection,
@@ -344,12 +355,15 @@ def _train_variant(
         "train_seconds": seconds,
         "epochs_run": len(history.get("loss", [])),
         "resumed_from_epoch": backup.resumed_from,
+        "loop_results": loop_results,  # the loop's own entries (Auxiliary Training's "merging")
         "history": history,
     }
     (variants_dir / f"{key}.train.json").write_text(json.dumps(train, default=float))
     model.save_weights(variants_dir / weights_file.name)  # last: its presence means "trained"
     backup.remove()
     log.info("%s history: %s", key, json.dumps(history, default=float))
+    for name, value in loop_results.items():
+        log.info("%s %s: %s", key, name, json.dumps(value))
 
 
 def _evaluate_variant(
@@ -406,6 +420,7 @@ def _evaluate_variant(
         "parameters": int(model.count_params()),
         "deployed_parameters": int(classifier.count_params()),
         "weights": f"{variant}.weights.h5",
+        **train.get("loop_results", {}),  # absent from runs trained before it was recorded
     }
     if cset is not None:
         errors = corruption_errors(

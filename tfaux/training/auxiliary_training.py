@@ -188,6 +188,11 @@ class AuxiliaryTrainingModel(AuxModel):
             for key, value in outputs.items()
         }
 
+    def weight_distances(self) -> dict[str, float]:
+        """‖θ_0 − θ_j‖² of every auxiliary classifier j, now: what the merging penalty shrinks
+        (their sum is the `merge` term; `merge_loss` averages it over an epoch's steps)."""
+        return {t.name: float(self._weight_distance(t.name)) for t in self.branches}
+
     def _weight_distance(self, name: str) -> tf.Tensor:
         """‖θ_0 − θ_j‖² over the kernel and bias of the primary and auxiliary dense layers."""
         primary, branch = self.get_layer(PRIMARY), self.get_layer(name)
@@ -227,6 +232,11 @@ class MergeStage(keras.callbacks.Callback):
     """Algorithm 1's switch: stage 1 (γ = 0) before `epoch`, stage 2 (γ = 1) from it on.
 
     Set at every epoch start from the epoch number, so a resumed run lands in the right stage.
+    At every epoch end it logs γ (`merge_gamma`) and the weight distance Σ_j ‖θ_0 − θ_j‖² of
+    that moment (`merge_distance`, and `merge_distance_<aux name>` per classifier), in both
+    stages and with merging off too, so History, the CSV and TensorBoard show whether stage 2
+    closes it. `merge_loss` is not that number: it averages the distance over the epoch's steps,
+    each taken before its update.
     """
 
     def __init__(self, epoch: int):
@@ -239,8 +249,12 @@ class MergeStage(keras.callbacks.Callback):
         self.model.set_stage(2 if epoch >= self.epoch else 1)
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["merge_gamma"] = self.model.gamma
+        if logs is None:
+            return
+        logs["merge_gamma"] = self.model.gamma
+        distances = self.model.weight_distances()
+        logs["merge_distance"] = sum(distances.values())
+        logs.update({f"merge_distance_{name}": value for name, value in distances.items()})
 
 
 @register_loop
@@ -300,9 +314,51 @@ class AuxiliaryTrainingLoop(Loop):
     def callbacks(self, epochs):
         return [MergeStage(self.recipe.auxiliary.stage_two_epoch(epochs))]
 
+    def results(self, history, *, steps_per_epoch, optimizer_steps, learning_rates) -> dict:
+        """The entry "merging": how far stage 2 closed the weight distance (issue 24).
+
+        The distance Σ_j ‖θ_0 − θ_j‖² after the last stage-1 epoch ("before"; None when stage 2
+        is the whole run) and after the last epoch ("after"), `ratio` = after / before, the
+        first stage-2 epoch (1-based, as the history's rows), its optimizer steps and the
+        learning rates they took, as [rate, steps] runs in order. The ablation without merging
+        records the same at the same epoch: there stage 2 is only more training.
+        """
+        if "merge_distance" not in history:  # a history from before it was logged
+            return {}
+        distances = history["merge_distance"]
+        start = self.recipe.auxiliary.stage_two_epoch(self.epochs(self.recipe.training.epochs))
+        before = float(distances[start - 1]) if start > 0 else None
+        after = float(distances[-1])
+        first_step = min(start * steps_per_epoch, optimizer_steps)
+        rates = learning_rates(first_step, optimizer_steps)
+        return {
+            "merging": {
+                "merge": self.merge,
+                "penalty": self.recipe.auxiliary.penalty,
+                "stage_two_epoch": start + 1,
+                "epochs": len(distances),
+                "distance_before": before,
+                "distance_after": after,
+                "ratio": after / before if before else None,
+                "stage_two_steps": optimizer_steps - first_step,
+                "stage_two_learning_rates": _runs(rates),
+            }
+        }
+
     def passes_per_step(self, tasks=()) -> int:
         attack = self.recipe.adversarial.pgd_steps if self.adversarial else 0
         return self.recipe.auxiliary.chunks + attack
+
+
+def _runs(values) -> list[list]:
+    """[[value, count], ...]: consecutive equal values, in order (a step schedule in brief)."""
+    runs: list[list] = []
+    for value in (float(f"{v:.6g}") for v in values):  # float32 rates: 1e-4, not 9.99999975e-5
+        if runs and runs[-1][0] == value:
+            runs[-1][1] += 1
+        else:
+            runs.append([value, 1])
+    return runs
 
 
 @register_loop

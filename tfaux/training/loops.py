@@ -31,6 +31,8 @@ from tfaux.plugins import import_submodules
 from tfaux.precision import dtype_policy
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from tfaux.config import RandomSignConfig, Recipe
     from tfaux.training.callbacks import ModelSelection
 
@@ -156,6 +158,26 @@ class Loop:
             x, y, eps=config.eps, action=config.guard, selection=selection
         )
         return [guard]
+
+    def results(
+        self,
+        history: dict[str, list],
+        *,
+        steps_per_epoch: int,
+        optimizer_steps: int,
+        learning_rates: Callable[[int, int], np.ndarray],
+    ) -> dict:
+        """Entries the loop adds to the variant's results after training (Auxiliary Training's
+        "merging"), from the fit's epoch logs; none by default.
+
+        Args:
+            history: every epoch's logs, those before a resume included.
+            steps_per_epoch: optimizer steps per epoch.
+            optimizer_steps: the steps the fit took.
+            learning_rates: `learning_rates(start, stop)`, the rate of each step in
+                [start, stop), evaluated only when asked (a long run has many steps).
+        """
+        return {}
 
     def passes_per_step(self, tasks: Sequence[str] = ()) -> int:
         """Forward-backward passes over a batch-sized input per optimizer step (the budget):
