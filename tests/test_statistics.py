@@ -290,3 +290,12 @@ def test_mcnemar_sample_size_is_the_inverse_of_the_mde(effect, discordance):
         ** 2
         / 0.0004
     )
+
+
+def test_a_t_interval_of_accuracy_differences_stays_within_100_points():
+    pairs = []
+    for only_a, only_b in ((60, 0), (0, 55), (30, 2)):  # wildly different seeds
+        pairs.append(correctness(100, both=10, variant_only=only_a, baseline_only=only_b))
+    evidence = paired_correctness(pairs)
+    low, high = evidence.interval_at(0.999)
+    assert evidence.test == "paired t over 3 seeds" and (low, high) == (-1.0, 1.0)

@@ -92,12 +92,21 @@ def claims_table(rows: list[dict], alpha: float = ALPHA) -> str:
             paper,
             _ours(row),
             _p_pair(row["p_value"], row["adjusted_p"]),
-            "–" if row["mde"] is None else f"≥ {row['mde']:.2f}",
+            _detectable(row),
             row["test"],
             f"**{row['verdict']}**",
         ]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _detectable(row: dict) -> str:
+    """The MDE cell; beyond the largest possible accuracy difference, nothing is detectable."""
+    if row["mde"] is None:
+        return "–"
+    if scale(row["metric"]) == 100.0 and row["mde"] >= 100:
+        return "none (> 100)"
+    return f"≥ {row['mde']:.2f}"
 
 
 def _sign(row: dict) -> float:

@@ -718,7 +718,7 @@ def seed_comparison_table(summary: dict) -> str:
                 _signed(100 * d["difference"]),
                 _interval(d["low"], d["high"]),
                 _p_pair(d["p_value"], d.get("adjusted_p")),
-                "–" if mde is None else f"≥ {100 * mde:.2f}",
+                "–" if mde is None else "none (> 100)" if mde >= 1 else f"≥ {100 * mde:.2f}",
                 d.get("test", "paired t"),
                 d["verdict"],
             ]

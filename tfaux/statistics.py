@@ -249,7 +249,7 @@ def paired_correctness(pairs: Sequence[tuple]) -> Evidence:
         counts.append((int(np.sum(a & ~b)), int(np.sum(~a & b)), len(a)))
     differences = [(only_a - only_b) / n for only_a, only_b, n in counts]
     if len(pairs) >= MIN_DISTINCT_SEEDS and distinct(differences) >= MIN_DISTINCT_SEEDS:
-        return seed_differences(differences)
+        return seed_differences(differences, limit=1.0)
     only_a, only_b, n = (sum(c[i] for c in counts) for i in range(3))
     discordant = only_a + only_b
     p_value = stats.binomtest(only_a, discordant, 0.5).pvalue if discordant else 1.0
@@ -336,9 +336,11 @@ def seed_values(a_values, b_values) -> Evidence:
     return seed_differences(a - b)
 
 
-def seed_differences(differences) -> Evidence:
+def seed_differences(differences, limit: float | None = None) -> Evidence:
     """A paired t over seeds of the per-seed differences a − b; its minimum detectable effect
-    comes from their standard deviation (`statsmodels` TTestPower)."""
+    comes from their standard deviation (`statsmodels` TTestPower). `limit` bounds the
+    interval where a − b cannot exceed it (1 for a difference of accuracies: with 3 seeds, t's
+    2 degrees of freedom easily reach past ±100 points)."""
     d = _numbers(differences, "differences")
     k = len(d)
     if distinct(d) < MIN_DISTINCT_SEEDS:
@@ -350,8 +352,10 @@ def seed_differences(differences) -> Evidence:
 
     def interval_at(confidence: float) -> tuple[float, float]:
         _check_confidence(confidence)
-        ci = result.confidence_interval(confidence)
-        return float(ci.low), float(ci.high)
+        low, high = result.confidence_interval(confidence)
+        if limit is not None:
+            low, high = max(low, -limit), min(high, limit)
+        return float(low), float(high)
 
     def mde_at(alpha: float, power: float) -> float:
         return _standardized_t_mde(k, alpha, power) * sd
