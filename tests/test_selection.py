@@ -172,7 +172,7 @@ def test_the_cli_refuses_a_disabling_setting_in_one_line(capsys):
     ("variant", "settings", "message"),
     [
         ("none@free_scheduled", {"ramp_epochs": 1}, "1 is plain '@free'"),
-        ("none@free_scheduled", {"ramp_epochs": 9}, "more never reaches ε and m"),
+        ("none@free_scheduled", {"ramp_epochs": 9}, r"set training.epochs to at least 21 or lower"),
         ("none@free_ema", {"ema": 0.0}, "adversarial.ema > 0"),
         ("none@free_gamma", {"gamma": 1.0}, "adversarial.gamma < 1"),
         ("none@trades", {"clean_fraction": 0.5}, "clean_fraction = 0 for '@trades'"),

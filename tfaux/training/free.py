@@ -266,12 +266,20 @@ class FreeScheduledLoop(FreeLoop):
 
     def check_settings(self) -> None:
         super().check_settings()
-        ramp, epochs = self.recipe.adversarial.ramp_epochs, self.epochs(self.recipe.training.epochs)
-        if not 2 <= ramp <= epochs:
+        ramp, natural = self.recipe.adversarial.ramp_epochs, self.recipe.training.epochs
+        epochs = self.epochs(natural)
+        if ramp < 2:
             raise ValueError(
-                f"Expected 2 <= adversarial.ramp_epochs <= {epochs} (its epochs) for "
-                f"'@{self.name}': 1 is plain '@free', more never reaches ε and m. "
+                f"Expected adversarial.ramp_epochs >= 2 for '@{self.name}' (1 is plain '@free'). "
                 f"Received: ramp_epochs={ramp}"
+            )
+        if ramp > epochs:
+            needed = next(e for e in range(natural, 100 * natural + 100) if self.epochs(e) >= ramp)
+            raise ValueError(
+                f"Expected adversarial.ramp_epochs <= the {epochs} epoch(s) '@{self.name}' trains "
+                f"from training.epochs={natural} (m up to {self.recipe.adversarial.replays} replays "
+                "per batch), or ε and m never reach their targets: set training.epochs to at least "
+                f"{needed} or lower adversarial.ramp_epochs. Received: ramp_epochs={ramp}"
             )
 
 
