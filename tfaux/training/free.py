@@ -277,9 +277,9 @@ class FreeScheduledLoop(FreeLoop):
             needed = next(e for e in range(natural, 100 * natural + 100) if self.epochs(e) >= ramp)
             raise ValueError(
                 f"Expected adversarial.ramp_epochs <= the {epochs} epoch(s) '@{self.name}' trains "
-                f"from training.epochs={natural} (m up to {self.recipe.adversarial.replays} replays "
-                "per batch), or ε and m never reach their targets: set training.epochs to at least "
-                f"{needed} or lower adversarial.ramp_epochs. Received: ramp_epochs={ramp}"
+                f"from training.epochs={natural} (m up to {self.recipe.adversarial.replays} "
+                "replays per batch), or ε and m never reach their targets: set training.epochs to "
+                f"at least {needed} or lower adversarial.ramp_epochs. Received: ramp_epochs={ramp}"
             )
 
 
