@@ -13,7 +13,7 @@ from tfaux import reporting
 from tfaux.claims import judge_claims
 from tfaux.config import Claim
 from tfaux.evaluate.corruption import corruption_error, save_corruption_correct
-from tfaux.evidence import RunRecord, metric_evidence
+from tfaux.evidence import RunRecord, column, metric_evidence
 from tfaux.statistics import (
     DOES_NOT_HOLD,
     HOLDS,
@@ -176,3 +176,10 @@ def test_the_report_leads_with_the_claims(tmp_path):
     assert "aux vs none" in claims_line and "**holds**" in claims_line
     saved = json.loads((tmp_path / "results.json").read_text(), parse_constant=pytest.fail)
     assert saved["claims"][0]["verdict"] == HOLDS and math.isfinite(saved["claims"][0]["mde"])
+
+
+def test_an_fgsm_claim_at_8_255_finds_the_column_the_report_rounded():
+    result = variant_result(0.8, 0.3)
+    result["fgsm_accuracy"] = {"0.0313725": 0.5, "0.1": 0.2}
+    assert column(f"fgsm:{8 / 255}", result) == "FGSM ε=0.0313725"
+    assert column("fgsm:0.1", result) == "FGSM ε=0.1" and column("fgsm:0.2", result) is None

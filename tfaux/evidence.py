@@ -110,7 +110,12 @@ def column(metric: str, result: dict) -> str | None:
     if kind == "pgd":
         return result["pgd_attack"]
     if kind == "fgsm":
-        keys = [k for k in result["fgsm_accuracy"] if math.isclose(float(k), float(argument))]
+        # Result keys keep 6 significant digits ("0.0313725" for 8/255); claims give the float.
+        keys = [
+            k
+            for k in result["fgsm_accuracy"]
+            if math.isclose(float(k), float(argument), rel_tol=1e-5)
+        ]
         return f"FGSM ε={keys[0]}" if keys else None
     if kind == "attack":
         return argument if argument in result["robustness"]["attacks"] else None
