@@ -121,7 +121,7 @@ def test_a_claim_of_the_true_size_is_rarely_called_ruled_out():
 def test_the_paired_bootstrap_of_a_ratio_gives_at_most_5_percent_false_verdicts():
     # A CE-like statistic: a's errors over a reference's minus b's over the same reference,
     # on the same resampled images; a and b exchangeable.
-    rng, trials, n = np.random.default_rng(5), 400, 300
+    rng, trials, n = np.random.default_rng(5), 300, 300
 
     def false_verdict(_):
         a_right, b_right = _pair(rng, n, 0.2, 0.0, accuracy=0.6)
@@ -133,7 +133,7 @@ def test_the_paired_bootstrap_of_a_ratio_gives_at_most_5_percent_false_verdicts(
             return 100 * (totals[:, 0] - totals[:, 1]) / totals[:, 2]
 
         evidence = paired_bootstrap(
-            [ce_difference], [n], replicates=1000, seed=int(rng.integers(1e9))
+            [ce_difference], [n], replicates=500, seed=int(rng.integers(1e9))
         )
         return table_verdict(judge({"a": evidence}, ALPHA)["a"], ALPHA) != NO_DIFFERENCE
 
