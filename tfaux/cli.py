@@ -59,7 +59,8 @@ def resolve(name: str, assignments: list[str], recipes: dict) -> Recipe:
     if len(recipe.claims) < declared:
         print(
             f"note: {declared - len(recipe.claims)} of the recipe's {declared} claims are not "
-            "tested by this run (its variants or metrics are not in it)"
+            "tested by this run (its variants or metrics are not in it)",
+            file=sys.stderr,
         )
     from tfaux.experiment import check_recipe  # imports TensorFlow: once a recipe is chosen
 
