@@ -767,7 +767,8 @@ class Recipe:
     ("optimizer_steps", "example_passes": forward-backward passes over training examples,
     attack steps and replays counted; "none"); a variant off the baseline's by more than 2 % is
     marked. `objective` picks the best variant, the one exported: "clean" (validation accuracy)
-    or "robust" (validation PGD accuracy) for recipes about robustness.
+    or "robust" (validation PGD accuracy) for recipes about robustness. `claims` are the
+    paper's (`Claim`): every report leads with their verdicts.
     """
 
     name: str
