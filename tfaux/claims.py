@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from tfaux import statistics
+from tfaux.cells import finite, p_pair, signed
 from tfaux.config import Claim
 from tfaux.evidence import RunRecord, metric_evidence, scale
 
@@ -42,23 +43,19 @@ def judge_claims(
                 "metric": claim.metric,
                 "direction": claim.direction,
                 "effect": claim.effect,
-                "difference": _finite(unit * j.difference),
-                "low": _finite(unit * j.low),
-                "high": _finite(unit * j.high),
+                "difference": finite(unit * j.difference),
+                "low": finite(unit * j.low),
+                "high": finite(unit * j.high),
                 "confidence": j.confidence,
-                "p_value": _finite(j.p_value),
-                "adjusted_p": _finite(j.adjusted_p),
-                "mde": _finite(unit * j.mde),
+                "p_value": finite(j.p_value),
+                "adjusted_p": finite(j.adjusted_p),
+                "mde": finite(unit * j.mde),
                 "test": j.test,
                 "n": j.n,
                 "verdict": statistics.claim_verdict(j, claim.direction, effect, alpha),
             }
         )
     return rows
-
-
-def _finite(x: float) -> float | None:
-    return None if x is None or math.isnan(x) else float(x)
 
 
 def claims_table(rows: list[dict], alpha: float = ALPHA) -> str:
@@ -83,7 +80,7 @@ def claims_table(rows: list[dict], alpha: float = ALPHA) -> str:
         "|" + "---|" * 10,
     ]
     for number, row in enumerate(rows, 1):
-        paper = "–" if row["effect"] is None else _signed(_sign(row) * row["effect"])
+        paper = "–" if row["effect"] is None else signed(_sign(row) * row["effect"])
         cells = [
             str(number),
             f"{row['source']}: {row['quote']}",
@@ -91,7 +88,7 @@ def claims_table(rows: list[dict], alpha: float = ALPHA) -> str:
             row["metric"],
             paper,
             _ours(row),
-            _p_pair(row["p_value"], row["adjusted_p"]),
+            p_pair(row["p_value"], row["adjusted_p"]),
             _detectable(row),
             row["test"],
             f"**{row['verdict']}**",
@@ -117,23 +114,8 @@ def _ours(row: dict) -> str:
     if row["difference"] is None:
         return "–"
     if row["low"] is None:
-        return _signed(row["difference"])
+        return signed(row["difference"])
     confidence = f"{100 * row['confidence']:.4g} %"
     return (
-        f"{_signed(row['difference'])} [{_signed(row['low'])}, {_signed(row['high'])}] "
-        f"({confidence})"
+        f"{signed(row['difference'])} [{signed(row['low'])}, {signed(row['high'])}] ({confidence})"
     )
-
-
-def _p_pair(p: float | None, adjusted: float | None) -> str:
-    if p is None:
-        return "–"
-    return f"{_p(p)} ({_p(adjusted)})"
-
-
-def _p(p: float) -> str:
-    return "<0.001" if p < 0.001 else f"{p:.2g}"
-
-
-def _signed(x: float) -> str:
-    return f"{x:+.2f}".replace("-", "−")

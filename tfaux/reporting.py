@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from tfaux import statistics
+from tfaux.cells import finite, p_pair, signed
 from tfaux.claims import claims_table, judge_claims
 from tfaux.config import Claim
 from tfaux.evaluate.corruption_plot import corruption_plot
@@ -105,7 +106,7 @@ def _budget_cells(budget: dict | None, rule: dict | None) -> list[str]:
     cells = {q: _count(budget[q]) for q in ("optimizer_steps", "example_passes")}
     quantity, relative = (rule or {}).get("quantity"), budget.get("relative")
     if quantity in cells and relative is not None and _outside(budget, rule["tolerance"]):
-        cells[quantity] += f" **{_signed(100 * (relative - 1), 0)} % budget**"
+        cells[quantity] += f" **{signed(100 * (relative - 1), 0)} % budget**"
     return list(cells.values())
 
 
@@ -135,11 +136,6 @@ def _count(n: float) -> str:
         if abs(n) >= scale:
             return f"{n / scale:.3g}{suffix}"
     return f"{n:g}"
-
-
-def _signed(x: float, digits: int = 2) -> str:
-    """+1.20 / −1.20 (a real minus sign, so columns of signed numbers line up)."""
-    return f"{x:+.{digits}f}".replace("-", "−")
 
 
 def _checks_cell(checks: list[dict]) -> str:
@@ -262,9 +258,9 @@ def comparison_table(results: dict, comparison: dict) -> str:
             elif key in comparison["variants"].get(name, {}):
                 t = comparison["variants"][name][key]
                 cells += [
-                    _signed(100 * t["difference"]),
+                    signed(100 * t["difference"]),
                     _interval(t["low"], t["high"]),
-                    _p_pair(t["p_value"], t.get("adjusted_p")),
+                    p_pair(t["p_value"], t.get("adjusted_p")),
                     t["verdict"],
                 ]
             else:  # no per-example results for this variant
@@ -277,18 +273,7 @@ def _interval(low: float | None, high: float | None) -> str:
     """A CI of a difference of fractions, in points; "–" where it is undefined."""
     if low is None or high is None or math.isnan(low) or math.isnan(high):
         return "–"
-    return f"[{_signed(100 * low)}, {_signed(100 * high)}]"
-
-
-def _p_pair(p: float | None, adjusted: float | None) -> str:
-    """A raw p with its Holm-adjusted one in brackets; "–" where no test ran."""
-    return "–" if p is None or math.isnan(p) else f"{_p(p)} ({_p(adjusted)})"
-
-
-def _p(p: float | None) -> str:
-    if p is None or math.isnan(p):
-        return "–"
-    return "<0.001" if p < 0.001 else f"{p:.2g}"
+    return f"[{signed(100 * low)}, {signed(100 * high)}]"
 
 
 def curves_plot(results: dict, path: Path) -> Path:
@@ -640,8 +625,8 @@ def _seed_stats(values: list[float], confidence: float) -> dict:
         "values": values,
         "mean": mean,
         "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-        "low": _finite(low),
-        "high": _finite(high),
+        "low": finite(low),
+        "high": finite(high),
     }
 
 
@@ -664,11 +649,11 @@ def _seed_comparison(
         for name, j in statistics.judge(evidence, alpha).items():
             comparison[name][key] = {
                 "difference": j.difference,
-                "low": _finite(j.low),
-                "high": _finite(j.high),
-                "p_value": _finite(j.p_value),
-                "adjusted_p": _finite(j.adjusted_p),
-                "mde": _finite(j.mde),
+                "low": finite(j.low),
+                "high": finite(j.high),
+                "p_value": finite(j.p_value),
+                "adjusted_p": finite(j.adjusted_p),
+                "mde": finite(j.mde),
                 "test": j.test,
                 "n": j.n,
                 "verdict": statistics.table_verdict(j, alpha),
@@ -682,11 +667,6 @@ def _record_key(column: str, records: list[RunRecord], name: str) -> str:
     result = records[0].results["variants"][name]
     label = headline(result)[0]
     return "robust" if column == label and label != result["pgd_attack"] else column
-
-
-def _finite(x: float) -> float | None:
-    """JSON has no NaN: an undefined bound or p-value is written as null."""
-    return None if math.isnan(x) else float(x)
 
 
 def seed_comparison_table(summary: dict) -> str:
@@ -715,9 +695,9 @@ def seed_comparison_table(summary: dict) -> str:
             cells = [
                 name,
                 key,
-                _signed(100 * d["difference"]),
+                signed(100 * d["difference"]),
                 _interval(d["low"], d["high"]),
-                _p_pair(d["p_value"], d.get("adjusted_p")),
+                p_pair(d["p_value"], d.get("adjusted_p")),
                 "–" if mde is None else "none (> 100)" if mde >= 1 else f"≥ {100 * mde:.2f}",
                 d.get("test", "paired t"),
                 d["verdict"],
@@ -747,7 +727,7 @@ def seed_training_table(summary: dict) -> str:
                 "within"
                 if marks["within_budget"]
                 else "**"
-                + ", ".join(f"{_signed(100 * (r - 1), 0)} %" for r in relative)
+                + ", ".join(f"{signed(100 * (r - 1), 0)} %" for r in relative)
                 + " budget**"
             )
         )
@@ -999,7 +979,7 @@ def _backbone_claims(summary: dict) -> list[str]:
         ]
         for rows in backbones.values():
             row = rows[index] if index < len(rows) else None
-            shown = "–" if row is None or row["difference"] is None else _signed(row["difference"])
+            shown = "–" if row is None or row["difference"] is None else signed(row["difference"])
             cells.append(f"{shown} {row['verdict'] if row else ''}".strip())
         lines.append("| " + " | ".join(cells) + " |")
     return lines
