@@ -5,10 +5,14 @@ Table 6: standard training, plain data augmentation with the same four corruptio
 Auxiliary Training) and Auxiliary Training, on clean accuracy and mCE. Table 8: PGD-7
 adversarial training vs Auxiliary Training whose primary classifier trains on the PGD-7 examples
 while the auxiliary classifiers see the corruptions; ε = 0.1, PGD-10 and FGSM evaluation with the
-sanity checks. Real Fashion-MNIST, 5,000 training images, ResNet-8, 3 epochs.
+sanity checks. Real Fashion-MNIST, ResNet-8.
 
-Schedule: seed 001's own step schedule (SGD 0.1, ÷10 at 1/3, 2/3 and 29/30 of training), per
-step, so it anneals within these few epochs as in the paper's 300.
+Size and schedule: 20,000 training images, 4 epochs (626 optimizer steps), one-cycle SGD to 0.4
+(warm-up over 20 % of the steps, cosine to 0), on which the standard model reaches 88.2 % test
+accuracy (the full split's 4 epochs: 90.7 %). Seed 001's own step schedule (SGD 0.1, ÷10 at 1/3,
+2/3 and 29/30) left it at 80.5 % validation accuracy in the same steps, and merging in stage 2
+(the last epoch) at 0.001 would barely act; here stage 2 runs at rates falling from about 0.09
+to 0. `--set training.schedule=step --set training.learning_rate=0.1` is the paper's schedule.
 """
 
 from tfaux.config import (
@@ -33,9 +37,9 @@ RECIPE = Recipe(
         "none@pgd",
         "none@auxiliary_pgd",
     ),
-    data=DataConfig(dataset="fashion_mnist", batch_size=128, train_size=5000, test_size=2000),
+    data=DataConfig(dataset="fashion_mnist", batch_size=128, train_size=20000, test_size=2000),
     model=ModelConfig(backbone="resnet8"),
-    training=TrainingConfig(epochs=3, learning_rate=0.1, schedule="step"),
+    training=TrainingConfig(epochs=4, learning_rate=0.4, schedule="onecycle"),
     adversarial=AdversarialConfig(eps=0.1, pgd_steps=7),
     auxiliary=AuxTrainingConfig(alpha=0.05, penalty=0.05),
     # Table 8's attacks: BIM and MIM in L∞ and L2 (and PGD in L2) stay on.

@@ -174,3 +174,30 @@ def test_same_seed_same_metrics(tmp_path):
         for r in (first, second)
     ]
     assert histories[0]["history"] == histories[1]["history"]
+
+
+@pytest.mark.filterwarnings("ignore::tfaux.evaluate.sanity.UntrustworthyRobustnessWarning")
+def test_a_seed_sweep_trains_one_ce_reference_for_every_seed(tmp_path):
+    recipe = dataclasses.replace(
+        _evaluated_recipe(tmp_path),
+        variants=("none",),
+        evaluation=quick_eval(fgsm_eps=(0.1,)),
+        training=TrainingConfig(epochs=1, learning_rate=0.05),
+        seeds=(0, 1),
+    )
+    result = runner.run(recipe, runs_dir=tmp_path, progress=False)
+    reference = "reference_small_cnn"
+    assert (result.run_dir / "variants" / f"{reference}.weights.h5").exists()
+    shared = json.loads((result.run_dir / "variants" / f"{reference}.corruption.json").read_text())
+    seed_runs = sorted((result.run_dir / "seeds").iterdir())
+    assert len(seed_runs) == 2
+    for seed_run in seed_runs:
+        assert not (seed_run / "variants" / f"{reference}.weights.h5").exists()  # not retrained
+        results = json.loads((seed_run / "results.json").read_text())
+        assert results["corruption"]["reference_errors"]["errors"] == shared["errors"]
+        errors = results["variants"]["none"]["corruption"]
+        ce = results["variants"]["none"]["corruption_error"]["ce"]["contrast"]
+        expected = sum(errors["errors"]["contrast"].values()) / sum(
+            shared["errors"]["contrast"].values()
+        )
+        assert ce == pytest.approx(100 * expected)

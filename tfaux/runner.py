@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,8 +131,8 @@ def run(
     # Training: every worker of a multi-worker job takes part.
     for variant in recipe.variants:
         _train_variant(recipe, variant, run_dir, progress, callbacks)
-    if recipe.corruption.enabled:  # the CE reference
-        key = f"reference_{recipe.corruption.reference}"
+    if recipe.corruption.enabled and not _has_reference_errors(recipe, run_dir):
+        key = f"reference_{recipe.corruption.reference}"  # the CE reference
         _train_variant(reference_recipe(recipe), "none", run_dir, progress, callbacks, key=key)
     if not is_chief():  # evaluation, reports and export are the chief's
         remove_worker_dirs()
@@ -204,6 +205,8 @@ def _run_seeds(recipe: Recipe, runs_dir: Path, savedmodels_dir: Path, fresh, pro
         )
         for seed in recipe.seeds
     }
+    if recipe.corruption.enabled and recipe.training.strategy != "multi_worker":
+        _share_reference(singles[recipe.seeds[0]], list(singles.values()), run_dir, progress)
     per_seed = _run_each(singles, run_dir / "seeds", savedmodels_dir, progress, callbacks)
     log_to(run_dir / "log.txt")
     summary = reporting.seed_summary(recipe.name, run_dir.name, per_seed, claims=recipe.claims)
@@ -575,8 +578,7 @@ def _reference_errors(recipe: Recipe, splits, run_dir: Path, cset, progress: boo
     if cset is None:
         return None
     key = f"reference_{recipe.corruption.reference}"
-    cached = run_dir / "variants" / f"{key}.corruption.json"
-    correct_file = run_dir / "variants" / f"{key}.corruption.npz"
+    cached, correct_file = _reference_files(recipe, run_dir)
     if cached.exists() and correct_file.exists():
         return json.loads(cached.read_text())
     # Trained with the variants (`run`), where every worker of a multi-worker job takes part.
@@ -587,6 +589,45 @@ def _reference_errors(recipe: Recipe, splits, run_dir: Path, cset, progress: boo
     errors = {"name": key, **errors, "correct": correct_file.name}
     cached.write_text(json.dumps(errors, indent=2))
     return errors
+
+
+def _reference_files(recipe: Recipe, run_dir: Path) -> tuple[Path, Path]:
+    """The CE reference's errors (`.corruption.json`) and per-example record (`.npz`)."""
+    key = f"reference_{recipe.corruption.reference}"
+    return (
+        run_dir / "variants" / f"{key}.corruption.json",
+        run_dir / "variants" / f"{key}.corruption.npz",
+    )
+
+
+def _has_reference_errors(recipe: Recipe, run_dir: Path) -> bool:
+    return all(path.exists() for path in _reference_files(recipe, run_dir))
+
+
+def _share_reference(first: Recipe, singles: list[Recipe], run_dir: Path, progress: bool):
+    """One CE reference for every seed of a sweep: trained with the first seed in the sweep's
+    own directory, evaluated once, and its errors copied into each seed's run before it starts.
+
+    The reference is a fixed normalizer (the paper divides by one AlexNet's errors); one per
+    seed added its own training noise to every CE difference and cost the sweep n × its
+    training (3 × the variants' epochs each). A multi-worker sweep keeps one per seed: its
+    workers would race for the copies.
+    """
+    if not _has_reference_errors(first, run_dir):
+        key = f"reference_{first.corruption.reference}"
+        _train_variant(reference_recipe(first), "none", run_dir, progress, key=key)
+        splits = load_splits(first)
+        cset = _corrupted_test_set(first, splits, progress)
+        _reference_errors(first, splits, run_dir, cset, progress)
+    for single in singles:
+        if _finished_run(run_dir / "seeds", single) is None:
+            seed_dir = run_directory(run_dir / "seeds", single, fresh=False)  # run() resumes it
+            for source, target in zip(
+                _reference_files(first, run_dir), _reference_files(single, seed_dir), strict=True
+            ):
+                writable_dir(target.parent)
+                if not target.exists():
+                    shutil.copyfile(source, target)
 
 
 def reference_recipe(recipe: Recipe) -> Recipe:
