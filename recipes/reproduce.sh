@@ -30,7 +30,6 @@ run() {  # run <recipe> [--set ...]: trains or resumes, then copies the finished
     mkdir -p "$RESULTS/$recipe"
     find "$run_dir" -maxdepth 1 -type f \( -name '*.md' -o -name '*.json' -o -name '*.png' \
         -o -name '*.csv' \) -exec cp {} "$RESULTS/$recipe/" \;
-    echo "$COMMIT" >"$RESULTS/$recipe/commit"
     echo "== $(date -u +%FT%TZ) $recipe done: $RESULTS/$recipe"
 }
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import quick_eval
-from tfaux import FourierTask, build, data, evidence, experiment, runner
+from tfaux import FourierTask, build, data, evidence, experiment, provenance, runner
 from tfaux.config import CorruptionConfig, DataConfig, ModelConfig, Recipe, TrainingConfig
 from tfaux.evaluate import load_corruption_correct, robustness
 from tfaux.training import sgd_momentum
@@ -186,6 +186,9 @@ def test_a_seed_sweep_trains_one_ce_reference_for_every_seed(tmp_path):
         seeds=(0, 1),
     )
     result = runner.run(recipe, runs_dir=tmp_path, progress=False)
+    commit = provenance.code_commit()
+    assert result.results["commit"] == commit and commit  # the tests run in a checkout
+    assert f"Commit: {commit}" in (result.run_dir / "results.md").read_text()
     reference = "reference_small_cnn"
     assert (result.run_dir / "variants" / f"{reference}.weights.h5").exists()
     shared = json.loads((result.run_dir / "variants" / f"{reference}.corruption.json").read_text())
@@ -194,6 +197,7 @@ def test_a_seed_sweep_trains_one_ce_reference_for_every_seed(tmp_path):
     for seed_run in seed_runs:
         assert not (seed_run / "variants" / f"{reference}.weights.h5").exists()  # not retrained
         results = json.loads((seed_run / "results.json").read_text())
+        assert results["commit"] == commit
         assert results["corruption"]["reference_errors"]["errors"] == shared["errors"]
         errors = results["variants"]["none"]["corruption"]
         ce = results["variants"]["none"]["corruption_error"]["ce"]["contrast"]

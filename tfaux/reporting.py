@@ -803,6 +803,7 @@ def write_seed_report(run_dir: Path, summary: dict) -> None:
     lines = [
         f"# {summary['recipe']} ({summary['run']}): seeds {', '.join(map(str, summary['seeds']))}",
         "",
+        *provenance_lines(summary),
         *([claims] if claims else []),
         f"## Mean ± {100 * confidence:g} % CI (Student t) over seeds (accuracy %)",
         "",
@@ -819,6 +820,12 @@ def write_seed_report(run_dir: Path, summary: dict) -> None:
     summary["plot"] = seed_plot(summary, run_dir / "seeds.png").name
     (run_dir / "results.md").write_text("\n".join(lines))
     (run_dir / "results.json").write_text(json.dumps(summary, indent=2))
+
+
+def provenance_lines(results: dict) -> list[str]:
+    """A report header's "Commit: <sha>" line and a blank one; none when the run recorded no
+    commit (outside a git checkout, or a run from before commits were recorded)."""
+    return [f"Commit: {results['commit']}", ""] if results.get("commit") else []
 
 
 def write_report(run_dir: Path, results: dict, claims: tuple[Claim, ...] = ()) -> None:
@@ -860,7 +867,9 @@ def write_report(run_dir: Path, results: dict, claims: tuple[Claim, ...] = ()) -
         (run_dir / "robustbench.json").write_text(json.dumps(entries, indent=2))
         results["robustbench"] = "robustbench.json"
     (run_dir / "results.md").write_text(
-        f"# {results['recipe']} ({results['run']})\n\n" + "\n".join(sections)
+        "\n".join([f"# {results['recipe']} ({results['run']})", "", *provenance_lines(results)])
+        + "\n"
+        + "\n".join(sections)
     )
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
 
@@ -929,6 +938,7 @@ def write_backbone_report(run_dir: Path, summary: dict) -> None:
     lines = [
         f"# {summary['recipe']} ({summary['run']}): one run per backbone (accuracy %)",
         "",
+        *provenance_lines(summary),
         "Δ: variant minus the backbone's own baseline on the same test images, with its 95 % CI "
         "(Bonett–Price) and verdict (one seed: the test set's noise only).",
         "",

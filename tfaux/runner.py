@@ -66,6 +66,7 @@ from tfaux.experiment import (
 )
 from tfaux.export import saved_model
 from tfaux.models import primary_classifier
+from tfaux.provenance import code_commit
 from tfaux.training.loops import STANDARD
 from tfaux.training.monitor import write_heatmap, write_hparams
 from tfaux.training.resume import RunBackup, TrainingDivergedError
@@ -160,6 +161,7 @@ def run(
         "best_by": best_by,
         "baseline": comparison_baseline(recipe),
         "budget_rule": compare_budgets(recipe, variants),
+        "commit": code_commit(),
     }
     if reference is not None:
         results["corruption"] = _corruption_summary(recipe, variants, reference)
@@ -210,6 +212,7 @@ def _run_seeds(recipe: Recipe, runs_dir: Path, savedmodels_dir: Path, fresh, pro
     per_seed = _run_each(singles, run_dir / "seeds", savedmodels_dir, progress, callbacks)
     log_to(run_dir / "log.txt")
     summary = reporting.seed_summary(recipe.name, run_dir.name, per_seed, claims=recipe.claims)
+    summary["commit"] = code_commit()
     reporting.write_seed_report(run_dir, summary)
     first = per_seed[recipe.seeds[0]]
     return RunResult(run_dir, summary, first.export_dir)
@@ -235,6 +238,7 @@ def _run_backbones(
     per_backbone = _run_each(singles, run_dir / "backbones", savedmodels_dir, progress, callbacks)
     log_to(run_dir / "log.txt")
     summary = reporting.backbone_summary(recipe.name, run_dir.name, per_backbone)
+    summary["commit"] = code_commit()
     reporting.write_backbone_report(run_dir, summary)
     return RunResult(run_dir, summary, per_backbone[recipe.backbones[0]].export_dir)
 
