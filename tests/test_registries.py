@@ -2,6 +2,7 @@
 moment it registers (one step, finite loss, the config round trip, its declared properties)."""
 
 import dataclasses
+import sys
 
 import keras
 import numpy as np
@@ -80,7 +81,7 @@ def test_every_loop_declares_a_budget_and_is_validated_by_its_properties(name):
 def test_unknown_loop_suggests_the_closest_and_a_name_registers_once():
     with pytest.raises(ValueError, match="Unknown training loop 'pgdd'. Did you mean 'pgd'"):
         Recipe("bad", variants=("none@pgdd",))
-    with pytest.raises(ValueError, match="Expected a new loop name"):
+    with pytest.raises(ValueError, match="already registered"):
 
         @register_loop
         class Duplicate(Loop):
@@ -157,3 +158,39 @@ def test_tasks_say_what_they_need_of_the_data():
 
         check_recipe(recipe)
     assert dataclasses.replace(recipe, variants=("none",))  # the same recipe without it is fine
+
+
+def test_one_registry_type_registers_looks_up_lists_and_discovers(tmp_path, monkeypatch):
+    from tfaux.registry import Registry
+
+    package = tmp_path / "myplugins"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "first.py").write_text(
+        "from tests_registry_target import REGISTRY\n"
+        "@REGISTRY.register\n"
+        "def alpha():\n    return 'a'\n"
+        "@REGISTRY.register(name='beta_two')\n"
+        "def beta():\n    return 'b'\n"
+    )
+    registry = Registry("widget", packages=("myplugins",))
+    target = type(sys)("tests_registry_target")
+    target.REGISTRY = registry
+    monkeypatch.setitem(sys.modules, "tests_registry_target", target)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    assert registry.names() == ["alpha", "beta_two"]  # found by importing the package's files
+    assert registry.get("alpha")() == "a" and "beta_two" in registry and len(registry) == 2
+    assert registry.names("b*") == ["beta_two"]
+    with pytest.raises(ValueError, match="Unknown widget 'alpah'. Did you mean 'alpha'"):
+        registry.get("alpah")
+    alpha = registry.get("alpha")
+    assert registry.register(alpha) is alpha  # the same object again: a module imported twice
+    with pytest.raises(ValueError, match="The widget 'alpha' is already registered"):
+        registry.register(lambda: None, name="alpha")
+
+    class Named:
+        name = "gamma"
+
+    registry.register(Named)  # a class's own `name` names it, as loops and tasks
+    assert registry.get("gamma") is Named

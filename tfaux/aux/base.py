@@ -9,10 +9,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfaux.names import unknown_name
-from tfaux.plugins import import_submodules
+from tfaux.registry import Registry
 
-_TASKS: dict[str, type[AuxTask]] = {}
+TASKS: Registry[type] = Registry("aux task", packages=("tfaux.aux",))
 
 
 class AuxTask:
@@ -97,30 +96,25 @@ def register_task(cls: type[AuxTask]) -> type[AuxTask]:
     """Class decorator: makes a task creatable by name and serializable with the model."""
     if not cls.name:
         raise ValueError(f"Expected {cls.__name__}.name to be set. Received: name={cls.name!r}")
-    _TASKS[cls.name] = cls
+    TASKS.register(cls)
     return keras.saving.register_keras_serializable(package="tfaux")(cls)
 
 
 def list_tasks() -> list[str]:
     """Names of the registered auxiliary tasks."""
-    import_submodules("tfaux.aux")
-    return sorted(_TASKS)
+    return TASKS.names()
 
 
 def check_task(name: str) -> None:
     """Raises ValueError for an unknown task name, suggesting the closest."""
-    import_submodules("tfaux.aux")
-    if name not in _TASKS:
-        raise unknown_name("aux task", name, _TASKS)
+    TASKS.get(name)
 
 
 def task_class(name: str) -> type[AuxTask]:
     """The class registered as `name` (its declared `views`, `front`, ...)."""
-    check_task(name)
-    return _TASKS[name]
+    return TASKS.get(name)
 
 
 def create_task(name: str, weight: float = 0.01, **kwargs) -> AuxTask:
     """Creates the task registered as `name`; unknown names suggest the closest."""
-    check_task(name)
-    return _TASKS[name](weight=weight, **kwargs)
+    return TASKS.get(name)(weight=weight, **kwargs)

@@ -6,18 +6,17 @@ of shape (H / 2^n, W / 2^n, C). Heads are added by `tfaux.models.build`, never i
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from collections.abc import Callable
 
 import keras
 
 from tfaux.models.layers import NormFactory, batch_norm
-from tfaux.names import unknown_name
+from tfaux.registry import Registry
 
 BackboneFn = Callable[..., keras.Model]
 
-_BACKBONES: dict[str, BackboneFn] = {}
+BACKBONES: Registry[BackboneFn] = Registry("backbone", packages=("tfaux.models.backbones",))
 
 
 def register_backbone(fn: BackboneFn | None = None, *, name: str | None = None):
@@ -30,21 +29,12 @@ def register_backbone(fn: BackboneFn | None = None, *, name: str | None = None):
         @register_backbone
         def resnet8(input_shape, width=1.0, norm=None): ...
     """
-
-    def wrap(f: BackboneFn) -> BackboneFn:
-        key = name or f.__name__
-        if key in _BACKBONES:
-            raise ValueError(f"Backbone {key!r} is already registered.")
-        _BACKBONES[key] = f
-        return f
-
-    return wrap(fn) if fn is not None else wrap
+    return BACKBONES.register(fn, name=name)
 
 
 def list_backbones(pattern: str = "*") -> list[str]:
     """Returns the registered backbone names matching a shell-style `pattern`, sorted."""
-    _import_families()
-    return sorted(n for n in _BACKBONES if fnmatch.fnmatch(n, pattern))
+    return BACKBONES.names(pattern)
 
 
 def create_backbone(
@@ -78,10 +68,7 @@ def create_backbone(
 
 def get_backbone_builder(name: str) -> BackboneFn:
     """Returns the builder registered as `name`; unknown names suggest the closest ones."""
-    _import_families()
-    if name not in _BACKBONES:
-        raise unknown_name("backbone", name, _BACKBONES)
-    return _BACKBONES[name]
+    return BACKBONES.get(name)
 
 
 def feature_stride(backbone: keras.Model) -> int:
@@ -97,8 +84,3 @@ def feature_stride(backbone: keras.Model) -> int:
 def scaled(channels: int, width: float, divisor: int = 4) -> int:
     """Channel count scaled by the width multiplier, rounded to a multiple of `divisor`."""
     return max(divisor, int(round(channels * width / divisor)) * divisor)
-
-
-def _import_families() -> None:
-    # Importing the family modules runs their @register_backbone decorators.
-    from tfaux.models import backbones  # noqa: F401

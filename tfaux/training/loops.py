@@ -26,9 +26,8 @@ import keras
 
 from tfaux.data.sources import dataset_spec
 from tfaux.models.layers import NormFactory, batch_norm
-from tfaux.names import unknown_name
-from tfaux.plugins import import_submodules
 from tfaux.precision import dtype_policy
+from tfaux.registry import Registry
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,8 +36,6 @@ if TYPE_CHECKING:
     from tfaux.training.callbacks import ModelSelection
 
 STANDARD = "standard"
-
-_LOOPS: dict[str, type[Loop]] = {}
 
 
 class Loop:
@@ -187,29 +184,22 @@ class Loop:
         return 1
 
 
+LOOPS: Registry[type[Loop]] = Registry("training loop", packages=("tfaux.training",))
+
+
 def register_loop(cls: type[Loop]) -> type[Loop]:
     """Class decorator: makes a `Loop` subclass selectable as "@<cls.name>"."""
-    if not cls.name or cls.name in _LOOPS and _LOOPS[cls.name] is not cls:
-        raise ValueError(
-            f"Expected a new loop name for {cls.__name__}. Received: name={cls.name!r} "
-            f"(registered: {', '.join(sorted(_LOOPS))})"
-        )
-    _LOOPS[cls.name] = cls
-    return cls
+    return LOOPS.register(cls)
 
 
 def list_loops() -> list[str]:
     """Names of the registered training loops, sorted."""
-    _import_loops()
-    return sorted(_LOOPS)
+    return LOOPS.names()
 
 
 def loop_class(name: str) -> type[Loop]:
     """The class registered as `name`; an unknown name suggests the closest."""
-    _import_loops()
-    if name not in _LOOPS:
-        raise unknown_name("training loop", name, _LOOPS)
-    return _LOOPS[name]
+    return LOOPS.get(name)
 
 
 def create_loop(name: str, recipe: Recipe) -> Loop:
@@ -218,8 +208,3 @@ def create_loop(name: str, recipe: Recipe) -> Loop:
 
 
 register_loop(Loop)
-
-
-def _import_loops() -> None:
-    """Imports every module of `tfaux.training`, so their `@register_loop` classes register."""
-    import_submodules("tfaux.training")

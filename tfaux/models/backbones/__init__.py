@@ -1,5 +1,2 @@
-"""Backbone families, one file each; importing this package registers every file's backbones."""
-
-from tfaux.plugins import import_submodules
-
-import_submodules(__name__)
+"""Backbone families, one file each: `tfaux.models.registry.BACKBONES` imports them all on its
+first lookup, so a new family is one new file."""
