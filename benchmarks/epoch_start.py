@@ -107,7 +107,7 @@ def runner_fit(args, root: Path) -> BatchTimes:
     )
     splits = experiment.load_splits(recipe)
     model, strategy = experiment.build_model(recipe, "none", splits.info)
-    loop = experiment.variant_loop_of(recipe, "none")
+    loop = experiment.loop_of(recipe, "none")
     callbacks = experiment.training_callbacks(
         recipe, loop, args.epochs, splits, history_file=root / "history.csv", log_dir=root / "tb"
     )

@@ -8,7 +8,7 @@ import numpy as np
 
 from tfaux import build
 from tfaux.cli import main
-from tfaux.config import EvalConfig
+from tfaux.config import EvalConfig, Recipe
 from tfaux.training.callbacks import CatastrophicOverfittingGuard
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -255,3 +255,11 @@ def linear_problem(n: int = 96):
     x = np.clip(0.5 + rng.normal(scale=0.15, size=(n, 4, 4, 1)), 0.1, 0.9).astype("float32")
     score = x.reshape(n, 16) @ w
     return linear_model(w), x, (score > 0).astype("int32"), np.abs(score) / np.abs(w).sum()
+
+
+def check_variant(variant: str) -> None:
+    """Every check a recipe makes of one variant: its grammar, its loop and tasks in their
+    registries, the loop's rules, λ and the loop settings (`experiment.check_recipe`)."""
+    from tfaux.experiment import check_recipe
+
+    check_recipe(Recipe("check", variants=(variant,)))

@@ -4,7 +4,9 @@ import re
 
 import pytest
 
-from tfaux.config import DataConfig, Recipe, apply_overrides, field_paths, variant_tasks
+from tfaux.config import DataConfig, Recipe, apply_overrides, field_paths
+from tfaux.experiment import check_recipe
+from tfaux.variant import Variant
 
 BASE = Recipe(name="r", variants=("none", "fourier"))
 
@@ -54,19 +56,19 @@ def test_bad_overrides_say_what_is_wrong(assignment, message):
 
 def test_field_paths_and_variant_tasks():
     assert "training.epochs" in field_paths(BASE) and "data.dataset" in field_paths(BASE)
-    assert variant_tasks("none") == () and variant_tasks("recon+fourier") == ("recon", "fourier")
+    assert Variant.parse("none").tasks == ()
+    assert Variant.parse("recon+fourier").tasks == ("recon", "fourier")
     with pytest.raises(ValueError, match="val_fraction"):
         DataConfig(val_fraction=1.5)
 
 
 def test_variant_grammar_weights_loop_and_augmentation():
-    from tfaux.config import variant_augmentation, variant_loop, variant_weights
-
-    variant = "denoise=10+projection@fgsm:geometric"
-    assert variant_weights(variant, 0.5) == {"denoise": 10.0, "projection": 0.5}
-    assert variant_tasks(variant) == ("denoise", "projection")
-    assert (variant_loop(variant), variant_augmentation(variant)) == ("fgsm", "geometric")
-    assert variant_augmentation("none") is None and variant_loop("none:simclr") == "standard"
+    variant = Variant.parse("denoise=10+projection@fgsm:geometric")
+    assert variant.weights(0.5) == {"denoise": 10.0, "projection": 0.5}
+    assert variant.tasks == ("denoise", "projection")
+    assert (variant.loop, variant.augmentation) == ("fgsm", "geometric")
+    assert Variant.parse("none").augmentation is None
+    assert Variant.parse("none:simclr").loop == "standard"
     recipe = apply_overrides(BASE, ["variants=none,projection=0.1:geometric,none@random_sign"])
     assert recipe.variants[1] == "projection=0.1:geometric"
 
@@ -85,7 +87,7 @@ def test_variant_grammar_weights_loop_and_augmentation():
 )
 def test_bad_variants_say_what_is_wrong(variant, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        Recipe(name="r", variants=(variant,))
+        check_recipe(Recipe(name="r", variants=(variant,)))
 
 
 def test_training_schedule_and_seed_settings_are_validated():
@@ -113,15 +115,17 @@ def test_an_aux_task_at_lambda_zero_is_refused(settings, message):
     with pytest.raises(
         ValueError, match=r"Expected λ > 0 for the aux task .*" + re.escape(message)
     ):
-        Recipe(name="r", **settings)
+        check_recipe(Recipe(name="r", **settings))
 
 
 def test_lambda_zero_is_kept_where_it_is_not_a_no_op():
-    Recipe(name="r", variants=("none", "projection=0"))  # seed 002's two-view control
-    Recipe(name="r", variants=("projection",), aux_weight=0.0)
+    check_recipe(Recipe(name="r", variants=("none", "projection=0")))  # seed 002's control
+    check_recipe(Recipe(name="r", variants=("projection",), aux_weight=0.0))
     # Learned weights replace λ; a recipe whose variants all name their λ never reads aux_weight.
-    Recipe(name="r", variants=("fourier~uncertainty", "fourier+recon~gradnorm"), aux_weight=0.0)
-    Recipe(name="r", variants=("none", "recon=0.1"), aux_weight=0.0)
+    check_recipe(
+        Recipe(name="r", variants=("fourier~uncertainty", "fourier+recon~gradnorm"), aux_weight=0)
+    )
+    check_recipe(Recipe(name="r", variants=("none", "recon=0.1"), aux_weight=0.0))
 
 
 def test_every_recipe_file_builds():

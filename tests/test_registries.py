@@ -25,6 +25,7 @@ from tfaux.config import (
     TuningConfig,
 )
 from tfaux.data import DatasetInfo
+from tfaux.experiment import check_recipe
 from tfaux.training.aux_model import AuxModel
 from tfaux.training.loops import Loop, create_loop, list_loops, loop_class, register_loop
 
@@ -63,24 +64,25 @@ def test_every_loop_declares_a_budget_and_is_validated_by_its_properties(name):
     spec = cls(loop_recipe(**SETTINGS))
     assert spec.name == name and spec.passes_per_step() >= 1
     assert 1 <= spec.epochs(6) <= 6  # never more epochs than natural training's optimizer steps
-    Recipe("ok", variants=(f"none@{name}",))  # the variant grammar accepts every registered loop
+    # The variant grammar and the loop's own checks accept every registered loop.
+    check_recipe(Recipe("ok", variants=(f"none@{name}",)))
     if cls.chunked_batch:  # its batch is [clean, T(x), …]: no augmentation of its own
         with pytest.raises(ValueError, match=f"no augmentation .* loop '@{name}'"):
-            Recipe("bad", variants=(f"none@{name}:geometric",))
+            check_recipe(Recipe("bad", variants=(f"none@{name}:geometric",)))
     if cls.fixed_loss_weights:
         with pytest.raises(ValueError, match=f"fixed loss weights with the loop '@{name}'"):
-            Recipe("bad", variants=(f"fourier@{name}~uncertainty",))
+            check_recipe(Recipe("bad", variants=(f"fourier@{name}~uncertainty",)))
     searched = TuningConfig(variant=f"fourier@{name}", eps=(0.05, 0.2))
     if cls.trains_at_eps:
-        Recipe("ok", variants=(f"fourier@{name}",), tuning=searched)
+        check_recipe(Recipe("ok", variants=(f"fourier@{name}",), tuning=searched))
     else:
         with pytest.raises(ValueError, match=f"trains at adversarial.eps \\(not '@{name}'\\)"):
-            Recipe("bad", variants=(f"fourier@{name}",), tuning=searched)
+            check_recipe(Recipe("bad", variants=(f"fourier@{name}",), tuning=searched))
 
 
 def test_unknown_loop_suggests_the_closest_and_a_name_registers_once():
     with pytest.raises(ValueError, match="Unknown training loop 'pgdd'. Did you mean 'pgd'"):
-        Recipe("bad", variants=("none@pgdd",))
+        check_recipe(Recipe("bad", variants=("none@pgdd",)))
     with pytest.raises(ValueError, match="already registered"):
 
         @register_loop

@@ -5,25 +5,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import loop_model, random_images
+from tests.helpers import check_variant, loop_model, random_images
 from tfaux.aux import ReconTask
 from tfaux.config import (
     AdversarialConfig,
     DataConfig,
     ModelConfig,
     Recipe,
-    check_variant,
-    variant_augmentation,
-    variant_loop,
-    variant_recipe,
-    variant_settings,
-    variant_tasks,
-    variant_weighting,
-    variant_weights,
 )
 from tfaux.data.pipeline import DatasetInfo
-from tfaux.experiment import build_model, variant_loop_of
+from tfaux.experiment import build_model, check_recipe, loop_of
 from tfaux.runner import _hparams
+from tfaux.variant import Variant
 
 
 class _RecordingRecon(ReconTask):
@@ -79,14 +72,15 @@ def _recipe(variants=("none@fgsm",), eps=0.1, **settings):
 
 def test_variant_settings_are_parsed_by_field_type_and_ignored_elsewhere():
     variant = "recon=0.5+fourier@pgd[eps=0.3; pgd_steps=3;aux_targets=perturbed]:geometric~fixed"
-    assert variant_settings(variant) == {"eps": 0.3, "pgd_steps": 3, "aux_targets": "perturbed"}
-    assert isinstance(variant_settings(variant)["pgd_steps"], int)
-    assert variant_weights(variant, 0.01) == {"recon": 0.5, "fourier": 0.01}
-    assert variant_tasks(variant) == ("recon", "fourier")
-    assert variant_loop(variant) == "pgd"
-    assert variant_augmentation(variant) == "geometric"
-    assert variant_weighting(variant) == "fixed"
-    assert variant_settings("fourier@fgsm") == {}
+    parsed = Variant.parse(variant)
+    assert parsed.settings == {"eps": 0.3, "pgd_steps": 3, "aux_targets": "perturbed"}
+    assert isinstance(parsed.settings["pgd_steps"], int)
+    assert parsed.weights(0.01) == {"recon": 0.5, "fourier": 0.01}
+    assert parsed.tasks == ("recon", "fourier")
+    assert parsed.loop == "pgd"
+    assert parsed.augmentation == "geometric"
+    assert parsed.weighting == "fixed"
+    assert Variant.parse("fourier@fgsm").settings == {}
     check_variant(variant)
 
 
@@ -109,22 +103,23 @@ def test_bad_variant_settings_fail_in_one_line(variant, message):
     with pytest.raises(ValueError, match=message):
         check_variant(variant)
     with pytest.raises(ValueError, match=message):
-        _recipe(variants=("none", variant))
+        check_recipe(_recipe(variants=("none", variant)))
 
 
 def test_variant_recipe_applies_the_settings_to_adversarial_only():
     recipe = _recipe(variants=("none@fgsm", "none@fgsm[eps=0.3]", "none@pgd[eps=0.2;pgd_steps=3]"))
-    assert variant_recipe(recipe, "none@fgsm") is recipe
-    at_03 = variant_recipe(recipe, "none@fgsm[eps=0.3]")
+    assert Variant.parse("none@fgsm").recipe(recipe) is recipe
+    at_03 = Variant.parse("none@fgsm[eps=0.3]").recipe(recipe)
     assert (at_03.adversarial.eps, at_03.adversarial.pgd_steps) == (0.3, 7)
-    pgd = variant_recipe(recipe, "none@pgd[eps=0.2;pgd_steps=3]").adversarial
+    pgd = Variant.parse("none@pgd[eps=0.2;pgd_steps=3]").recipe(recipe).adversarial
     assert (pgd.eps, pgd.pgd_steps, pgd.guard) == (0.2, 3, "off")
     assert at_03.training == recipe.training and at_03.variants == recipe.variants
     assert recipe.adversarial.eps == 0.1  # the recipe itself is unchanged
     # The loop settings a recipe validates are the variant's: ε = 0 is refused for "@fgsm".
     with pytest.raises(ValueError, match=r"adversarial.eps > 0 for the loop '@fgsm'"):
-        _recipe(variants=("none", "none@fgsm[eps=0]"))
-    _recipe(variants=("none", "none@fgsm[eps=0.3]"), eps=0.0)  # the recipe's ε = 0 is not used
+        check_recipe(_recipe(variants=("none", "none@fgsm[eps=0]")))
+    # The recipe's ε = 0 is not used.
+    check_recipe(_recipe(variants=("none", "none@fgsm[eps=0.3]"), eps=0.0))
 
 
 def test_a_bracketed_variant_trains_at_its_own_eps():
@@ -145,7 +140,7 @@ def test_a_bracketed_variant_trains_at_its_own_eps():
     for variant, eps in [("none@fgsm", 0.1), ("none@fgsm[eps=0.3]", 0.3)]:
         model, _ = build_model(recipe, variant, info)
         assert model.eps == pytest.approx(eps) and model.step_size == pytest.approx(eps)
-        assert variant_loop_of(recipe, variant).recipe.adversarial.eps == eps
+        assert loop_of(recipe, variant).recipe.adversarial.eps == eps
         assert model.get_config()["eps"] == pytest.approx(eps)
         delta = np.abs(model.perturb(x, y).numpy() - x.numpy())
         np.testing.assert_allclose(delta.max(), eps, rtol=1e-5)  # FGSM: every pixel moves by ε

@@ -19,6 +19,7 @@ from tfaux.config import (
     TrainingConfig,
     selection_rule,
 )
+from tfaux.experiment import check_recipe
 from tfaux.training.callbacks import ModelSelection, StepBudget
 from tfaux.training.loops import create_loop, list_loops, loop_class
 
@@ -75,7 +76,7 @@ def test_each_loop_declares_the_epoch_its_method_evaluates():
     override = Recipe("r", training=TrainingConfig(select="last"))
     assert {selection_rule(override, loop_class(name)) for name in list_loops()} == {"last"}
     with pytest.raises(ValueError, match="monitor.robust_examples > 0 to select the best robust"):
-        Recipe("r", variants=("none@pgd",), monitor=MonitorConfig(robust_examples=0))
+        check_recipe(Recipe("r", variants=("none@pgd",), monitor=MonitorConfig(robust_examples=0)))
 
 
 def test_auxiliary_training_is_evaluated_after_merging_even_when_stage_two_lowers_accuracy(
@@ -93,7 +94,7 @@ def test_auxiliary_training_is_evaluated_after_merging_even_when_stage_two_lower
     )
     splits = experiment.load_splits(recipe)
     model, strategy = experiment.build_model(recipe, "none@auxiliary", splits.info)
-    loop = experiment.variant_loop_of(recipe, "none@auxiliary")
+    loop = experiment.loop_of(recipe, "none@auxiliary")
     callbacks = experiment.training_callbacks(
         recipe, loop, 3, splits, history_file=tmp_path / "h.csv"
     )
@@ -142,28 +143,37 @@ def test_every_free_variant_spends_natural_trainings_optimizer_steps(name, tmp_p
 def test_settings_that_silently_disable_a_method_are_refused(settings, message):
     variant = "none@free_gamma" if "gamma" in message else "none@pgd"
     with pytest.raises(ValueError, match=message):
-        Recipe("r", variants=(variant,), **settings)
+        check_recipe(Recipe("r", variants=(variant,), **settings))
 
 
 def test_settings_that_disable_trades_merging_or_random_signs_are_refused():
     from tfaux.config import RandomSignConfig
 
     with pytest.raises(ValueError, match="adversarial.beta > 0 for '@trades'"):
-        Recipe("r", variants=("none@trades",), adversarial=AdversarialConfig(beta=0.0))
+        check_recipe(Recipe("r", variants=("none@trades",), adversarial=AdversarialConfig(beta=0)))
     with pytest.raises(ValueError, match="merge_epoch < training.epochs"):
-        Recipe("r", variants=("none@auxiliary",), auxiliary=AuxTrainingConfig(merge_epoch=5))
-    Recipe("r", variants=("none@auxiliary_no_merge",), auxiliary=AuxTrainingConfig(merge_epoch=5))
+        check_recipe(
+            Recipe("r", variants=("none@auxiliary",), auxiliary=AuxTrainingConfig(merge_epoch=5))
+        )
+    check_recipe(
+        Recipe(
+            "r", variants=("none@auxiliary_no_merge",), auxiliary=AuxTrainingConfig(merge_epoch=5)
+        )
+    )
     with pytest.raises(ValueError, match="random_sign.eps > 0"):
-        Recipe("r", variants=("none@random_sign",), random_sign=RandomSignConfig(eps=0.0))
+        check_recipe(
+            Recipe("r", variants=("none@random_sign",), random_sign=RandomSignConfig(eps=0.0))
+        )
 
 
-def test_the_cli_refuses_a_disabling_setting_in_one_line(capsys):
+def test_the_cli_refuses_a_disabling_setting_in_one_line(capsys, tmp_path):
     from tests.helpers import RECIPES
     from tfaux.cli import main
 
-    assert (
-        main(["seed004_free", "--set", "adversarial.gamma=0.1", "--keys"], recipes_dir=RECIPES) == 2
-    )
+    # Refused by the checks before any data is loaded or any directory is made.
+    arguments = ["seed004_free", "--set", "adversarial.gamma=0.1", "--runs-dir", str(tmp_path)]
+    assert main(arguments, recipes_dir=RECIPES) == 2
+    assert not any(tmp_path.iterdir())
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "gamma × adversarial.replays >= 1" in err
 
@@ -182,14 +192,14 @@ def test_variants_identical_to_another_method_or_ignoring_a_setting_are_refused(
     variant, settings, message
 ):
     with pytest.raises(ValueError, match=message):
-        Recipe("r", variants=(variant,), adversarial=AdversarialConfig(**settings))
+        check_recipe(Recipe("r", variants=(variant,), adversarial=AdversarialConfig(**settings)))
 
 
 def test_a_robust_selection_needs_a_robust_validation_budget():
     from tfaux.config import EvalConfig
 
     with pytest.raises(ValueError, match="evaluation.eps > 0 to select the best robust epoch"):
-        Recipe("r", variants=("none@pgd",), evaluation=EvalConfig(eps=0.0))
+        check_recipe(Recipe("r", variants=("none@pgd",), evaluation=EvalConfig(eps=0.0)))
 
 
 CLEAN = [0.5, 0.6, 0.9, 0.7]  # val_accuracy: epoch 3 is the best (1-based)

@@ -18,7 +18,7 @@ import tensorflow as tf
 from tests.helpers import RECIPES, ROOT, Interrupt, random_images, tiny_model
 from tfaux.attacks import Attacker, AttackSpec
 from tfaux.cli import discover, load_recipe_file, main
-from tfaux.config import Recipe, apply_overrides, variant_weights
+from tfaux.config import Recipe, apply_overrides
 from tfaux.training.callbacks import RobustAccuracy
 from tfaux.training.resume import POINTER
 from tfaux.tune import (
@@ -29,6 +29,7 @@ from tfaux.tune import (
     tuned_recipe,
     weighted_variant,
 )
+from tfaux.variant import Variant
 
 # seed000_ft scaled down: real digits, a quarter-width small CNN, 1 epoch per trial.
 QUICK = [
@@ -124,7 +125,7 @@ def test_lambda_is_sampled_on_a_log_scale_within_range():
     # Any λ survives the variant grammar ("+" joins tasks: never "2.5e+12").
     for lam in (2.53e12, 5e-5, 1e-10):
         variant = weighted_variant("recon+fourier@pgd", {"recon": lam, "fourier": 1.0})
-        assert variant_weights(variant, 0.0) == {"recon": lam, "fourier": 1.0}
+        assert Variant.parse(variant).weights(0.0) == {"recon": lam, "fourier": 1.0}
 
 
 @pytest.mark.parametrize("name", sorted(discover(RECIPES)))

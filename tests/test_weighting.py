@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import loop_recipe, random_images, tiny_model, with_loop
+from tests.helpers import check_variant, loop_recipe, random_images, tiny_model, with_loop
 from tfaux import build
 from tfaux.aux import FourierTask, ReconTask, list_weightings, shared_kernel
 from tfaux.config import (
@@ -14,16 +14,13 @@ from tfaux.config import (
     Recipe,
     WeightingConfig,
     apply_overrides,
-    check_variant,
-    variant_augmentation,
-    variant_loop,
-    variant_tasks,
-    variant_weighting,
 )
+from tfaux.experiment import check_recipe
 from tfaux.models import batch_norm
 from tfaux.training.adversarial import AdversarialModel
 from tfaux.training.aux_model import AuxModel
 from tfaux.training.free import FreeATModel
+from tfaux.variant import Variant
 
 X, Y = random_images(16, (16, 16, 1), seed=1), np.arange(16) % 4
 SMALL = AdversarialConfig(eps=0.1, pgd_steps=2, replays=2)
@@ -222,10 +219,11 @@ def test_two_replicas_train_like_one(loop, weighting, mirrored):
 )
 def test_variant_weighting_is_parsed_after_everything_else(variant, weighting):
     check_variant(variant)
-    assert variant_weighting(variant) == weighting
+    parsed = Variant.parse(variant)
+    assert parsed.weighting == weighting
     if variant.startswith("projection"):
-        assert variant_tasks(variant) == ("projection",)
-        assert (variant_loop(variant), variant_augmentation(variant)) == ("free", "geometric")
+        assert parsed.tasks == ("projection",)
+        assert (parsed.loop, parsed.augmentation) == ("free", "geometric")
 
 
 @pytest.mark.parametrize(
@@ -253,4 +251,4 @@ def test_weighting_config_is_validated_and_settable():
     with pytest.raises(ValueError, match="gradnorm_learning_rate > 0"):
         WeightingConfig(gradnorm_learning_rate=0.0)
     with pytest.raises(ValueError, match="Did you mean 'uncertainty'"):
-        Recipe(name="r", variants=("fourier~uncertainity",))
+        check_recipe(Recipe(name="r", variants=("fourier~uncertainity",)))

@@ -45,9 +45,10 @@ def discover(recipes_dir: Path) -> dict[str, tuple[Recipe, str]]:
     return found
 
 
-def resolve(name: str, assignments: list[str], recipes: dict) -> Recipe:
-    """The named recipe (or the `RECIPE` of a .py file) with overrides applied and every name in
-    it checked up front."""
+def resolve(name: str, assignments: list[str], recipes: dict, *, check: bool = True) -> Recipe:
+    """The named recipe (or the `RECIPE` of a .py file) with overrides applied and, with
+    `check`, every name in it checked up front (registries import TensorFlow; `--keys` does not
+    need them)."""
     if name.endswith(".py"):
         recipe = load_recipe_file(Path(name))
     elif name not in recipes:
@@ -56,9 +57,10 @@ def resolve(name: str, assignments: list[str], recipes: dict) -> Recipe:
         recipe = recipes[name][0]
     declared = len(recipe.claims)
     recipe = apply_overrides(recipe, assignments)
-    from tfaux.experiment import check_recipe  # imports TensorFlow: once a recipe is chosen
+    if check:
+        from tfaux.experiment import check_recipe  # imports TensorFlow: once a recipe is chosen
 
-    check_recipe(recipe)
+        check_recipe(recipe)
     if len(recipe.claims) < declared:  # on stdout: stderr is a failure's one line
         print(
             f"note: {declared - len(recipe.claims)} of the recipe's {declared} claims are not "
@@ -152,10 +154,10 @@ def _run(args: argparse.Namespace, recipes_dir: Path) -> int:
             default = " (default)" if name == DEFAULT_RECIPE else ""
             print(f"{name}{default}: {doc.splitlines()[0] if doc else recipe.description}")
         return 0
-    recipe = resolve(args.recipe, args.assignments, recipes)
     if args.keys:
-        print("\n".join(field_paths(recipe)))
+        print("\n".join(field_paths(resolve(args.recipe, args.assignments, recipes, check=False))))
         return 0
+    recipe = resolve(args.recipe, args.assignments, recipes)
     from tfaux.distribute import create_strategy, is_chief
     from tfaux.runner import run
 

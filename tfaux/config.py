@@ -6,14 +6,13 @@ the house message: what was expected, then what was received.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import difflib
 import types
 import typing
 from dataclasses import dataclass, field
 
-from tfaux.names import unknown_name
+from tfaux.names import require, unknown_name
 
 STRATEGIES = ("default", "mirrored", "multi_worker")  # see tfaux.distribute
 OPTIMIZERS = ("sgd", "adamw")
@@ -65,12 +64,6 @@ AUTOATTACK_VERSIONS = ("standard", "plus", "rand")  # tfaux.evaluate.autoattack.
 TUNING_OBJECTIVES = ("val_accuracy", "val_pgd_accuracy", "val_clean_pgd_accuracy")
 
 
-def _require(condition: bool, expected: str, **received) -> None:
-    if not condition:
-        shown = ", ".join(f"{k}={v!r}" for k, v in received.items())
-        raise ValueError(f"Expected {expected}. Received: {shown}")
-
-
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
     """An unknown choice fails like an unknown name: the closest choices, then all of them."""
     if value not in choices:
@@ -92,11 +85,11 @@ class DataConfig:
     data_dir: str | None = None
 
     def __post_init__(self):
-        _require(self.batch_size > 0, "batch_size > 0", batch_size=self.batch_size)
-        _require(0 < self.val_fraction < 1, "0 < val_fraction < 1", val_fraction=self.val_fraction)
+        require(self.batch_size > 0, "batch_size > 0", batch_size=self.batch_size)
+        require(0 < self.val_fraction < 1, "0 < val_fraction < 1", val_fraction=self.val_fraction)
         for key in ("train_size", "test_size", "image_size"):
             value = getattr(self, key)
-            _require(value is None or value > 0, f"{key} > 0 or None", **{key: value})
+            require(value is None or value > 0, f"{key} > 0 or None", **{key: value})
 
 
 @dataclass(frozen=True)
@@ -109,9 +102,9 @@ class ModelConfig:
     dropout: float = 0.0
 
     def __post_init__(self):
-        _require(self.width > 0, "width > 0", width=self.width)
-        _require(0 <= self.bn_momentum < 1, "0 <= bn_momentum < 1", bn_momentum=self.bn_momentum)
-        _require(0 <= self.dropout < 1, "0 <= dropout < 1", dropout=self.dropout)
+        require(self.width > 0, "width > 0", width=self.width)
+        require(0 <= self.bn_momentum < 1, "0 <= bn_momentum < 1", bn_momentum=self.bn_momentum)
+        require(0 <= self.dropout < 1, "0 <= dropout < 1", dropout=self.dropout)
 
 
 @dataclass(frozen=True)
@@ -155,27 +148,27 @@ class TrainingConfig:
     warmup_fraction: float = 0.2
 
     def __post_init__(self):
-        _require(self.epochs > 0, "epochs > 0", epochs=self.epochs)
-        _require(self.learning_rate > 0, "learning_rate > 0", learning_rate=self.learning_rate)
-        _require(0 <= self.momentum < 1, "0 <= momentum < 1", momentum=self.momentum)
-        _require(self.weight_decay >= 0, "weight_decay >= 0", weight_decay=self.weight_decay)
-        _require(
+        require(self.epochs > 0, "epochs > 0", epochs=self.epochs)
+        require(self.learning_rate > 0, "learning_rate > 0", learning_rate=self.learning_rate)
+        require(0 <= self.momentum < 1, "0 <= momentum < 1", momentum=self.momentum)
+        require(self.weight_decay >= 0, "weight_decay >= 0", weight_decay=self.weight_decay)
+        require(
             self.plateau_patience > 0,
             "plateau_patience > 0",
             plateau_patience=self.plateau_patience,
         )
-        _require(self.stop_patience > 0, "stop_patience > 0", stop_patience=self.stop_patience)
+        require(self.stop_patience > 0, "stop_patience > 0", stop_patience=self.stop_patience)
         _choice("training.strategy", self.strategy, STRATEGIES)
         _choice("training.optimizer", self.optimizer, OPTIMIZERS)
         _choice("training.schedule", self.schedule, SCHEDULES)
         _choice("training.precision", self.precision, PRECISIONS)
         _choice("training.select", self.select, SELECTIONS)
-        _require(
+        require(
             0 <= self.warmup_fraction < 1,
             "0 <= warmup_fraction < 1",
             warmup_fraction=self.warmup_fraction,
         )
-        _require(
+        require(
             0 <= self.warmup_epochs < self.epochs,
             "0 <= warmup_epochs < epochs",
             warmup_epochs=self.warmup_epochs,
@@ -215,8 +208,8 @@ class MonitorConfig:
 
     def __post_init__(self):
         for key in ("robust_examples", "images_every"):
-            _require(getattr(self, key) >= 0, f"{key} >= 0", **{key: getattr(self, key)})
-        _require(self.images > 0, "images > 0", images=self.images)
+            require(getattr(self, key) >= 0, f"{key} >= 0", **{key: getattr(self, key)})
+        require(self.images > 0, "images > 0", images=self.images)
 
 
 @dataclass(frozen=True)
@@ -234,7 +227,7 @@ class AdversarialConfig:
     (`guard` action). `aux_targets` is what aux targets are computed from: the clean images
     ("clean") or the perturbed ones the weights train on ("perturbed"; under FGSM-AT a Recon
     target of the clean image makes Recon a denoiser). A variant overrides any of these for
-    itself in brackets after its loop: "fourier@fgsm[eps=0.3]" (see `variant_recipe`).
+    itself in brackets after its loop: "fourier@fgsm[eps=0.3]" (see `tfaux.variant.Variant.recipe`).
     """
 
     eps: float = 0.1
@@ -251,19 +244,19 @@ class AdversarialConfig:
     aux_targets: str = "clean"
 
     def __post_init__(self):
-        _require(0 <= self.eps <= 1, "0 <= eps <= 1 (pixels are in [0, 1])", eps=self.eps)
+        require(0 <= self.eps <= 1, "0 <= eps <= 1 (pixels are in [0, 1])", eps=self.eps)
         for key in ("pgd_steps", "replays", "ramp_epochs", "guard_examples"):
-            _require(getattr(self, key) > 0, f"{key} > 0", **{key: getattr(self, key)})
-        _require(
+            require(getattr(self, key) > 0, f"{key} > 0", **{key: getattr(self, key)})
+        require(
             0 <= self.clean_fraction < 1,
             "0 <= clean_fraction < 1",
             clean_fraction=self.clean_fraction,
         )
-        _require(0 < self.gamma <= 1, "0 < gamma <= 1", gamma=self.gamma)
-        _require(0 <= self.ema < 1, "0 <= ema < 1", ema=self.ema)
+        require(0 < self.gamma <= 1, "0 < gamma <= 1", gamma=self.gamma)
+        require(0 <= self.ema < 1, "0 <= ema < 1", ema=self.ema)
         _choice("free_delta_loss", self.free_delta_loss, ("classifier", "total"))
-        _require(self.guard in GUARD_ACTIONS, f"guard in {GUARD_ACTIONS}", guard=self.guard)
-        _require(self.beta >= 0, "beta >= 0", beta=self.beta)
+        require(self.guard in GUARD_ACTIONS, f"guard in {GUARD_ACTIONS}", guard=self.guard)
+        require(self.beta >= 0, "beta >= 0", beta=self.beta)
         _choice("adversarial.aux_targets", self.aux_targets, AUX_TARGETS)
 
 
@@ -281,13 +274,13 @@ class RandomSignConfig:
     probability: float = 0.5
 
     def __post_init__(self):
-        _require(
+        require(
             bool(self.after),
             'at least one place in random_sign.after ("input" or backbone layer names)',
             after=self.after,
         )
-        _require(self.eps >= 0, "eps >= 0", eps=self.eps)
-        _require(0 <= self.probability <= 1, "0 <= probability <= 1", probability=self.probability)
+        require(self.eps >= 0, "eps >= 0", eps=self.eps)
+        require(0 <= self.probability <= 1, "0 <= probability <= 1", probability=self.probability)
 
 
 @dataclass(frozen=True)
@@ -310,19 +303,19 @@ class AuxTrainingConfig:
     distillation: str = "mutual"
 
     def __post_init__(self):
-        _require(bool(self.corruptions), "at least one corruption", corruptions=self.corruptions)
+        require(bool(self.corruptions), "at least one corruption", corruptions=self.corruptions)
         for name in self.corruptions:
             if name not in TRAIN_CORRUPTIONS:
                 raise unknown_name("train-time corruption", name, TRAIN_CORRUPTIONS)
-        _require(
+        require(
             len(set(self.corruptions)) == len(self.corruptions),
             "distinct corruptions",
             corruptions=self.corruptions,
         )
-        _require(self.alpha >= 0, "alpha >= 0", alpha=self.alpha)
-        _require(self.penalty >= 0, "penalty (λ) >= 0", penalty=self.penalty)
+        require(self.alpha >= 0, "alpha >= 0", alpha=self.alpha)
+        require(self.penalty >= 0, "penalty (λ) >= 0", penalty=self.penalty)
         _choice("auxiliary.distillation", self.distillation, ("mutual", "teacher"))
-        _require(
+        require(
             self.merge_epoch is None or self.merge_epoch >= 0,
             "merge_epoch >= 0 or None",
             merge_epoch=self.merge_epoch,
@@ -368,8 +361,8 @@ class CorruptionConfig:
     reference_epochs: int | None = None
 
     def __post_init__(self):
-        _require(self.examples > 0, "examples > 0", examples=self.examples)
-        _require(
+        require(self.examples > 0, "examples > 0", examples=self.examples)
+        require(
             self.reference_epochs is None or self.reference_epochs > 0,
             "reference_epochs > 0 or None",
             reference_epochs=self.reference_epochs,
@@ -378,18 +371,18 @@ class CorruptionConfig:
             if name not in C_CORRUPTIONS:
                 raise unknown_name("-C corruption", name, C_CORRUPTIONS)
         _choice("corruption.constants", self.constants, C_CONSTANTS)
-        _require(bool(self.corruptions), "at least one corruption", corruptions=self.corruptions)
-        _require(
+        require(bool(self.corruptions), "at least one corruption", corruptions=self.corruptions)
+        require(
             bool(self.severities) and set(self.severities) <= {1, 2, 3, 4, 5},
             "severities within 1..5",
             severities=self.severities,
         )
-        _require(
+        require(
             self.heatmap_examples >= 0,
             "heatmap_examples >= 0",
             heatmap_examples=self.heatmap_examples,
         )
-        _require(
+        require(
             self.heatmap_eps is None or self.heatmap_eps >= 0,
             "heatmap_eps >= 0 or None",
             heatmap_eps=self.heatmap_eps,
@@ -452,27 +445,27 @@ class EvalConfig:
         for name in self.augmented:
             if name not in AUGMENTATIONS:
                 raise unknown_name("augmentation", name, AUGMENTATIONS)
-        _require(
+        require(
             self.denoiser_examples > 0,
             "denoiser_examples > 0",
             denoiser_examples=self.denoiser_examples,
         )
         for eps in (self.eps, *self.fgsm_eps, *self.curve_eps, *self.extra_eps):
-            _require(0 <= eps <= 1, "0 <= eps <= 1 (pixels are in [0, 1])", eps=eps)
-        _require(self.l2_eps >= 0, "l2_eps >= 0", l2_eps=self.l2_eps)
-        _require(
+            require(0 <= eps <= 1, "0 <= eps <= 1 (pixels are in [0, 1])", eps=eps)
+        require(self.l2_eps >= 0, "l2_eps >= 0", l2_eps=self.l2_eps)
+        require(
             bool(self.pgd_steps) and min(self.pgd_steps) > 0,
             "at least one PGD step count, each > 0",
             pgd_steps=self.pgd_steps,
         )
-        _require(
+        require(
             self.pgd_step_size is None or 0 < self.pgd_step_size <= self.eps,
             "pgd_step_size in (0, eps] or None (2.5·eps/k)",
             pgd_step_size=self.pgd_step_size,
             eps=self.eps,
         )
         for key in ("bim_steps", "mim_steps"):
-            _require(getattr(self, key) >= 0, f"{key} >= 0", **{key: getattr(self, key)})
+            require(getattr(self, key) >= 0, f"{key} >= 0", **{key: getattr(self, key)})
         for key in (
             "restarts",
             "curve_examples",
@@ -484,14 +477,14 @@ class EvalConfig:
             "autoattack_steps",
             "autoattack_queries",
         ):
-            _require(getattr(self, key) > 0, f"{key} > 0", **{key: getattr(self, key)})
-        _require(
+            require(getattr(self, key) > 0, f"{key} > 0", **{key: getattr(self, key)})
+        require(
             self.spsa_samples > 0 and self.spsa_samples % 2 == 0,
             "an even spsa_samples > 0",
             spsa_samples=self.spsa_samples,
         )
-        _require(0 <= self.tolerance < 1, "0 <= tolerance < 1", tolerance=self.tolerance)
-        _require(
+        require(0 <= self.tolerance < 1, "0 <= tolerance < 1", tolerance=self.tolerance)
+        require(
             self.autoattack_version in AUTOATTACK_VERSIONS,
             f"autoattack_version in {AUTOATTACK_VERSIONS}",
             autoattack_version=self.autoattack_version,
@@ -563,28 +556,28 @@ class TuningConfig:
     def __post_init__(self):
         _choice("tuning.tuner", self.tuner, TUNERS)
         _choice("tuning.objective", self.objective, TUNING_OBJECTIVES)
-        _require(
+        require(
             0 < self.weight_min < self.weight_max,
             "0 < weight_min < weight_max (λ is sampled on a log scale)",
             weight_min=self.weight_min,
             weight_max=self.weight_max,
         )
         if self.eps is not None:
-            _require(
+            require(
                 len(self.eps) == 2 and 0 <= self.eps[0] < self.eps[1] <= 1,
                 "eps = (min, max) with 0 <= min < max <= 1, e.g. --set tuning.eps=0.05,0.2",
                 eps=self.eps,
             )
         if self.replays is not None:
-            _require(
+            require(
                 len(self.replays) == 2 and 1 <= self.replays[0] < self.replays[1],
                 "replays = (min, max) with 1 <= min < max, e.g. --set tuning.replays=2,8",
                 replays=self.replays,
             )
         for key in ("max_trials", "robust_examples", "pgd_steps"):
-            _require(getattr(self, key) > 0, f"{key} > 0", **{key: getattr(self, key)})
-        _require(self.epochs is None or self.epochs > 0, "epochs > 0 or None", epochs=self.epochs)
-        _require(
+            require(getattr(self, key) > 0, f"{key} > 0", **{key: getattr(self, key)})
+        require(self.epochs is None or self.epochs > 0, "epochs > 0 or None", epochs=self.epochs)
+        require(
             self.hyperband_factor >= 2,
             "hyperband_factor >= 2",
             hyperband_factor=self.hyperband_factor,
@@ -605,10 +598,8 @@ class WeightingConfig:
     gradnorm_learning_rate: float = 0.025
 
     def __post_init__(self):
-        _require(
-            self.gradnorm_alpha >= 0, "gradnorm_alpha >= 0", gradnorm_alpha=self.gradnorm_alpha
-        )
-        _require(
+        require(self.gradnorm_alpha >= 0, "gradnorm_alpha >= 0", gradnorm_alpha=self.gradnorm_alpha)
+        require(
             self.gradnorm_learning_rate > 0,
             "gradnorm_learning_rate > 0",
             gradnorm_learning_rate=self.gradnorm_learning_rate,
@@ -664,19 +655,19 @@ class Claim:
     effect: float | None = None
 
     def __post_init__(self):
-        _require(bool(self.source and self.quote), "a source and a quote", source=self.source)
-        _require(self.a != self.b, "two different variants a and b", a=self.a, b=self.b)
+        require(bool(self.source and self.quote), "a source and a quote", source=self.source)
+        require(self.a != self.b, "two different variants a and b", a=self.a, b=self.b)
         kind, _, argument = self.metric.partition(":")
         _choice("claim metric", kind, tuple(CLAIM_METRICS))
         takes_argument = kind in CLAIM_METRICS_WITH_ARGUMENT
-        _require(
+        require(
             bool(argument) == takes_argument,
             f"metric {kind!r} {'with' if takes_argument else 'without'} an ':argument' "
             f"({CLAIM_METRICS[kind]})",
             metric=self.metric,
         )
         _choice("claim direction", self.direction, CLAIM_DIRECTIONS)
-        _require(
+        require(
             self.effect is None or self.effect > 0,
             "effect > 0 (its sign is the direction) or None",
             effect=self.effect,
@@ -743,12 +734,12 @@ class Recipe:
     by "[<settings>]":
     - tasks: "none" or aux-task names joined by "+" ("recon", "recon+fourier"); each gets the
       weight λ = `aux_weight` unless it names its own ("projection=0.5+coarse"). λ = 0 is
-      refused except for a two-view task (see `check_weights`).
+      refused except for a two-view task (see `tfaux.experiment.check_weights`).
     - loop: a training loop of `list_loops()` ("fourier@fgsm", "none@free_scheduled"; their
       settings are in `AdversarialConfig`, `AuxTrainingConfig`, `RandomSignConfig`); default
       "standard". Settings in square brackets after the loop override `AdversarialConfig`
       fields for this variant alone ("fourier@fgsm[eps=0.3]", "none@pgd[eps=0.2;pgd_steps=3]";
-      see `variant_recipe`).
+      see `tfaux.variant.Variant.recipe`).
     - augmentation: an in-graph augmentation of every training batch ("none:geometric");
       two-view tasks ("projection") use it for both views (default "simclr").
     - weighting: how the loss terms are weighted, after everything else ("fourier~uncertainty",
@@ -795,40 +786,21 @@ class Recipe:
     claims: tuple[Claim, ...] = ()
 
     def __post_init__(self):
-        _require(bool(self.variants), "at least one variant", variants=self.variants)
-        _require(
+        require(bool(self.variants), "at least one variant", variants=self.variants)
+        require(
             len(set(self.variants)) == len(self.variants),
             "distinct variants",
             variants=self.variants,
         )
-        _require(self.aux_weight >= 0, "aux_weight (λ) >= 0", aux_weight=self.aux_weight)
-        for variant in self.variants:
-            check_variant(variant)
-            check_weights(variant, self.aux_weight)
-            variant_loop_class(variant)(variant_recipe(self, variant)).check_settings()
-            if selection_rule(self, variant_loop_class(variant)) == "best_robust":
-                _require(
-                    self.evaluation.eps > 0,
-                    "evaluation.eps > 0 to select the best robust epoch (it is the validation "
-                    "PGD budget)",
-                    variant=variant,
-                    eps=self.evaluation.eps,
-                )
-                _require(
-                    self.monitor.robust_examples > 0,
-                    "monitor.robust_examples > 0 to select the best robust epoch (or "
-                    "--set training.select=best_clean)",
-                    variant=variant,
-                    robust_examples=self.monitor.robust_examples,
-                )
+        require(self.aux_weight >= 0, "aux_weight (λ) >= 0", aux_weight=self.aux_weight)
         if self.baseline and self.baseline not in self.variants:
             raise unknown_name("baseline variant", self.baseline, self.variants)
-        _require(
+        require(
             len(set(self.backbones)) == len(self.backbones),
             "distinct backbones",
             backbones=self.backbones,
         )
-        _require(
+        require(
             not (self.backbones and self.seeds),
             "backbones or seeds, not both yet (sweep the seeds of one backbone with "
             "--set model.backbone=NAME)",
@@ -838,131 +810,22 @@ class Recipe:
         _choice("budget", self.budget, BUDGETS)
         _choice("objective", self.objective, OBJECTIVES)
         if self.objective == "robust":
-            _require(
+            require(
                 self.monitor.robust_examples > 0,
                 "monitor.robust_examples > 0 for objective='robust' (it picks by validation PGD)",
                 robust_examples=self.monitor.robust_examples,
             )
-        t = self.tuning
-        if t.variant or t.eps is not None or t.replays is not None:
-            tuning_variant(self)  # a recipe that names no aux variant is still fine to run
-        _require(
+        require(
             len(set(self.seeds)) == len(self.seeds) and all(s >= 0 for s in self.seeds),
             "distinct seeds >= 0",
             seeds=self.seeds,
         )
         for claim in self.claims:
-            _require(isinstance(claim, Claim), "claims as Claim values", claim=claim)
+            require(isinstance(claim, Claim), "claims as Claim values", claim=claim)
             check_claim(self, claim)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def _variant_parts(variant: str) -> tuple[str, str, str, str]:
-    """(tasks, loop, augmentation, weighting) of a variant, each "" when absent; the loop's
-    bracketed settings are not part of them (see `variant_settings`)."""
-    head, _, weighting = _split_settings(variant)[0].partition("~")
-    head, _, augmentation = head.partition(":")
-    tasks, _, loop = head.partition("@")
-    return tasks, loop, augmentation, weighting
-
-
-def _split_settings(variant: str) -> tuple[str, str]:
-    """(the variant without its "[...]", the text inside it or "")."""
-    if "[" not in variant and "]" not in variant:
-        return variant, ""
-    before, open_, rest = variant.partition("[")
-    inside, close, after = rest.partition("]")
-    _require(
-        bool(open_ and close)
-        and "@" in before
-        and not any(c in before for c in ":~")
-        and not any(c in inside + after for c in "[]")
-        and after[:1] in ("", ":", "~"),
-        "one [key=value;...] right after the variant's loop, e.g. 'fourier@fgsm[eps=0.3]'",
-        variant=variant,
-    )
-    return before + after, inside
-
-
-def variant_settings(variant: str) -> dict:
-    """`AdversarialConfig` overrides of a variant, from the brackets after its loop, each
-    parsed by its field's type: "fourier@fgsm[eps=0.3]" → {"eps": 0.3}; settings are separated
-    by ";" ("none@pgd[eps=0.2;pgd_steps=3]"), "," being `--set variants=...`'s separator."""
-    text = _split_settings(variant)[1]
-    if not text:
-        return {}
-    hints = typing.get_type_hints(AdversarialConfig)
-    settings = {}
-    for item in text.split(";"):
-        key, sep, value = (part.strip() for part in item.partition("="))
-        _require(
-            bool(sep and key and value),
-            "key=value loop settings in brackets, e.g. 'fourier@fgsm[eps=0.3]'",
-            variant=variant,
-        )
-        if key not in hints:
-            raise unknown_name(f"adversarial setting (in variant {variant!r})", key, hints)
-        _require(key not in settings, "each loop setting once", variant=variant)
-        settings[key] = parse_value(value, hints[key], f"adversarial.{key}")
-    return settings
-
-
-def variant_recipe(recipe: Recipe, variant: str) -> Recipe:
-    """`recipe` with `variant`'s bracketed loop settings applied to `adversarial` (validated
-    there): what every loop of the variant is built from. "none@fgsm[eps=0.3]" trains at 0.3
-    whatever `adversarial.eps` is; a variant without brackets gets `recipe` itself."""
-    settings = variant_settings(variant)
-    if not settings:
-        return recipe
-    adversarial = dataclasses.replace(recipe.adversarial, **settings)
-    # A copy, not `dataclasses.replace`: `Recipe.__post_init__` validates every variant through
-    # this function, so re-validating the copy would recurse between bracketed variants.
-    applied = copy.copy(recipe)
-    object.__setattr__(applied, "adversarial", adversarial)
-    return applied
-
-
-def variant_weights(variant: str, default: float) -> dict[str, float]:
-    """Aux tasks of a variant and their λ: "projection=0.5+coarse" → {projection: 0.5,
-    coarse: default}; "none" → {}."""
-    tasks = _variant_parts(variant)[0]
-    if tasks == "none":
-        return {}
-    weights = {}
-    for part in tasks.split("+"):
-        name, sep, text = part.partition("=")
-        try:
-            weights[name] = float(text) if sep else default
-        except ValueError:
-            raise ValueError(
-                f"Expected a number λ after '{name}=' in variant {variant!r}, e.g. "
-                f"'{name}=0.1'. Received: {text!r}"
-            ) from None
-        _require(weights[name] >= 0, "task weights λ >= 0", **{name: weights[name]})
-    return weights
-
-
-def variant_tasks(variant: str) -> tuple[str, ...]:
-    """Aux-task names of a variant: "none" → (), "recon+fourier@pgd" → ("recon", "fourier")."""
-    return tuple(variant_weights(variant, 0.0))
-
-
-def variant_loop(variant: str) -> str:
-    """Training loop of a variant: "fourier" → "standard", "fourier@fgsm" → "fgsm"."""
-    from tfaux.training.loops import STANDARD, loop_class  # loops import TensorFlow
-
-    loop = _variant_parts(variant)[1] or STANDARD
-    loop_class(loop)  # an unknown name fails with the closest
-    return loop
-
-
-def variant_loop_class(variant: str) -> type:
-    """The `Loop` class of a variant, whose declared properties validation reads."""
-    from tfaux.training.loops import loop_class
-
-    return loop_class(variant_loop(variant))
 
 
 def selection_rule(recipe: Recipe, loop: type) -> str:
@@ -974,132 +837,6 @@ def selection_rule(recipe: Recipe, loop: type) -> str:
 def comparison_baseline(recipe: Recipe) -> str:
     """The variant every other is compared with: `baseline`, or the first variant."""
     return recipe.baseline or recipe.variants[0]
-
-
-def variant_augmentation(variant: str) -> str | None:
-    """In-graph augmentation of a variant: "none:geometric" → "geometric", "none" → None."""
-    augmentation = _variant_parts(variant)[2] or None
-    if augmentation is not None and augmentation not in AUGMENTATIONS:
-        raise unknown_name("augmentation", augmentation, AUGMENTATIONS)
-    return augmentation
-
-
-def variant_weighting(variant: str) -> str:
-    """Loss weighting of a variant: "fourier~gradnorm" → "gradnorm", "fourier" → "fixed"."""
-    weighting = _variant_parts(variant)[3] or "fixed"
-    if weighting not in WEIGHTINGS:
-        raise unknown_name("loss weighting", weighting, WEIGHTINGS)
-    return weighting
-
-
-def check_variant(variant: str) -> None:
-    """Parses every part of a variant and rejects combinations no loop implements."""
-    from tfaux.aux.base import task_class
-
-    loop, augmentation = variant_loop_class(variant), variant_augmentation(variant)
-    AdversarialConfig(**variant_settings(variant))  # bracketed settings: known keys, valid values
-    tasks = variant_tasks(variant)
-    named = [part.partition("=")[0] for part in _variant_parts(variant)[0].split("+")]
-    _require(named == ["none"] or named == list(tasks), "distinct tasks", variant=variant)
-    if loop.chunked_batch:
-        two_view = [task for task in tasks if task_class(task).views == 2]
-        _require(
-            augmentation is None and not two_view,
-            f"no augmentation and no two-view task with the loop '@{loop.name}' (its batch is "
-            "already [clean, T_1(x), …])",
-            variant=variant,
-        )
-    weighting = variant_weighting(variant)
-    if weighting != "fixed":
-        _require(
-            not loop.fixed_loss_weights,
-            f"fixed loss weights with the loop '@{loop.name}' (its objective fixes them), not "
-            f"'~{weighting}'",
-            variant=variant,
-        )
-        _require(
-            "=" not in _variant_parts(variant)[0],
-            f"no task λ with '~{weighting}' (learned weights replace λ)",
-            variant=variant,
-        )
-        _require(
-            weighting != "gradnorm" or bool(tasks),
-            "at least one aux task with '~gradnorm' (with the primary alone its weight stays 1)",
-            variant=variant,
-        )
-
-
-def check_weights(variant: str, default: float) -> None:
-    """Refuses an aux task at λ = 0 (its own, or the `default` it takes) under fixed weights: its
-    head trains nothing, so the variant is "none" at extra cost. A two-view task at λ = 0 is
-    kept: its classifier still trains on two augmented views of every image (seed 002's control,
-    "projection=0"). Learned weightings replace λ, so they are not checked."""
-    from tfaux.aux.base import task_class
-
-    if variant_weighting(variant) != "fixed":
-        return
-    named = {
-        part.partition("=")[0] for part in _variant_parts(variant)[0].split("+") if "=" in part
-    }
-    for task, weight in variant_weights(variant, default).items():
-        if weight == 0 and task_class(task).views < 2:
-            fix = (
-                f"give it a weight, e.g. '{task}=0.01', or drop it"
-                if task in named
-                else f"set aux_weight > 0 or give it its own, e.g. '{task}=0.01'"
-            )
-            received = f"{task}={weight}" if task in named else f"aux_weight={default}"
-            raise ValueError(
-                f"Expected λ > 0 for the aux task '{task}' of variant '{variant}' (at λ = 0 its "
-                "head trains nothing and the variant is 'none' at extra cost; only a two-view "
-                "task such as 'projection=0' is a control, its classifier trains on two views): "
-                f"{fix}. Received: {received}"
-            )
-
-
-def tuning_variant(recipe: Recipe) -> str:
-    """The variant `tune` searches: `tuning.variant`, else the first variant with aux tasks.
-
-    Also checks that a searched ε or m is one the variant's loop uses.
-    """
-    t = recipe.tuning
-    if not t.variant:
-        candidates = [v for v in recipe.variants if variant_tasks(v)]
-        _require(
-            bool(candidates),
-            "a variant with aux tasks to tune (add one to variants or set tuning.variant)",
-            variants=recipe.variants,
-        )
-        variant = candidates[0]
-    elif t.variant not in recipe.variants or not variant_tasks(t.variant):
-        tunable = [v for v in recipe.variants if variant_tasks(v)]
-        raise unknown_name("variant with aux tasks to tune (tuning.variant)", t.variant, tunable)
-    else:
-        variant = t.variant
-    _require(
-        bool(variant_tasks(variant)),
-        "a tuning.variant with aux tasks whose λ to tune, e.g. 'fourier'",
-        variant=variant,
-    )
-    _require(
-        variant_weighting(variant) == "fixed",
-        "a tuning.variant with fixed λ (learned weighting has no λ to tune)",
-        variant=variant,
-    )
-    loop = variant_loop_class(variant)
-    if t.eps is not None:
-        _require(
-            loop.trains_at_eps,
-            f"a loop that trains at adversarial.eps (not '@{loop.name}') to search tuning.eps",
-            variant=variant,
-        )
-    if t.replays is not None:
-        _require(
-            loop.replays,
-            f"a loop that replays batches (not '@{loop.name}') to search tuning.replays",
-            variant=variant,
-        )
-    return variant
 
 
 def apply_overrides(recipe: Recipe, assignments: list[str]) -> Recipe:

@@ -4,7 +4,7 @@ share, so a model trained anywhere is the model the runner trains.
     splits = load_splits(recipe)
     check_recipe(recipe, splits.info.image_shape)
     model, strategy = build_model(recipe, "fourier@pgd", splits.info)
-    loop = variant_loop_of(recipe, "fourier@pgd")
+    loop = loop_of(recipe, "fourier@pgd")
     epochs = loop.epochs(recipe.training.epochs)
     callbacks = training_callbacks(recipe, loop, epochs, splits, history_file="history.csv")
     fit(model, splits, epochs=epochs, callbacks=callbacks, strategy=strategy)
@@ -24,28 +24,19 @@ import tensorflow as tf
 from tfaux import data
 from tfaux.aux import create_task
 from tfaux.aux.base import task_class
-from tfaux.config import (
-    Recipe,
-    selection_rule,
-    variant_augmentation,
-    variant_loop,
-    variant_recipe,
-    variant_tasks,
-    variant_weighting,
-    variant_weights,
-)
+from tfaux.config import Recipe, selection_rule
 from tfaux.data.pipeline import repeated
 from tfaux.data.sources import check_name, has_coarse_labels
 from tfaux.distribute import create_strategy, shard_by_data
 from tfaux.evaluate.disturbances import DISTURBANCES
 from tfaux.models import build
 from tfaux.models.registry import get_backbone_builder
-from tfaux.names import unknown_name
+from tfaux.names import require, unknown_name
 from tfaux.precision import loss_scaled
 from tfaux.progress import training_progress
 from tfaux.training.aux_model import labels_of
 from tfaux.training.callbacks import ModelSelection, RobustAccuracy, StepBudget
-from tfaux.training.loops import Loop, create_loop
+from tfaux.training.loops import Loop, create_loop, loop_class
 from tfaux.training.monitor import ImageLogger, LearningRateLogger
 from tfaux.training.schedules import (
     adamw,
@@ -56,6 +47,7 @@ from tfaux.training.schedules import (
     sgd_momentum,
     step_decay,
 )
+from tfaux.variant import Variant
 
 log = logging.getLogger("tfaux")
 
@@ -72,7 +64,7 @@ def load_splits(recipe: Recipe) -> data.Splits:
     keras.utils.set_random_seed(recipe.training.seed)
     d = recipe.data
     wants_coarse = any(
-        task_class(task).coarse_labels for v in recipe.variants for task in variant_tasks(v)
+        task_class(task).coarse_labels for v in recipe.variants for task in Variant.parse(v).tasks
     )
     return data.load(
         d.dataset,
@@ -104,24 +96,49 @@ def example_passes(recipe: Recipe, variant: str, info: data.DatasetInfo, steps: 
     """Forward-backward passes over training examples in `steps` optimizer steps of `variant`
     (the budget): examples per step, twice for a two-view task (two views of each), times the
     loop's passes per step (attack steps; Free-AT's backward pass for δ with aux tasks)."""
-    tasks = variant_tasks(variant)
+    tasks = Variant.parse(variant).tasks
     views = max([1, *(task_class(task).views for task in tasks)])
     examples_per_step = info.num_train / steps_per_epoch(recipe, info) * views
-    passes = variant_loop_of(recipe, variant).passes_per_step(tasks)
+    passes = loop_of(recipe, variant).passes_per_step(tasks)
     return round(steps * examples_per_step * passes)
 
 
 # === Checks ===
 def check_recipe(recipe: Recipe, input_shape: tuple[int, int, int] | None = None) -> None:
-    """Checks names against their registries (each error suggests the closest) and what the
-    tasks and loops need of the data, before any data is loaded (without `input_shape`) or
+    """Checks what a recipe's schema cannot: names against their registries (each error
+    suggests the closest), each variant against its loop, λ and the selection rule, what the
+    tasks and loops need of the data. Before any data is loaded (without `input_shape`) or
     before any model is trained (with it: layer names need the image shape)."""
     for backbone in (recipe.model.backbone, *recipe.backbones):
         get_backbone_builder(backbone)
     check_name(recipe.data.dataset)
-    for variant in recipe.variants:
-        for task in variant_tasks(variant):
+    for text in recipe.variants:
+        variant = Variant.parse(text)
+        loop = loop_class(variant.loop)
+        views = max([1, *(task_class(task).views for task in variant.tasks)])
+        loop.check_variant(variant, views)
+        check_weights(variant, recipe.aux_weight)
+        for task in variant.tasks:
             task_class(task).check_dataset(recipe.data.dataset)
+        loop_of(recipe, text).check_settings()
+        if selection_rule(recipe, loop) == "best_robust":
+            require(
+                recipe.evaluation.eps > 0,
+                "evaluation.eps > 0 to select the best robust epoch (it is the validation "
+                "PGD budget)",
+                variant=text,
+                eps=recipe.evaluation.eps,
+            )
+            require(
+                recipe.monitor.robust_examples > 0,
+                "monitor.robust_examples > 0 to select the best robust epoch (or "
+                "--set training.select=best_clean)",
+                variant=text,
+                robust_examples=recipe.monitor.robust_examples,
+            )
+    t = recipe.tuning
+    if t.variant or t.eps is not None or t.replays is not None:
+        tuning_variant(recipe)  # a recipe that names no aux variant is still fine to run
     for claim in recipe.claims:
         if claim.kind == "disturbance" and claim.argument not in DISTURBANCES:
             raise unknown_name(
@@ -129,14 +146,78 @@ def check_recipe(recipe: Recipe, input_shape: tuple[int, int, int] | None = None
             )
     if input_shape is not None:
         for variant in recipe.variants:
-            variant_loop_of(recipe, variant).check(input_shape)
+            loop_of(recipe, variant).check(input_shape)
+
+
+def check_weights(variant: Variant, default: float) -> None:
+    """Refuses an aux task at λ = 0 (its own, or the `default` it takes) under fixed weights: its
+    head trains nothing, so the variant is "none" at extra cost. A two-view task at λ = 0 is
+    kept: its classifier still trains on two augmented views of every image (seed 002's control,
+    "projection=0"). Learned weightings replace λ, so they are not checked."""
+    if variant.weighting != "fixed":
+        return
+    for task, weight in variant.weights(default).items():
+        if weight == 0 and task_class(task).views < 2:
+            named = task in variant.own_weights
+            fix = (
+                f"give it a weight, e.g. '{task}=0.01', or drop it"
+                if named
+                else f"set aux_weight > 0 or give it its own, e.g. '{task}=0.01'"
+            )
+            received = f"{task}={weight}" if named else f"aux_weight={default}"
+            raise ValueError(
+                f"Expected λ > 0 for the aux task '{task}' of variant '{variant.text}' (at λ = 0 "
+                "its head trains nothing and the variant is 'none' at extra cost; only a two-view "
+                "task such as 'projection=0' is a control, its classifier trains on two views): "
+                f"{fix}. Received: {received}"
+            )
+
+
+def tuning_variant(recipe: Recipe) -> str:
+    """The variant `tune` searches: `tuning.variant`, else the first variant with aux tasks.
+
+    Also checks that a searched ε or m is one the variant's loop uses.
+    """
+    t = recipe.tuning
+    tunable = [v for v in recipe.variants if Variant.parse(v).tasks]
+    if not t.variant:
+        require(
+            bool(tunable),
+            "a variant with aux tasks to tune (add one to variants or set tuning.variant)",
+            variants=recipe.variants,
+        )
+        variant = tunable[0]
+    elif t.variant not in tunable:
+        raise unknown_name("variant with aux tasks to tune (tuning.variant)", t.variant, tunable)
+    else:
+        variant = t.variant
+    require(
+        Variant.parse(variant).weighting == "fixed",
+        "a tuning.variant with fixed λ (learned weighting has no λ to tune)",
+        variant=variant,
+    )
+    loop = loop_class(Variant.parse(variant).loop)
+    if t.eps is not None:
+        require(
+            loop.trains_at_eps,
+            f"a loop that trains at adversarial.eps (not '@{loop.name}') to search tuning.eps",
+            variant=variant,
+        )
+    if t.replays is not None:
+        require(
+            loop.replays,
+            f"a loop that replays batches (not '@{loop.name}') to search tuning.replays",
+            variant=variant,
+        )
+    return variant
 
 
 # === Models ===
-def variant_loop_of(recipe: Recipe, variant: str) -> Loop:
+def loop_of(recipe: Recipe, variant: str) -> Loop:
     """The training loop of `variant`, set up from `recipe` with the variant's bracketed loop
-    settings applied ("none@fgsm[eps=0.3]" trains at ε = 0.3; see `variant_recipe`)."""
-    return create_loop(variant_loop(variant), variant_recipe(recipe, variant))
+    settings applied ("none@fgsm[eps=0.3]" trains at ε = 0.3; see `Variant.recipe`)."""
+    parsed = Variant.parse(variant)
+    return create_loop(parsed.loop, parsed.recipe(recipe))
 
 
 def build_model(
@@ -160,10 +241,10 @@ def build_model(
     strategy = (
         create_strategy(recipe.training.strategy) if distributed else tf.distribute.get_strategy()
     )
-    loop = variant_loop_of(recipe, variant)
+    loop, parsed = loop_of(recipe, variant), Variant.parse(variant)
     tasks = [
         create_task(name, weight=weight, **task_class(name).options(info))
-        for name, weight in variant_weights(variant, recipe.aux_weight).items()
+        for name, weight in parsed.weights(recipe.aux_weight).items()
     ]
     tasks += loop.tasks(info.num_classes)
     with strategy.scope():
@@ -184,8 +265,8 @@ def build_model(
         )
         model = loop.wrap(
             model,
-            augmentation=variant_augmentation(variant),
-            weighting=variant_weighting(variant),
+            augmentation=parsed.augmentation,
+            weighting=parsed.weighting,
         )
         if compile:
             model.compile(

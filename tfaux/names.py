@@ -1,4 +1,5 @@
-"""One way to reject an unknown name: say what was asked for and suggest the closest names."""
+"""One way to reject bad input: say what was expected and what was received, and for an unknown
+name suggest the closest ones."""
 
 from __future__ import annotations
 
@@ -17,3 +18,11 @@ def unknown_name(kind: str, name: str, choices: Iterable[str], cutoff: float = 0
     close = difflib.get_close_matches(str(name), choices, n=3, cutoff=cutoff)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
     return ValueError(f"Unknown {kind} {name!r}.{hint} Available: {', '.join(choices)}.")
+
+
+def require(condition: bool, expected: str, **received) -> None:
+    """Raises `ValueError("Expected <expected>. Received: k=v, ...")` unless `condition`: every
+    rejected setting says what was expected and what it got, in one line."""
+    if not condition:
+        shown = ", ".join(f"{k}={v!r}" for k, v in received.items())
+        raise ValueError(f"Expected {expected}. Received: {shown}")

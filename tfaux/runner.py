@@ -24,12 +24,6 @@ from tfaux import reporting
 from tfaux.config import (
     Recipe,
     comparison_baseline,
-    variant_augmentation,
-    variant_loop,
-    variant_recipe,
-    variant_tasks,
-    variant_weighting,
-    variant_weights,
 )
 from tfaux.data.corrupted_set import corrupted_set
 from tfaux.data.sources import dataset_spec
@@ -57,19 +51,19 @@ from tfaux.experiment import (
     load_splits,
     load_trained,
     log_to,
+    loop_of,
     selection_of,
     step_learning_rates,
     steps_of,
     steps_per_epoch,
     training_callbacks,
-    variant_loop_of,
 )
 from tfaux.export import saved_model
 from tfaux.models import primary_classifier
 from tfaux.provenance import code_commit
-from tfaux.training.loops import STANDARD
 from tfaux.training.monitor import write_heatmap, write_hparams
 from tfaux.training.resume import RunBackup, TrainingDivergedError
+from tfaux.variant import STANDARD, Variant
 
 log = logging.getLogger("tfaux")
 BUDGET_TOLERANCE = 0.02  # a variant spending more than 2 % more or less is marked
@@ -301,7 +295,7 @@ def _train_variant(
         return
     splits = load_splits(recipe)
     variants_dir = writable_dir(run_dir / "variants")  # the chief's; a temporary one elsewhere
-    loop = variant_loop_of(recipe, variant)
+    loop = loop_of(recipe, variant)
     model, strategy = build_variant(recipe, variant, splits.info)
     epochs = loop.epochs(recipe.training.epochs)
     callbacks = [
@@ -405,7 +399,7 @@ def _evaluate_variant(
             log.warning("%s: robustness claim not trustworthy: %s", variant, check)
     pgd_label = report["pgd_attack"]
     result = {
-        "tasks": list(variant_tasks(variant)),
+        "tasks": list(Variant.parse(variant).tasks),
         "loop": train["loop"],
         "aux_weight": recipe.aux_weight,
         "val_accuracy": float(val["accuracy"]),
@@ -469,14 +463,15 @@ def _selected_epoch_metrics(train: dict) -> dict:
 
 def _hparams(recipe: Recipe, variant: str) -> dict:
     """A variant's settings as TensorBoard hparams: λ per task, loop, weighting, ε, m, LR."""
-    tasks = sorted({task for v in recipe.variants for task in variant_tasks(v)})
-    weights = variant_weights(variant, recipe.aux_weight)
-    t, a = recipe.training, variant_recipe(recipe, variant).adversarial  # "@fgsm[eps=0.3]": 0.3
+    tasks = sorted({task for v in recipe.variants for task in Variant.parse(v).tasks})
+    parsed = Variant.parse(variant)
+    weights = parsed.weights(recipe.aux_weight)
+    t, a = recipe.training, parsed.recipe(recipe).adversarial  # "@fgsm[eps=0.3]": 0.3
     return {
         "variant": variant,
-        "loop": variant_loop(variant),
-        "augmentation": variant_augmentation(variant) or "none",
-        "weighting": variant_weighting(variant),
+        "loop": parsed.loop,
+        "augmentation": parsed.augmentation or "none",
+        "weighting": parsed.weighting,
         **{f"lambda_{task}": weights.get(task, 0.0) for task in tasks},
         "eps": a.eps,
         "replays": a.replays,
@@ -681,7 +676,7 @@ def _heatmap(recipe: Recipe, classifier, splits, stem: Path, log_dir: Path, prog
 
 def _surrogate(recipe: Recipe, info, run_dir: Path) -> keras.Model | None:
     """A standard-trained variant for the transfer check: "none" if present, else None."""
-    standard = [v for v in recipe.variants if variant_loop(v) == STANDARD]
+    standard = [v for v in recipe.variants if Variant.parse(v).loop == STANDARD]
     if not standard:
         log.info("no standard-trained variant: the transfer sanity check is skipped")
         return None

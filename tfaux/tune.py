@@ -48,7 +48,7 @@ import keras_tuner
 import numpy as np
 from keras_tuner.errors import FailedTrialError
 
-from tfaux.config import Recipe, tuning_variant, variant_tasks, with_testable_claims
+from tfaux.config import Recipe, with_testable_claims
 from tfaux.distribute import create_strategy
 from tfaux.experiment import (
     build_model,
@@ -56,10 +56,12 @@ from tfaux.experiment import (
     fit,
     load_splits,
     log_to,
+    loop_of,
     training_callbacks,
-    variant_loop_of,
+    tuning_variant,
 )
 from tfaux.training.resume import RunBackup, TrainingFailedError
+from tfaux.variant import Variant
 
 PROJECT = "keras_tuner"
 SEARCH_FILE = "search.json"
@@ -149,7 +151,7 @@ def declare_hyperparameters(
     t = recipe.tuning
     values = {
         f"lambda_{task}": hp.Float(f"lambda_{task}", t.weight_min, t.weight_max, sampling="log")
-        for task in variant_tasks(variant)
+        for task in Variant.parse(variant).tasks
     }
     if t.eps is not None:
         values["eps"] = hp.Float("eps", *t.eps)
@@ -226,7 +228,7 @@ def tuned_recipe(recipe: Recipe, values: dict, variant: str | None = None) -> Re
     `adversarial` (so every variant of the recipe on those loops gets them). The paper's claims
     on the tuned variant are dropped: they were made at the paper's λ, not the searched one."""
     variant = variant or tuning_variant(recipe)
-    weights = {task: _rounded(values[f"lambda_{task}"]) for task in variant_tasks(variant)}
+    weights = {task: _rounded(values[f"lambda_{task}"]) for task in Variant.parse(variant).tasks}
     new = weighted_variant(variant, weights)
     adversarial = recipe.adversarial
     if "eps" in values:
@@ -313,7 +315,7 @@ class LambdaHyperModel(keras_tuner.HyperModel):
         recipe, variant = self.trial_recipe(hp)
         trial_dir = Path(trial_dir)
         splits = load_splits(recipe)
-        loop = variant_loop_of(recipe, variant)
+        loop = loop_of(recipe, variant)
         # Hyperband sets its own epochs (for Free-AT, each of m replays) and compares trials at
         # them: the natural-training step budget would cut its higher rungs short.
         hyperband_epochs = epochs is not None

@@ -26,16 +26,16 @@ import keras
 
 from tfaux.data.sources import dataset_spec
 from tfaux.models.layers import NormFactory, batch_norm
+from tfaux.names import require
 from tfaux.precision import dtype_policy
 from tfaux.registry import Registry
+from tfaux.variant import STANDARD, Variant
 
 if TYPE_CHECKING:
     import numpy as np
 
     from tfaux.config import RandomSignConfig, Recipe
     from tfaux.training.callbacks import ModelSelection
-
-STANDARD = "standard"
 
 
 class Loop:
@@ -78,6 +78,26 @@ class Loop:
             raise ValueError(
                 f"Expected adversarial.eps > 0 for the loop '@{self.name}' (ε = 0 trains on clean "
                 f"images). Received: eps={self.recipe.adversarial.eps}"
+            )
+
+    @classmethod
+    def check_variant(cls, variant: Variant, views: int) -> None:
+        """Refuses a variant this loop cannot train, in one line: a chunked batch takes no
+        augmentation and no two-view task (`views`: the most views a task of it takes); an
+        objective with fixed weights takes no learned weighting."""
+        if cls.chunked_batch:
+            require(
+                variant.augmentation is None and views < 2,
+                f"no augmentation and no two-view task with the loop '@{cls.name}' (its batch is "
+                "already [clean, T_1(x), …])",
+                variant=variant.text,
+            )
+        if variant.weighting != "fixed":
+            require(
+                not cls.fixed_loss_weights,
+                f"fixed loss weights with the loop '@{cls.name}' (its objective fixes them), not "
+                f"'~{variant.weighting}'",
+                variant=variant.text,
             )
 
     # === Model ===
