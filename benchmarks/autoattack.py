@@ -38,9 +38,9 @@ import tensorflow as tf  # noqa: E402
 
 from tfaux.attacks import Attacker, AttackSpec, Square, logits_fn  # noqa: E402
 from tfaux.attacks.apgd import APGD  # noqa: E402
+from tfaux.benchmark import classifier  # noqa: E402
 from tfaux.deploy import dataset_images  # noqa: E402
 from tfaux.evaluate.autoattack import AutoAttack  # noqa: E402
-from tfaux.evaluate.benchmark import classifier  # noqa: E402
 
 
 def art_attacks(model: keras.Model, eps: float, steps: int, queries: int, batch: int) -> dict:

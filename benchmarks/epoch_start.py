@@ -38,9 +38,9 @@ import keras  # noqa: E402
 from tfaux import build, data, experiment  # noqa: E402
 from tfaux.attacks import Attacker, AttackSpec  # noqa: E402
 from tfaux.config import DataConfig, MonitorConfig, Recipe, TrainingConfig  # noqa: E402
+from tfaux.data.pipeline import labels_of  # noqa: E402
 from tfaux.models import primary_classifier  # noqa: E402
 from tfaux.training import sgd_momentum  # noqa: E402
-from tfaux.training.aux_model import labels_of  # noqa: E402
 
 GOAL = 2.0
 

@@ -38,10 +38,10 @@ import numpy as np  # noqa: E402
 from tfaux import data  # noqa: E402
 from tfaux.attacks import Attacker, AttackSpec  # noqa: E402
 from tfaux.config import AdversarialConfig, DataConfig, ModelConfig, Recipe  # noqa: E402
+from tfaux.data.pipeline import labels_of  # noqa: E402
 from tfaux.experiment import build_model  # noqa: E402
 from tfaux.training import sgd_momentum  # noqa: E402
-from tfaux.training.aux_model import labels_of  # noqa: E402
-from tfaux.training.free import free_epochs  # noqa: E402
+from tfaux.training.loops.free import free_epochs  # noqa: E402
 
 # --quick changes the defaults only: options given explicitly still win.
 QUICK = {"train_size": 640, "test_size": 128}

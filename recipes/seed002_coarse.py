@@ -3,7 +3,7 @@
 "Multitask Learning With Self-Supervision to Improve Robustness" (Wang & Wang, 2021) §4.3: does
 the contrastive task add robustness beyond "just another task"? The supervised multitask model
 adds a head for coarse labels (CIFAR-100's 20 superclasses in the paper; here Fashion-MNIST's
-five garment groups of `tfaux.aux.coarse.COARSE_GROUPS`: tops, bottoms, dresses and coats,
+five garment groups of `tfaux.tasks.coarse.COARSE_GROUPS`: tops, bottoms, dresses and coats,
 footwear, bags). Same schedule and attacks as `seed002_contrastive` (Adam 3e-4, wd 1e-4, cosine
 after a constant warm-up; FGSM and PGD-7/20/50 at ε = 8/255 with α = 2/255 and at 0.1 with the
 same α/ε, on the fine logits, with the sanity checks; the paper's "8/225" read as 8/255). Scaled

@@ -201,7 +201,7 @@ def with_loop(
 ):
     """`model`'s graph in the class of the registered `loop`, set up from `recipe` (default:
     `loop_recipe(**recipe_settings)`)."""
-    from tfaux.training.loops import create_loop
+    from tfaux.training.loop import create_loop
 
     spec = create_loop(loop, recipe or loop_recipe(**recipe_settings))
     return spec.wrap(model, augmentation=augmentation, weighting=weighting)
@@ -221,7 +221,7 @@ def loop_model(
 ):
     """A `tiny_model` with `tasks` and the heads, norm layers and random signs `loop` adds,
     wrapped by it."""
-    from tfaux.training.loops import create_loop
+    from tfaux.training.loop import create_loop
 
     spec = create_loop(loop, loop_recipe(**recipe_settings))
     model = tiny_model(

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import numpy_fourier, random_images
-from tfaux.aux import FourierTask, ReconTask, create_task, fourier_target, list_tasks
+from tfaux.tasks import FourierTask, ReconTask, create_task, fourier_target, list_tasks
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (9, 16, 1)])

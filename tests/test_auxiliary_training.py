@@ -10,9 +10,9 @@ from tfaux.config import AdversarialConfig, AuxTrainingConfig
 from tfaux.export import saved_model
 from tfaux.models import primary_classifier
 from tfaux.models.layers import ChunkSelect, SelectiveBatchNorm
-from tfaux.training import auxiliary_training
-from tfaux.training.auxiliary_training import AuxiliaryTrainingModel, MergeStage
-from tfaux.training.loops import create_loop
+from tfaux.training.loop import create_loop
+from tfaux.training.loops import auxiliary_training
+from tfaux.training.loops.auxiliary_training import AuxiliaryTrainingModel, MergeStage
 
 X, Y = random_images(16, (16, 16, 1), seed=3), np.arange(16) % 4
 CONFIG = AuxTrainingConfig(corruptions=("gaussian_noise", "rotation"))  # 3 chunks: fast

@@ -5,8 +5,8 @@ import dataclasses
 import pytest
 
 import tfaux.data as data
-from tfaux.aux.coarse import COARSE_GROUPS, check_hierarchy, coarse_options, label_map
 from tfaux.data import pipeline, sources
+from tfaux.tasks.coarse import COARSE_GROUPS, check_hierarchy, coarse_options, label_map
 
 
 def test_every_dataset_fact_comes_from_its_spec_and_the_derived_lists_agree():

@@ -14,8 +14,8 @@ import tensorflow as tf
 
 from tests.helpers import loop_model, loop_recipe, random_images, small_loop_settings
 from tfaux.config import RandomSignConfig
-from tfaux.training import adversarial, auxiliary_training, trades
-from tfaux.training.loops import create_loop, list_loops
+from tfaux.training.loop import create_loop, list_loops
+from tfaux.training.loops import adversarial, auxiliary_training, trades
 
 X = random_images(16, (16, 16, 1), seed=1)  # two steps of 8: one per replica count is too few
 Y = np.arange(16) % 4

@@ -11,7 +11,7 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from tests.helpers import numpy_fourier, random_images, tiny_model
 from tfaux import build
-from tfaux.aux import DenoiseTask, FourierTask, ReconTask
+from tfaux.tasks import DenoiseTask, FourierTask, ReconTask
 from tfaux.training.monitor import (
     HEATMAP_TAG,
     ImageLogger,

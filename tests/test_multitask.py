@@ -10,15 +10,15 @@ import tensorflow as tf
 from sklearn.datasets import load_digits
 
 from tests.helpers import random_images, tiny_model, with_loop
-from tfaux.aux import COARSE_GROUPS, CoarseTask, DenoiseTask, ProjectionTask, nt_xent
-from tfaux.aux.coarse import coarse_options, label_map
-from tfaux.aux.contrastive import distributed_nt_xent
 from tfaux.config import AdversarialConfig
 from tfaux.data.augment import geometric_augment
 from tfaux.evaluate.augmented import augmented_accuracy
 from tfaux.evaluate.denoiser import denoiser_report
+from tfaux.models.aux_model import AuxModel
 from tfaux.models.layers import batch_norm
-from tfaux.training.aux_model import AuxModel
+from tfaux.tasks import COARSE_GROUPS, CoarseTask, DenoiseTask, ProjectionTask, nt_xent
+from tfaux.tasks.coarse import coarse_options, label_map
+from tfaux.tasks.contrastive import distributed_nt_xent
 from tfaux.training.schedules import cosine_after_warmup
 
 
@@ -239,7 +239,7 @@ def _two_view_epoch(strategy, weights, x, y, monkeypatch):
     def view(images, seed, flip):
         return tf.reverse(images, [2]) if next(calls) % 2 == 0 else 0.8 * images
 
-    monkeypatch.setattr("tfaux.training.aux_model.get_augmentation", lambda name: view)
+    monkeypatch.setattr("tfaux.models.aux_model.get_augmentation", lambda name: view)
     with strategy.scope():
         model = tiny_model([ProjectionTask(1.0)], norm=batch_norm(synchronized=True))
         model.set_weights(weights)

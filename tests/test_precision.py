@@ -17,7 +17,6 @@ from tests.helpers import (
     tiny_model,
 )
 from tfaux import build, data, experiment, runner
-from tfaux.aux import create_task
 from tfaux.config import (
     PRECISIONS,
     AdversarialConfig,
@@ -28,12 +27,13 @@ from tfaux.config import (
     TrainingConfig,
     apply_overrides,
 )
+from tfaux.data.pipeline import labels_of
 from tfaux.precision import dtype_policy, loss_scaled
+from tfaux.tasks import create_task
 from tfaux.training import sgd_momentum
-from tfaux.training.aux_model import labels_of
 from tfaux.training.callbacks import StepBudget
-from tfaux.training.free import FreeATModel
-from tfaux.training.loops import create_loop, list_loops
+from tfaux.training.loop import create_loop, list_loops
+from tfaux.training.loops.free import FreeATModel
 from tfaux.training.resume import RunBackup
 
 X = random_images(8, (16, 16, 1), seed=1)

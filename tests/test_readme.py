@@ -12,7 +12,7 @@ from tfaux import experiment
 from tfaux.cli import load_recipe_file
 from tfaux.config import DataConfig
 from tfaux.models import list_backbones
-from tfaux.training.loops import list_loops
+from tfaux.training.loop import list_loops
 
 
 def _examples() -> list[str]:

@@ -16,8 +16,6 @@ from tests.helpers import (
     small_loop_settings,
     tiny_model,
 )
-from tfaux.aux import create_task, list_tasks
-from tfaux.aux.base import task_class
 from tfaux.config import (
     AdversarialConfig,
     DataConfig,
@@ -26,8 +24,10 @@ from tfaux.config import (
 )
 from tfaux.data import DatasetInfo
 from tfaux.experiment import check_recipe
-from tfaux.training.aux_model import AuxModel
-from tfaux.training.loops import Loop, create_loop, list_loops, loop_class, register_loop
+from tfaux.models.aux_model import AuxModel
+from tfaux.tasks import create_task, list_tasks
+from tfaux.tasks.base import task_class
+from tfaux.training.loop import Loop, create_loop, list_loops, loop_class, register_loop
 
 X = random_images(16, (16, 16, 1), seed=2)
 Y = np.arange(16) % 4

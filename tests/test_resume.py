@@ -25,7 +25,7 @@ from tests.helpers import (
 from tfaux.config import AdversarialConfig
 from tfaux.models.layers import batch_norm
 from tfaux.training.callbacks import ModelSelection
-from tfaux.training.free import FreeSchedule, free_epochs
+from tfaux.training.loops.free import FreeSchedule, free_epochs
 from tfaux.training.resume import POINTER, RunBackup, latest_backup
 
 X = random_images(32, (16, 16, 1), seed=3)

@@ -8,14 +8,14 @@ import tensorflow as tf
 from tests.helpers import loop_recipe, random_images, tiny_model, with_loop
 from tfaux import data
 from tfaux.attacks import Attacker, AttackSpec
-from tfaux.aux import FourierTask
 from tfaux.config import AdversarialConfig
 from tfaux.models import build
+from tfaux.models.aux_model import AuxModel
+from tfaux.tasks import FourierTask
 from tfaux.training import sgd_momentum
-from tfaux.training.aux_model import AuxModel
 from tfaux.training.callbacks import CatastrophicOverfittingGuard
-from tfaux.training.free import FreeATModel, FreeSchedule, free_epochs
-from tfaux.training.loops import create_loop
+from tfaux.training.loop import create_loop
+from tfaux.training.loops.free import FreeATModel, FreeSchedule, free_epochs
 
 X, Y = random_images(16, (16, 16, 1), seed=1), np.arange(16) % 4
 

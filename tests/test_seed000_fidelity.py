@@ -6,7 +6,6 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import check_variant, loop_model, random_images
-from tfaux.aux import ReconTask
 from tfaux.config import (
     AdversarialConfig,
     DataConfig,
@@ -16,6 +15,7 @@ from tfaux.config import (
 from tfaux.data.pipeline import DatasetInfo
 from tfaux.experiment import build_model, check_recipe, loop_of
 from tfaux.runner import _hparams
+from tfaux.tasks import ReconTask
 from tfaux.variant import Variant
 
 

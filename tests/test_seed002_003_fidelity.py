@@ -10,10 +10,10 @@ import tensorflow as tf
 
 from tests.helpers import RECIPES, random_images, tiny_model, with_loop
 from tfaux.attacks import Attacker
-from tfaux.aux import ProjectionTask
 from tfaux.config import EvalConfig, comparison_baseline
 from tfaux.evaluate.robustness import _jobs
-from tfaux.training.aux_model import repeat_batch
+from tfaux.models.aux_model import repeat_batch
+from tfaux.tasks import ProjectionTask
 
 
 def _recipe(name: str):

@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import random_images, tiny_model, with_loop
-from tfaux.aux import ReconTask
 from tfaux.config import AdversarialConfig
-from tfaux.training.free import FreeATModel, FreeSchedule, free_epochs
+from tfaux.tasks import ReconTask
+from tfaux.training.loops.free import FreeATModel, FreeSchedule, free_epochs
 
 EPS = 0.1
 X, Y = random_images(8, (16, 16, 1), seed=3), np.arange(8) % 4

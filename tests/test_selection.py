@@ -9,7 +9,6 @@ import tensorflow as tf
 
 from tests.helpers import ForcedGuard, MadeUpLogs, loop_model, loop_recipe, random_images
 from tfaux import experiment
-from tfaux.aux import create_task
 from tfaux.config import (
     AdversarialConfig,
     AuxTrainingConfig,
@@ -20,8 +19,9 @@ from tfaux.config import (
     selection_rule,
 )
 from tfaux.experiment import check_recipe
+from tfaux.tasks import create_task
 from tfaux.training.callbacks import ModelSelection, StepBudget
-from tfaux.training.loops import create_loop, list_loops, loop_class
+from tfaux.training.loop import create_loop, list_loops, loop_class
 
 X, Y = random_images(16, (16, 16, 1), seed=4), np.arange(16) % 4
 

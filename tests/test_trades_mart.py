@@ -10,12 +10,13 @@ from scipy import stats
 from tests.helpers import random_images, tiny_model
 from tfaux import data
 from tfaux.attacks import Attacker, AttackSpec, logits_fn
-from tfaux.aux import FourierTask
 from tfaux.config import AdversarialConfig, DataConfig, Recipe
 from tfaux.models import build
-from tfaux.training import create_loop, trades
-from tfaux.training.mart import MARTModel, mart_loss
-from tfaux.training.trades import TRADESModel, trades_examples, trades_loss
+from tfaux.tasks import FourierTask
+from tfaux.training import create_loop
+from tfaux.training.loops import trades
+from tfaux.training.loops.mart import MARTModel, mart_loss
+from tfaux.training.loops.trades import TRADESModel, trades_examples, trades_loss
 
 X, Y = random_images(16, (16, 16, 1), seed=1), np.arange(16) % 4
 EPS, STEPS, BETA = 0.1, 3, 6.0

@@ -7,7 +7,6 @@ import tensorflow as tf
 
 from tests.helpers import check_variant, loop_recipe, random_images, tiny_model, with_loop
 from tfaux import build
-from tfaux.aux import FourierTask, ReconTask, list_weightings, shared_kernel
 from tfaux.config import (
     WEIGHTINGS,
     AdversarialConfig,
@@ -17,10 +16,12 @@ from tfaux.config import (
 )
 from tfaux.experiment import check_recipe
 from tfaux.models import batch_norm
-from tfaux.training.adversarial import AdversarialModel
-from tfaux.training.aux_model import AuxModel
-from tfaux.training.free import FreeATModel
+from tfaux.models.aux_model import AuxModel
+from tfaux.tasks import FourierTask, ReconTask
+from tfaux.training.loops.adversarial import AdversarialModel
+from tfaux.training.loops.free import FreeATModel
 from tfaux.variant import Variant
+from tfaux.weighting import list_weightings, shared_kernel
 
 X, Y = random_images(16, (16, 16, 1), seed=1), np.arange(16) % 4
 SMALL = AdversarialConfig(eps=0.1, pgd_steps=2, replays=2)

@@ -452,7 +452,7 @@ def evaluate_main(argv: list[str]) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     if args.eps < 0:
         raise ValueError(f"Expected --eps >= 0. Received: --eps {args.eps}")
-    from tfaux.evaluate.benchmark import benchmark, parse_attacks
+    from tfaux.benchmark import benchmark, parse_attacks
 
     attacks = parse_attacks(args.attacks)
     # One state file per evaluation; the file itself also checks model, images and settings.

@@ -56,7 +56,7 @@ TRAIN_CORRUPTIONS = ("gaussian_noise", "gaussian_blur", "rotation", "contrast_br
 GUARD_ACTIONS = ("off", "log", "stop", "rollback")
 # What aux targets are computed from in training (see `AdversarialConfig.aux_targets`).
 AUX_TARGETS = ("clean", "perturbed")
-# Loss weightings a variant selects with "~<name>" (see `WeightingConfig`, `tfaux.aux.weighting`).
+# Loss weightings a variant selects with "~<name>" (see `WeightingConfig`, `tfaux.weighting`).
 WEIGHTINGS = ("fixed", "uncertainty", "gradnorm")
 # KerasTuner search of a variant's λ (see `TuningConfig`, `tfaux.tune`).
 TUNERS = ("bayesian", "hyperband")
@@ -286,7 +286,7 @@ class RandomSignConfig:
 @dataclass(frozen=True)
 class AuxTrainingConfig:
     """Auxiliary Training (Zhang et al., CVPR 2020), its ablations and its plain-augmentation
-    baseline (the loops of `tfaux.training.auxiliary_training`).
+    baseline (the loops of `tfaux.training.loops.auxiliary_training`).
 
     Eq. (7): CE(primary) + Σ_j α_j·CE(aux_j) + λ·Σ_j [KL(primary ‖ aux_j) + γ·‖θ_0 − θ_j‖²]
     with α_j = `alpha`, λ = `penalty`, γ = 0 before epoch `merge_epoch` and 1 from it on (None:
@@ -591,7 +591,7 @@ class WeightingConfig:
     Uncertainty weighting (Kendall et al., CVPR 2018) has no setting. GradNorm (Chen et al., ICML
     2018): `gradnorm_alpha` is α, the pull toward equal training rates (0: equal gradient norms;
     the paper's default 1.5), `gradnorm_learning_rate` the step size of the weights' own
-    gradient descent. See `tfaux.aux.weighting`.
+    gradient descent. See `tfaux.weighting`.
     """
 
     gradnorm_alpha: float = 1.5

@@ -22,10 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfaux import data
-from tfaux.aux import create_task
-from tfaux.aux.base import task_class
 from tfaux.config import Recipe, selection_rule
-from tfaux.data.pipeline import repeated
+from tfaux.data.pipeline import labels_of, repeated
 from tfaux.data.sources import check_name, has_coarse_labels
 from tfaux.distribute import create_strategy, shard_by_data
 from tfaux.evaluate.disturbances import DISTURBANCES
@@ -34,9 +32,10 @@ from tfaux.models.registry import get_backbone_builder
 from tfaux.names import require, unknown_name
 from tfaux.precision import loss_scaled
 from tfaux.progress import training_progress
-from tfaux.training.aux_model import labels_of
+from tfaux.tasks import create_task
+from tfaux.tasks.base import task_class
 from tfaux.training.callbacks import ModelSelection, RobustAccuracy, StepBudget
-from tfaux.training.loops import Loop, create_loop, loop_class
+from tfaux.training.loop import Loop, create_loop, loop_class
 from tfaux.training.monitor import ImageLogger, LearningRateLogger
 from tfaux.training.schedules import (
     adamw,

@@ -18,7 +18,7 @@ T = TypeVar("T")
 
 @functools.cache
 def import_submodules(package: str) -> None:
-    """Imports every module of `package` (e.g. "tfaux.training.loops"), running its decorators;
+    """Imports every module of `package` (e.g. "tfaux.training.loop"), running its decorators;
     once per process: registries ask on every lookup."""
     module = importlib.import_module(package)
     for info in pkgutil.iter_modules(module.__path__):

@@ -453,3 +453,9 @@ def make_splits(
         ),
         info=arrays.info,
     )
+
+
+def labels_of(y):
+    """The primary (fine) labels of a batch: `y` itself or `y["label"]` when labels are a dict
+    (a dataset with coarse labels gives {"label", "coarse"})."""
+    return y["label"] if isinstance(y, dict) else y

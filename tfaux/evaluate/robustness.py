@@ -16,10 +16,10 @@ import tensorflow as tf
 
 from tfaux.attacks import Attacker, AttackSpec, check_eps
 from tfaux.config import EvalConfig
+from tfaux.data.pipeline import labels_of
 from tfaux.evaluate.autoattack import AutoAttack
 from tfaux.evaluate.sanity import run_checks, warn_failed
 from tfaux.progress import progress_bar
-from tfaux.training.aux_model import labels_of
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from tfaux.aux.base import AuxTask
 from tfaux.config import RandomSignConfig
 from tfaux.models import heads
 from tfaux.models.layers import NormFactory, RandomSign, batch_norm
 from tfaux.models.random_sign import with_random_sign
 from tfaux.models.registry import create_backbone, feature_stride
 from tfaux.precision import check_precision, dtype_policy
+from tfaux.tasks.base import AuxTask
 
 
 def build(
@@ -98,7 +98,7 @@ def build(
             outputs[task.name] = task.head(features, images=images, stride=stride, norm=norm)
         # Imported here: AuxModel's module imports the aux tasks, whose decoders import this
         # package, so a module-level import is a cycle for whichever of them is imported first.
-        from tfaux.training.aux_model import AuxModel
+        from tfaux.models.aux_model import AuxModel
 
         return AuxModel(inputs=images, outputs=outputs, tasks=tasks, name=name or backbone)
 

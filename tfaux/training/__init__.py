@@ -1,7 +1,7 @@
 """Training loops (train_step overrides, registered by name) and optimizer schedules."""
 
-from tfaux.training.aux_model import AuxModel
-from tfaux.training.loops import Loop, create_loop, list_loops, register_loop
+from tfaux.models.aux_model import AuxModel
+from tfaux.training.loop import Loop, create_loop, list_loops, register_loop
 from tfaux.training.schedules import adamw, plateau_callbacks, sgd_momentum
 
 __all__ = [

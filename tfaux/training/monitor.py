@@ -30,9 +30,10 @@ import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
 from tfaux.attacks import Attacker, AttackSpec, check_eps
-from tfaux.aux.fourier import fourier_target
+from tfaux.data.pipeline import labels_of
 from tfaux.evaluate.fourier_heatmap import heatmap_figure
-from tfaux.training.aux_model import PRIMARY, labels_of
+from tfaux.models.aux_model import PRIMARY
+from tfaux.tasks.fourier import fourier_target
 
 IMAGES_DIR = "images"
 HEATMAP_TAG = "fourier_heatmap"

@@ -12,8 +12,9 @@ import keras
 import tensorflow as tf
 
 from tfaux.attacks import check_eps, logits_fn, pgd
-from tfaux.training.aux_model import AuxModel, labels_of, replica_id
-from tfaux.training.loops import Loop, register_loop
+from tfaux.data.pipeline import labels_of
+from tfaux.models.aux_model import AuxModel, replica_id
+from tfaux.training.loop import Loop, register_loop
 
 ATTACKS = ("fgsm", "pgd")
 

@@ -21,8 +21,8 @@ from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
 from cleverhans.tf2.utils import clip_eta
 
 from tfaux.attacks import CLIP_MAX, CLIP_MIN, check_eps, logits_fn
-from tfaux.training.aux_model import PRIMARY, AuxModel, step_seed
-from tfaux.training.loops import Loop, register_loop
+from tfaux.models.aux_model import PRIMARY, AuxModel, step_seed
+from tfaux.training.loop import Loop, register_loop
 
 ADVERSARIAL = "adversarial_logits"  # an extra output of `train_outputs`: logits on x′
 CLEAN_AGAIN = "clean_logits_again"  # and the logits of its third pass, on x again

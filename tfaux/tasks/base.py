@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from tfaux.registry import Registry
 
-TASKS: Registry[type] = Registry("aux task", packages=("tfaux.aux",))
+TASKS: Registry[type] = Registry("aux task", packages=("tfaux.tasks",))
 
 
 class AuxTask:

@@ -16,10 +16,11 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfaux.training.adversarial import AdversarialModel, adversarial_examples
-from tfaux.training.aux_model import PRIMARY, labels_of, step_seed
-from tfaux.training.loops import register_loop
-from tfaux.training.trades import (
+from tfaux.data.pipeline import labels_of
+from tfaux.models.aux_model import PRIMARY, step_seed
+from tfaux.training.loop import register_loop
+from tfaux.training.loops.adversarial import AdversarialModel, adversarial_examples
+from tfaux.training.loops.trades import (
     KLDivergenceFromLogits,
     TRADESLoop,
     gaussian_start,

@@ -22,19 +22,13 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-from tfaux.aux.corruption_heads import CorruptionClassifier
 from tfaux.data.corruptions import random_corruption
+from tfaux.data.pipeline import labels_of
+from tfaux.models.aux_model import PRIMARY, VALIDATION_SEED, AuxModel, repeat_batch, step_seed
 from tfaux.models.layers import NormFactory, batch_norm, chunk, selective_batch_norm
-from tfaux.training.adversarial import adversarial_examples
-from tfaux.training.aux_model import (
-    PRIMARY,
-    VALIDATION_SEED,
-    AuxModel,
-    labels_of,
-    repeat_batch,
-    step_seed,
-)
-from tfaux.training.loops import Loop, register_loop
+from tfaux.training.auxiliary_heads import CorruptionClassifier
+from tfaux.training.loop import Loop, register_loop
+from tfaux.training.loops.adversarial import adversarial_examples
 
 # How the KL term of eq. (7) trains: both classifiers ("mutual") or only the auxiliary ones.
 DISTILLATIONS = ("mutual", "teacher")

@@ -15,8 +15,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from tfaux.aux.base import AuxTask, register_task
 from tfaux.data.sources import dataset_spec, list_datasets
+from tfaux.tasks.base import AuxTask, register_task
 
 # Fashion-MNIST classes: 0 T-shirt/top, 1 Trouser, 2 Pullover, 3 Dress, 4 Coat, 5 Sandal,
 # 6 Shirt, 7 Sneaker, 8 Bag, 9 Ankle boot.
@@ -144,6 +144,6 @@ def check_hierarchy(dataset: str, has_coarse_labels: bool | None = None) -> None
     with_labels = [name for name in list_datasets() if dataset_spec(name).coarse_labels]
     raise ValueError(
         f"Expected a dataset with coarse labels ({', '.join(with_labels)}) or a grouping in "
-        f"tfaux.aux.coarse.COARSE_GROUPS ({', '.join(COARSE_GROUPS)}) for the coarse task. "
+        f"tfaux.tasks.coarse.COARSE_GROUPS ({', '.join(COARSE_GROUPS)}) for the coarse task. "
         f"Received: dataset={dataset!r}"
     )

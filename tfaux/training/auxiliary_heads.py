@@ -11,9 +11,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from tfaux.aux.base import AuxTask
+from tfaux.data.pipeline import labels_of
 from tfaux.models.layers import ChunkSelect, batch_norm, single_chunk
-from tfaux.training.aux_model import labels_of
+from tfaux.tasks.base import AuxTask
 
 
 @keras.saving.register_keras_serializable(package="tfaux")

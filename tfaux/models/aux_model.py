@@ -3,7 +3,7 @@
 The train step mirrors Keras' own (keras/src/backend/tensorflow/trainer.py) stage by stage. Two
 extension points: `augment` (in-graph augmentation, and the two views of contrastive tasks) and
 `perturb`, which adversarial and noise-training loops override. How the terms are weighted (fixed
-λ or learned) is `tfaux.aux.weighting`'s business.
+λ or learned) is `tfaux.weighting`'s business.
 """
 
 from __future__ import annotations
@@ -13,18 +13,14 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-from tfaux.aux.base import AuxTask
-from tfaux.aux.weighting import create_weighting, list_weightings
 from tfaux.config import AUX_TARGETS
 from tfaux.data.augment import get_augmentation, two_views
+from tfaux.data.pipeline import labels_of
+from tfaux.tasks.base import AuxTask
+from tfaux.weighting import create_weighting, list_weightings
 
 PRIMARY = "logits"
 VALIDATION_SEED = 20200614  # fixed augmentations and corruptions in validation, so epochs compare
-
-
-def labels_of(y):
-    """The primary (fine) labels of a batch: `y` itself or `y["label"]` when labels are a dict."""
-    return y["label"] if isinstance(y, dict) else y
 
 
 def replica_id() -> tf.Tensor:

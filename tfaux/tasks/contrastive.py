@@ -12,7 +12,7 @@ from __future__ import annotations
 import tensorflow as tf
 from keras import layers
 
-from tfaux.aux.base import AuxTask, register_task
+from tfaux.tasks.base import AuxTask, register_task
 
 
 def nt_xent(z: tf.Tensor, temperature: float = 0.5) -> tf.Tensor:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from tfaux.aux.base import AuxTask, register_task
+from tfaux.tasks.base import AuxTask, register_task
 
 
 @register_task

@@ -7,8 +7,8 @@ import math
 import keras
 import tensorflow as tf
 
-from tfaux.aux.base import AuxTask, register_task
 from tfaux.models.heads import decoder
+from tfaux.tasks.base import AuxTask, register_task
 
 MAGNITUDES = ("log1p", "raw")
 

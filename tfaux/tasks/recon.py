@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import keras
 
-from tfaux.aux.base import AuxTask, register_task
 from tfaux.models.heads import decoder
+from tfaux.tasks.base import AuxTask, register_task
 
 
 @register_task

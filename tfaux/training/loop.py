@@ -127,7 +127,7 @@ class Loop:
         "uncertainty", "gradnorm") come from the variant; the flip rule from the dataset; what
         aux targets are computed from (`adversarial.aux_targets`) from the recipe.
         """
-        from tfaux.training.aux_model import AuxModel  # AuxModel's tasks import the models
+        from tfaux.models.aux_model import AuxModel  # AuxModel's tasks import the models
 
         recipe = self.recipe
         options = {
@@ -204,7 +204,7 @@ class Loop:
         return 1
 
 
-LOOPS: Registry[type[Loop]] = Registry("training loop", packages=("tfaux.training",))
+LOOPS: Registry[type[Loop]] = Registry("training loop", packages=("tfaux.training.loops",))
 
 
 def register_loop(cls: type[Loop]) -> type[Loop]:

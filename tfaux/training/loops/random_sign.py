@@ -9,7 +9,7 @@ from __future__ import annotations
 from tfaux.config import RandomSignConfig
 from tfaux.models.random_sign import with_random_sign
 from tfaux.models.registry import create_backbone
-from tfaux.training.loops import Loop, register_loop
+from tfaux.training.loop import Loop, register_loop
 
 
 @register_loop

@@ -24,8 +24,8 @@ import keras
 import tensorflow as tf
 
 from tfaux.attacks import CLIP_MAX, CLIP_MIN, check_eps
-from tfaux.training.aux_model import AuxModel
-from tfaux.training.loops import Loop, register_loop
+from tfaux.models.aux_model import AuxModel
+from tfaux.training.loop import Loop, register_loop
 from tfaux.training.resume import assign_per_replica, per_replica_values
 
 
