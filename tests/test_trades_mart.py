@@ -277,7 +277,7 @@ def test_one_step_moves_batchnorm_statistics_like_the_official_passes(loop):
 def test_the_loop_sets_the_model_from_the_recipe_and_its_config_round_trips(loop):
     recipe = _recipe(eps=0.2, steps=4, beta=1.5)
     looped = create_loop(loop, recipe)
-    assert looped.trains_at_eps and looped.fixed_loss_weights
+    assert looped.trains_at_eps and looped.model().fixed_loss_weights
     assert looped.passes_per_step() == 4 + len(PASSES[loop])
     model = _wrapped(loop, recipe=recipe)
     assert (model.eps, model.steps, model.beta) == (0.2, 4, 1.5)
