@@ -13,6 +13,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 
+from tfaux.attacks.names import AUTOATTACK_VERSIONS  # no TensorFlow: owned there
 from tfaux.names import unknown_name
 
 STRATEGIES = ("default", "mirrored", "multi_worker")  # see tfaux.distribute
@@ -61,7 +62,6 @@ AUX_TARGETS = ("clean", "perturbed")
 WEIGHTINGS = ("fixed", "uncertainty", "gradnorm")
 # KerasTuner search of a variant's λ (see `TuningConfig`, `tfaux.tune`).
 TUNERS = ("bayesian", "hyperband")
-AUTOATTACK_VERSIONS = ("standard", "plus", "rand")  # tfaux.evaluate.autoattack.VERSIONS
 TUNING_OBJECTIVES = ("val_accuracy", "val_pgd_accuracy", "val_clean_pgd_accuracy")
 
 
