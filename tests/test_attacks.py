@@ -473,6 +473,19 @@ def test_a_registered_attack_is_found_by_name_and_joins_the_report(registry):
     registry._entries.pop("test-noise")
     assert [job.key for job in _jobs(config, attacked)[0]] == [j.key for j in jobs[:-1]]
 
+    # A column must not replace one the report has (their per-example results would merge).
+    class Clash(_Noise):
+        name = "test-clash"
+
+        @classmethod
+        def report_columns(cls, model, config):
+            return [ReportColumn(PGD(model, steps=config.pgd_steps[-1]), config.eps)]
+
+    registry.register(Clash)
+    with pytest.raises(ValueError, match="'PGD-3 ε=0.1', which the report has already"):
+        _jobs(config, attacked)
+    registry._entries.pop("test-clash")
+
     # And the report runs it on its prefix, beside the others.
     registry.register(_Noise)
     x, y = random_images(8, (16, 16, 1), seed=4), np.arange(8) % 4

@@ -175,6 +175,8 @@ class Attack:
     `title` (the label without the budget), `check_eps` and `report_columns`.
 
     Attributes:
+        model: what it attacks (an `AttackedModel`, or for APGD, FAB and Square what they were
+            given); `replace` builds on it.
         name: the registered name ("pgd", "apgd-t").
         norm: the budget's norm, "linf" or "l2".
         steps: iterations (queries for a score-based attack).

@@ -198,7 +198,13 @@ def _jobs(
     # Every other registered attack that asks for columns: one new file adds them.
     for name in ATTACKS.names():
         for column in ATTACKS.get(name).report_columns(model, config):
-            jobs.append(job(column.attack, column.eps, column.examples))
+            added = job(column.attack, column.eps, column.examples)
+            if added.key in {j.key for j in jobs}:
+                raise ValueError(
+                    f"Expected the report columns of attack {name!r} to have labels of their "
+                    f"own. Received: {added.key!r}, which the report has already"
+                )
+            jobs.append(added)
     return jobs, roles
 
 
