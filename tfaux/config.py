@@ -56,7 +56,6 @@ GUARD_ACTIONS = ("off", "log", "stop", "rollback")
 AUX_TARGETS = ("clean", "perturbed")
 # KerasTuner search of a variant's λ (see `TuningConfig`, `tfaux.tune`).
 TUNERS = ("bayesian", "hyperband")
-AUTOATTACK_VERSIONS = ("standard", "plus", "rand")  # tfaux.evaluate.autoattack.VERSIONS
 TUNING_OBJECTIVES = ("val_accuracy", "val_pgd_accuracy", "val_clean_pgd_accuracy")
 
 
@@ -477,11 +476,6 @@ class EvalConfig:
             spsa_samples=self.spsa_samples,
         )
         require(0 <= self.tolerance < 1, "0 <= tolerance < 1", tolerance=self.tolerance)
-        require(
-            self.autoattack_version in AUTOATTACK_VERSIONS,
-            f"autoattack_version in {AUTOATTACK_VERSIONS}",
-            autoattack_version=self.autoattack_version,
-        )
 
     @classmethod
     def seed002(cls, **overrides) -> EvalConfig:

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfaux import data
+from tfaux.attacks.names import AUTOATTACK_VERSIONS
 from tfaux.config import Recipe, selection_rule
 from tfaux.data.augment import get_augmentation
 from tfaux.data.pipeline import labels_of, repeated
@@ -142,6 +143,12 @@ def check_recipe(recipe: Recipe, input_shape: tuple[int, int, int] | None = None
             )
     for augmentation in recipe.evaluation.augmented:
         get_augmentation(augmentation)
+    if recipe.evaluation.autoattack_version not in AUTOATTACK_VERSIONS:
+        raise unknown_name(
+            "evaluation.autoattack_version",
+            recipe.evaluation.autoattack_version,
+            AUTOATTACK_VERSIONS,
+        )
     t = recipe.tuning
     if t.variant or t.eps is not None or t.replays is not None:
         tuning_variant(recipe)  # a recipe that names no aux variant is still fine to run
