@@ -36,10 +36,12 @@ from tfaux.attacks import (
     random_in_ball,
 )
 from tfaux.attacks.carlini_wagner import cw_l2_attack
-from tfaux.attacks.names import AUTOATTACK_ATTACKS, AUTOATTACK_ORDER, AUTOATTACK_VERSIONS
+from tfaux.attacks.names import AUTOATTACK_ATTACKS, AUTOATTACK_ORDER
 from tfaux.attacks.threat_model import clip
+from tfaux.config import EvalConfig, Recipe
 from tfaux.evaluate import robustness
 from tfaux.evaluate.robustness import _jobs
+from tfaux.experiment import check_recipe
 from tfaux.models import build
 from tfaux.training.callbacks import RobustAccuracy
 
@@ -500,7 +502,9 @@ def test_autoattacks_order_names_registered_attacks_and_loads_without_tensorflow
     assert set(AUTOATTACK_ATTACKS) <= set(list_attacks())
     for version, order in AUTOATTACK_ORDER.items():
         assert set(order) <= set(AUTOATTACK_ATTACKS), version
-    assert config.AUTOATTACK_VERSIONS is AUTOATTACK_VERSIONS  # one owner
+    assert not hasattr(config, "AUTOATTACK_VERSIONS")  # one owner: check_recipe reads it here
+    with pytest.raises(ValueError, match="Unknown evaluation.autoattack_version 'standrad'"):
+        check_recipe(Recipe("r", evaluation=EvalConfig(autoattack_version="standrad")))
     code = (
         "import sys, tfaux.config, tfaux.attacks.names\n"
         "assert 'tensorflow' not in sys.modules, 'the attack names imported TensorFlow'\n"
