@@ -2,11 +2,11 @@
 by side in one run and printed as ratios (absolute numbers depend on the machine; ratios much
 less):
 
-a. PGD-20 evaluation (attack + one predict per batch) with `tfaux.attacks.Attacker` (a compiled
+a. PGD-20 evaluation (attack + one predict per batch) with `tfaux.attacks.PGD` (a compiled
    `tf.while_loop`) vs cleverhans' `projected_gradient_descent` called as shipped (an eager Python
    loop over its `tf.function` gradient): images/s and the ratio ours/cleverhans. Both use
    L∞ ε=0.1, α=0.0125, a random start and the true labels; both predict with the same compiled
-   `Attacker.predict`, so the ratio compares the attacks only.
+   `AttackedModel.predict`, so the ratio compares the attacks only.
 b. PGD-k (k = 10, 20, attack alone; PGD-20 is timed inside (a), without its predicts) vs k ×
    one compiled input-gradient pass (forward + backward of the cross-entropy of the logits
    w.r.t. the images, inference mode) on the same batches: the ratio is the loop's overhead over
@@ -16,9 +16,9 @@ c. The full robustness report (`tfaux.evaluate.robustness`, `EvalConfig()` defau
 
 Each attack in (a) and (b) is warmed up (traced) once per batch shape before timing; then all of
 them are timed round-robin `--repeats` times, so a slow phase of the machine hits each alike, and
-medians are reported. The report builds its own `Attacker`, so every call traces its attacks; that
-is part of its cost, and (c) gives the ratio against PGD-20 with a fresh `Attacker` (tracing
-included, like the report) and with a warm one.
+medians are reported. The report builds its own `AttackedModel`, so every call traces its attacks;
+that is part of its cost, and (c) gives the ratio against PGD-20 on a fresh `AttackedModel`
+(tracing included, like the report) and on a warm one.
 
     python benchmarks/attack_speed.py [--quick] [--backbone resnet20] [--images 512] [--batch 128]
         [--repeats 3] [--train-size 5000] [--report-repeats 1]
@@ -47,7 +47,7 @@ from cleverhans.tf2.attacks.projected_gradient_descent import (  # noqa: E402
 )
 
 from tfaux import build, data  # noqa: E402
-from tfaux.attacks import Attacker, AttackSpec, logits_fn  # noqa: E402
+from tfaux.attacks import PGD, AttackedModel, logits_fn  # noqa: E402
 from tfaux.config import EvalConfig  # noqa: E402
 from tfaux.evaluate import robustness  # noqa: E402
 from tfaux.evaluate.sanity import UntrustworthyRobustnessWarning  # noqa: E402
@@ -112,9 +112,9 @@ def main() -> None:
     batches = list(splits.test)
     n = sum(int(x.shape[0]) for x, _ in batches)
     model_fn = logits_fn(model)
-    attacker = Attacker(model)
-    spec = {k: AttackSpec("pgd", eps=EPS, steps=k) for k in STEPS}
-    alpha = spec[20].alpha  # 2.5 ε / 20 = 0.0125, Madry et al.'s step, as cleverhans gets it
+    attacked = AttackedModel(model)
+    pgd = {k: PGD(attacked, steps=k) for k in STEPS}
+    alpha = pgd[20].alpha(EPS)  # 2.5 ε / 20 = 0.0125, Madry et al.'s step, as cleverhans gets it
 
     @tf.function(reduce_retracing=True)
     def grad_pass(x, y):
@@ -124,13 +124,13 @@ def main() -> None:
         return tape.gradient(loss, x)
 
     def accuracy_of(x_adv, y) -> int:
-        return int(np.sum(np.argmax(attacker.predict(x_adv).numpy(), -1) == y.numpy()))
+        return int(np.sum(np.argmax(attacked.predict(x_adv).numpy(), -1) == y.numpy()))
 
     def ours_eval(some=batches):  # -> (correct, seconds in the attack calls alone)
         correct, attack_seconds = 0, 0.0
         for i, (x, y) in enumerate(some):
             start = time.perf_counter()
-            x_adv = attacker(spec[20], x, y, seed=i)
+            x_adv = pgd[20](x, y, eps=EPS, seed=i)
             x_adv.numpy()  # the attack is done (as in the other timed functions)
             attack_seconds += time.perf_counter() - start
             correct += accuracy_of(x_adv, y)
@@ -148,7 +148,7 @@ def main() -> None:
 
     def pgd10_only(some=batches):
         for i, (x, y) in enumerate(some):
-            attacker(spec[10], x, y, seed=i).numpy()
+            pgd[10](x, y, eps=EPS, seed=i).numpy()
 
     def gradients_only(some=batches):
         for x, y in some:
@@ -156,7 +156,7 @@ def main() -> None:
 
     def predict_only(some=batches):
         for x, _ in some:
-            attacker.predict(x).numpy()
+            attacked.predict(x).numpy()
 
     # PGD-20 alone for (b) is timed inside (a)'s evaluation: its attack calls without the predict.
     runs = {
@@ -195,7 +195,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|")
     for name, label in [
-        ("ours", "tfaux `Attacker` (tf.while_loop, compiled)"),
+        ("ours", "tfaux `PGD` (tf.while_loop, compiled)"),
         ("cleverhans", "cleverhans `projected_gradient_descent` (eager, as shipped)"),
     ]:
         accs = ", ".join(f"{100 * a:.1f}" for a in accuracy[name])
@@ -226,14 +226,14 @@ def main() -> None:
         blackbox_examples=max(1, round(defaults.blackbox_examples * scale)),
     )
 
-    def pgd_alone(pgd_attacker):
+    def pgd_alone(pgd20):
         for i, (x, y) in enumerate(splits.test):
-            pgd_attacker.predict(pgd_attacker(spec[20], x, y, seed=i)).numpy()
+            pgd20.model.predict(pgd20(x, y, eps=EPS, seed=i)).numpy()
 
     report_runs = {
         "report": lambda: robustness(model, splits.test, config, progress=False),
-        "fresh": lambda: pgd_alone(Attacker(model)),
-        "warm": lambda: pgd_alone(attacker),  # traced and warmed up in (a)
+        "fresh": lambda: pgd_alone(PGD(model, steps=20)),
+        "warm": lambda: pgd_alone(pgd[20]),  # traced and warmed up in (a)
     }
     report_times = {name: [] for name in report_runs}
     with warnings.catch_warnings():
@@ -250,9 +250,9 @@ def main() -> None:
     )
     print("| run | s | report / this run |\n|---|---|---|")
     for name, label in [
-        ("report", "robustness report (its own Attacker: tracing included)"),
-        ("fresh", "PGD-20 + predict, fresh Attacker (tracing included)"),
-        ("warm", "PGD-20 + predict, warm Attacker"),
+        ("report", "robustness report (its own AttackedModel: tracing included)"),
+        ("fresh", "PGD-20 + predict, fresh AttackedModel (tracing included)"),
+        ("warm", "PGD-20 + predict, warm AttackedModel"),
     ]:
         print(f"| {label} | {r[name]:.2f} | {r['report'] / r[name]:.1f} |")
 

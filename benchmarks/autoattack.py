@@ -36,7 +36,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfaux.attacks import Attacker, AttackSpec, Square, logits_fn  # noqa: E402
+from tfaux.attacks import PGD, Square, logits_fn  # noqa: E402
 from tfaux.attacks.apgd import APGD  # noqa: E402
 from tfaux.benchmark import classifier  # noqa: E402
 from tfaux.deploy import dataset_images  # noqa: E402
@@ -187,8 +187,7 @@ def main() -> None:
     autoattack = AutoAttack(model, eps=args.eps, steps=args.steps, queries=5000 if not
                             args.quick else args.queries, batch_size=args.batch)  # fmt: skip
     elapsed, result = timed(autoattack.run, x, y)
-    attacker = Attacker(model)
-    pgd = attacker(AttackSpec("pgd", eps=args.eps, steps=10), x, y)
+    pgd = PGD(model, steps=10)(x, y, eps=args.eps)
     pgd_accuracy = accuracy(model, pgd.numpy(), y)
     print(f"\nc. standard AutoAttack: {elapsed:.0f} s ({result.seconds})")
     after = ", ".join(f"{k} {100 * v:.1f}" for k, v in result.after.items())

@@ -36,7 +36,7 @@ quiet_tensorflow_start()  # before TensorFlow is imported: no start-up chatter
 import keras  # noqa: E402
 
 from tfaux import build, data, experiment  # noqa: E402
-from tfaux.attacks import Attacker, AttackSpec  # noqa: E402
+from tfaux.attacks import PGD  # noqa: E402
 from tfaux.config import DataConfig, MonitorConfig, Recipe, TrainingConfig  # noqa: E402
 from tfaux.data.pipeline import labels_of  # noqa: E402
 from tfaux.models import primary_classifier  # noqa: E402
@@ -142,15 +142,14 @@ def load(args, autotune: bool):
 def evaluation_passes(args, model, autotune: bool) -> dict[str, list[list[float]]]:
     """Per-batch seconds of repeated clean and PGD-10 passes over the test split."""
     test = load(args, autotune).test
-    attacker = Attacker(primary_classifier(model))
-    pgd = AttackSpec("pgd", eps=0.1, steps=10)
+    pgd = PGD(primary_classifier(model), steps=10)
     return {
         "clean predictions": timed_passes(
-            lambda: test, lambda b: attacker.predict(b[0]).numpy(), args.passes
+            lambda: test, lambda b: pgd.model.predict(b[0]).numpy(), args.passes
         ),
         "PGD-10": timed_passes(
             lambda: test,
-            lambda b: attacker(pgd, b[0], labels_of(b[1]), seed=0).numpy(),
+            lambda b: pgd(b[0], labels_of(b[1]), eps=0.1, seed=0).numpy(),
             args.passes,
         ),
     }

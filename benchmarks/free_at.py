@@ -36,7 +36,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tfaux import data  # noqa: E402
-from tfaux.attacks import Attacker, AttackSpec  # noqa: E402
+from tfaux.attacks import PGD  # noqa: E402
 from tfaux.config import AdversarialConfig, DataConfig, ModelConfig, Recipe  # noqa: E402
 from tfaux.data.pipeline import labels_of  # noqa: E402
 from tfaux.experiment import build_model  # noqa: E402
@@ -93,14 +93,13 @@ def train(args, loop: str, config: AdversarialConfig, epochs: int) -> dict:
 
 def evaluate(model, test, eps: float) -> tuple[float, float]:
     """Clean and PGD-20 (L∞ ε, one random start, true labels) accuracy on the test split."""
-    attacker = Attacker(model)
-    spec = AttackSpec("pgd", eps=eps, steps=20)
+    pgd = PGD(model, steps=20)
     clean = robust = n = 0
     for i, (x, y) in enumerate(test):
         y = labels_of(y).numpy()
-        clean += int(np.sum(np.argmax(attacker.predict(x).numpy(), -1) == y))
-        x_adv = attacker(spec, x, y, seed=i)
-        robust += int(np.sum(np.argmax(attacker.predict(x_adv).numpy(), -1) == y))
+        clean += int(np.sum(np.argmax(pgd.model.predict(x).numpy(), -1) == y))
+        x_adv = pgd(x, y, eps=eps, seed=i)
+        robust += int(np.sum(np.argmax(pgd.model.predict(x_adv).numpy(), -1) == y))
         n += len(y)
     return clean / n, robust / n
 

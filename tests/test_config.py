@@ -100,7 +100,7 @@ def test_training_schedule_and_seed_settings_are_validated():
     with pytest.raises(ValueError, match="0 <= probability <= 1"):
         apply_overrides(BASE, ["random_sign.probability=2"])
     with pytest.raises(ValueError, match="Unknown augmentation 'geometri'"):
-        apply_overrides(BASE, ["evaluation.augmented=geometri"])
+        check_recipe(apply_overrides(BASE, ["evaluation.augmented=geometri"]))
 
 
 @pytest.mark.parametrize(

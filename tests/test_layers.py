@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tfaux"
 # Lowest first. A module belongs to the longest prefix listed.
 LAYERS = [
     # Tools that know nothing of tfaux: names and errors, registries, commits, console, progress,
-    # statistics and table cells, the distribution strategy.
+    # statistics and table cells.
     (
         "tfaux",
         "tfaux.names",
@@ -26,10 +26,9 @@ LAYERS = [
         "tfaux.progress",
         "tfaux.statistics",
         "tfaux.cells",
-        "tfaux.distribute",
     ),
     ("tfaux.config",),  # the recipe's schema
-    ("tfaux.variant", "tfaux.precision"),  # read a recipe
+    ("tfaux.variant", "tfaux.precision", "tfaux.distribute"),  # read a recipe
     ("tfaux.data",),
     (
         "tfaux.models",

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import tiny_model
+from tfaux.attacks import AttackedModel
 from tfaux.cli import discover
 from tfaux.config import CLAIM_METRICS, claim_problem
 from tfaux.data.sources import dataset_spec
@@ -93,11 +95,16 @@ def test_every_seed_recipe_declares_claims_it_can_test(name):
     assert len(set(keys)) == len(keys), "a claim declared twice"
 
 
+@pytest.fixture(scope="module")
+def attacked():
+    return AttackedModel(tiny_model())  # the report's attacks are listed, never run
+
+
 @pytest.mark.parametrize("name", SEEDS)
-def test_every_claimed_attack_and_disturbance_is_in_the_report(name):
+def test_every_claimed_attack_and_disturbance_is_in_the_report(name, attacked):
     # `claim_problem` cannot see report labels and per-dataset disturbances; these can.
     recipe = RECIPES[name]
-    jobs, roles = _jobs(recipe.evaluation, with_surrogate=True)
+    jobs, roles = _jobs(recipe.evaluation, attacked, surrogate=attacked)
     labels = {job.key for job in jobs} - set(roles.get("curve_only", []))
     channels = 1 if recipe.data.dataset in GRAYSCALE else 3
     flip = dataset_spec(recipe.data.dataset).flip_invariant

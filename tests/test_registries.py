@@ -69,7 +69,7 @@ def test_every_loop_declares_a_budget_and_is_validated_by_its_properties(name):
     if cls.chunked_batch:  # its batch is [clean, T(x), …]: no augmentation of its own
         with pytest.raises(ValueError, match=f"no augmentation .* loop '@{name}'"):
             check_recipe(Recipe("bad", variants=(f"none@{name}:geometric",)))
-    if cls.fixed_loss_weights:
+    if cls.model().fixed_loss_weights:
         with pytest.raises(ValueError, match=f"fixed loss weights with the loop '@{name}'"):
             check_recipe(Recipe("bad", variants=(f"fourier@{name}~uncertainty",)))
     searched = TuningConfig(variant=f"fourier@{name}", eps=(0.05, 0.2))

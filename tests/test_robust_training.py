@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tests.helpers import loop_recipe, random_images, tiny_model, with_loop
 from tfaux import data
-from tfaux.attacks import Attacker, AttackSpec
+from tfaux.attacks import PGD
 from tfaux.config import AdversarialConfig
 from tfaux.models import build
 from tfaux.models.aux_model import AuxModel
@@ -162,9 +162,9 @@ def test_guard_measures_real_pgd_accuracy():
     guard = CatastrophicOverfittingGuard(X, Y, eps=0.1, steps=2)
     guard.set_model(model)
     guard.on_train_begin()
-    attacker = Attacker(model)
-    x_adv = attacker(AttackSpec("pgd", eps=0.1, steps=2), X, Y, seed=0)
-    expected = np.mean(np.argmax(attacker.predict(x_adv).numpy(), -1) == Y)
+    pgd = PGD(model, steps=2)
+    x_adv = pgd(X, Y, eps=0.1, seed=0)
+    expected = np.mean(np.argmax(pgd.model.predict(x_adv).numpy(), -1) == Y)
     assert guard.accuracy() == pytest.approx(expected)
 
 
@@ -184,10 +184,10 @@ def test_pgd_training_beats_standard_training_under_pgd_on_real_digits():
         )
         model.compile(optimizer=sgd_momentum(learning_rate=0.05), jit_compile=False)
         model.fit(digits.train, epochs=8, verbose=0, shuffle=False)
-        attacker, correct, total = Attacker(model), 0, 0
+        pgd, correct, total = PGD(model, steps=10), 0, 0
         for x, y in digits.test:
-            x_adv = attacker(AttackSpec("pgd", eps=0.1, steps=10), x, y)
-            correct += int(np.sum(np.argmax(attacker.predict(x_adv), -1) == y.numpy()))
+            x_adv = pgd(x, y, eps=0.1)
+            correct += int(np.sum(np.argmax(pgd.model.predict(x_adv), -1) == y.numpy()))
             total += len(y)
         accuracy[loop] = correct / total
     assert accuracy["pgd"] > accuracy["standard"] + 0.1, accuracy

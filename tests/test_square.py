@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from sklearn.datasets import load_digits
 
-from tfaux.attacks import Attacker, AttackSpec, Square, logits_fn
+from tfaux.attacks import PGD, Square, logits_fn
 from tfaux.attacks.square import _eta, l2_window_update
 
 QUERIES = 300
@@ -98,7 +98,7 @@ def test_square_beats_pgd_on_a_gradient_masked_model(digits):
     _, _, x, y = digits
     model = _linear(digits, masked=True)
     model_fn = logits_fn(model)
-    pgd = Attacker(model)(AttackSpec("pgd", eps=EPS["linf"], steps=10), x, y, seed=0)
+    pgd = PGD(model, steps=10)(x, y, eps=EPS["linf"], seed=0)
     square = Square(model_fn, queries=QUERIES)(x, y, eps=EPS["linf"], seed=0)
     clean = 1.0 - _fooled(model_fn, x, y).mean()
     pgd_accuracy = 1.0 - _fooled(model_fn, pgd, y).mean()

@@ -9,7 +9,7 @@ from scipy import stats
 
 from tests.helpers import random_images, tiny_model
 from tfaux import data
-from tfaux.attacks import Attacker, AttackSpec, logits_fn
+from tfaux.attacks import PGD, logits_fn
 from tfaux.config import AdversarialConfig, DataConfig, Recipe
 from tfaux.models import build
 from tfaux.tasks import FourierTask
@@ -277,7 +277,7 @@ def test_one_step_moves_batchnorm_statistics_like_the_official_passes(loop):
 def test_the_loop_sets_the_model_from_the_recipe_and_its_config_round_trips(loop):
     recipe = _recipe(eps=0.2, steps=4, beta=1.5)
     looped = create_loop(loop, recipe)
-    assert looped.trains_at_eps and looped.fixed_loss_weights
+    assert looped.trains_at_eps and looped.model().fixed_loss_weights
     assert looped.passes_per_step() == 4 + len(PASSES[loop])
     model = _wrapped(loop, recipe=recipe)
     assert (model.eps, model.steps, model.beta) == (0.2, 4, 1.5)
@@ -313,9 +313,9 @@ def test_trades_and_mart_beat_standard_training_under_pgd_on_real_digits():
         model = create_loop(loop, recipe).wrap(model)
         model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), jit_compile=False)
         model.fit(digits.train, epochs=4, verbose=0, shuffle=False)
-        attacker = Attacker(model)
-        x_adv = attacker(AttackSpec("pgd", eps=eps, steps=10), x_test, y_test, seed=0)
-        accuracy[loop] = np.mean(np.argmax(attacker.predict(x_adv), -1) == y_test)
+        pgd = PGD(model, steps=10)
+        x_adv = pgd(x_test, y_test, eps=eps, seed=0)
+        accuracy[loop] = np.mean(np.argmax(pgd.model.predict(x_adv), -1) == y_test)
     # Measured with seeds 0-3: standard 0.03-0.12, TRADES 0.53-0.64, MART 0.45-0.60.
     assert accuracy["trades"] > accuracy["standard"] + 0.3, accuracy
     assert accuracy["mart"] > accuracy["standard"] + 0.3, accuracy

@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import RECIPES, ROOT, Interrupt, random_images, tiny_model
-from tfaux.attacks import Attacker, AttackSpec
+from tfaux.attacks import PGD
 from tfaux.cli import discover, load_recipe_file, main
 from tfaux.config import Recipe, apply_overrides
 from tfaux.training.callbacks import RobustAccuracy
@@ -93,9 +93,9 @@ def test_robust_accuracy_adds_real_pgd_accuracy_and_its_mean_with_clean():
     callback.on_train_begin()
     logs = {"val_accuracy": 0.5}
     callback.on_epoch_end(0, logs)
-    attacker = Attacker(model)
-    x_adv = attacker(AttackSpec("pgd", eps=0.1, steps=2), x, y, seed=0)
-    expected = np.mean(np.argmax(attacker.predict(x_adv).numpy(), -1) == y)
+    pgd = PGD(model, steps=2)
+    x_adv = pgd(x, y, eps=0.1, seed=0)
+    expected = np.mean(np.argmax(pgd.model.predict(x_adv).numpy(), -1) == y)
     assert logs["val_pgd_accuracy"] == pytest.approx(expected)
     assert logs["val_clean_pgd_accuracy"] == pytest.approx((0.5 + expected) / 2)
     again = {"val_accuracy": 0.5}

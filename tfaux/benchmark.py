@@ -16,9 +16,10 @@ import os
 import keras
 import numpy as np
 
-from tfaux.attacks import Attacker, AttackSpec, check_eps
+from tfaux.attacks.names import AUTOATTACK_ATTACKS
+from tfaux.attacks.projected_gradient import PGD
+from tfaux.attacks.threat_model import check_eps
 from tfaux.deploy import dataset_images, load
-from tfaux.evaluate.autoattack import ATTACKS as AUTOATTACK_ATTACKS
 from tfaux.evaluate.autoattack import AutoAttack
 
 CHOICES = ("autoattack", "pgd", *AUTOATTACK_ATTACKS)
@@ -101,20 +102,20 @@ def benchmark(
         clean, robust, checks = result.clean, result.robust.copy(), result.checks
         report.update({name: _percent(accuracy) for name, accuracy in result.after.items()})
     if "pgd" in attacks:
-        spec = AttackSpec("pgd", eps=eps, norm=norm, steps=20)
-        attacker = Attacker(model)
+        pgd = PGD(model, norm=norm, steps=20)
+        attacked = pgd.model
         predicted = np.concatenate(
             [
                 np.argmax(
-                    attacker.predict(attacker(spec, x[i : i + 250], y[i : i + 250], seed)), -1
+                    attacked.predict(pgd(x[i : i + 250], y[i : i + 250], eps=eps, seed=seed)), -1
                 )
                 for i in range(0, len(x), 250)
             ]
         )
         fooled = predicted != y
-        report[spec.label] = _percent(np.mean(~fooled))
+        report[pgd.label(check_eps(eps, norm))] = _percent(np.mean(~fooled))
         if robust is None:
-            clean = np.argmax(attacker.predict(x), -1) == y
+            clean = np.argmax(attacked.predict(x), -1) == y
             robust = clean.copy()
         robust &= ~fooled
     return {

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from tfaux.names import require, unknown_name
 
-STRATEGIES = ("default", "mirrored", "multi_worker")  # see tfaux.distribute
+STRATEGIES = ("default", "mirrored", "multi_worker")  # tfaux.distribute reads them here
 OPTIMIZERS = ("sgd", "adamw")
 # Which epoch a trained variant is evaluated at (see `TrainingConfig.select`).
 SELECTIONS = ("auto", "last", "best_clean", "best_robust")
@@ -25,8 +25,6 @@ OBJECTIVES = ("clean", "robust")
 SCHEDULES = ("plateau", "cosine", "onecycle", "step")
 # Keras dtype policies a model trains under (see `tfaux.precision`); evaluation is float32.
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-# In-graph augmentations a variant selects with ":<name>" (see `tfaux.data.augment`).
-AUGMENTATIONS = ("simclr", "geometric")
 # The -C benchmark's corruptions (imagecorruptions' names; the last four are its validation set).
 C_CORRUPTIONS = (
     "gaussian_noise",
@@ -56,11 +54,8 @@ TRAIN_CORRUPTIONS = ("gaussian_noise", "gaussian_blur", "rotation", "contrast_br
 GUARD_ACTIONS = ("off", "log", "stop", "rollback")
 # What aux targets are computed from in training (see `AdversarialConfig.aux_targets`).
 AUX_TARGETS = ("clean", "perturbed")
-# Loss weightings a variant selects with "~<name>" (see `WeightingConfig`, `tfaux.weighting`).
-WEIGHTINGS = ("fixed", "uncertainty", "gradnorm")
 # KerasTuner search of a variant's λ (see `TuningConfig`, `tfaux.tune`).
 TUNERS = ("bayesian", "hyperband")
-AUTOATTACK_VERSIONS = ("standard", "plus", "rand")  # tfaux.evaluate.autoattack.VERSIONS
 TUNING_OBJECTIVES = ("val_accuracy", "val_pgd_accuracy", "val_clean_pgd_accuracy")
 
 
@@ -442,9 +437,6 @@ class EvalConfig:
     denoiser_examples: int = 500
 
     def __post_init__(self):
-        for name in self.augmented:
-            if name not in AUGMENTATIONS:
-                raise unknown_name("augmentation", name, AUGMENTATIONS)
         require(
             self.denoiser_examples > 0,
             "denoiser_examples > 0",
@@ -484,11 +476,6 @@ class EvalConfig:
             spsa_samples=self.spsa_samples,
         )
         require(0 <= self.tolerance < 1, "0 <= tolerance < 1", tolerance=self.tolerance)
-        require(
-            self.autoattack_version in AUTOATTACK_VERSIONS,
-            f"autoattack_version in {AUTOATTACK_VERSIONS}",
-            autoattack_version=self.autoattack_version,
-        )
 
     @classmethod
     def seed002(cls, **overrides) -> EvalConfig:

@@ -34,11 +34,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfaux.config import STRATEGIES
 from tfaux.names import unknown_name
 
 log = logging.getLogger("tfaux")
 
-STRATEGIES = ("default", "mirrored", "multi_worker")
 
 # Keras versions whose TensorFlow trainer fails under MultiWorkerMirroredStrategy
 # (keras-team/keras#20585, tensorflow/tensorflow#72388), as (major, minor), inclusive. The lower

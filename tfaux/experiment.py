@@ -22,7 +22,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfaux import data
+from tfaux.attacks.names import AUTOATTACK_VERSIONS
 from tfaux.config import Recipe, selection_rule
+from tfaux.data.augment import get_augmentation
 from tfaux.data.pipeline import labels_of, repeated
 from tfaux.data.sources import check_name, has_coarse_labels
 from tfaux.distribute import create_strategy, shard_by_data
@@ -47,6 +49,7 @@ from tfaux.training.schedules import (
     step_decay,
 )
 from tfaux.variant import Variant
+from tfaux.weighting import WEIGHTINGS
 
 log = logging.getLogger("tfaux")
 
@@ -113,6 +116,9 @@ def check_recipe(recipe: Recipe, input_shape: tuple[int, int, int] | None = None
     check_name(recipe.data.dataset)
     for text in recipe.variants:
         variant = Variant.parse(text)
+        if variant.augmentation:
+            get_augmentation(variant.augmentation)  # an unknown name suggests the closest
+        WEIGHTINGS.get(variant.weighting)
         loop = loop_class(variant.loop)
         views = max([1, *(task_class(task).views for task in variant.tasks)])
         loop.check_variant(variant, views)
@@ -135,6 +141,14 @@ def check_recipe(recipe: Recipe, input_shape: tuple[int, int, int] | None = None
                 variant=text,
                 robust_examples=recipe.monitor.robust_examples,
             )
+    for augmentation in recipe.evaluation.augmented:
+        get_augmentation(augmentation)
+    if recipe.evaluation.autoattack_version not in AUTOATTACK_VERSIONS:
+        raise unknown_name(
+            "evaluation.autoattack_version",
+            recipe.evaluation.autoattack_version,
+            AUTOATTACK_VERSIONS,
+        )
     t = recipe.tuning
     if t.variant or t.eps is not None or t.replays is not None:
         tuning_variant(recipe)  # a recipe that names no aux variant is still fine to run

@@ -13,7 +13,7 @@ import types
 import typing
 from dataclasses import dataclass
 
-from tfaux.config import AUGMENTATIONS, WEIGHTINGS, AdversarialConfig, Recipe, parse_value
+from tfaux.config import AdversarialConfig, Recipe, parse_value
 from tfaux.names import require, unknown_name
 
 STANDARD = "standard"  # the loop of a variant that names none
@@ -84,11 +84,7 @@ def _parse(text: str) -> Variant:
                 require(own_weights[name] >= 0, "task weights λ >= 0", **{name: own_weights[name]})
             tasks.append(name)
     require(len(set(tasks)) == len(tasks), "distinct tasks", variant=text)
-    if augmentation and augmentation not in AUGMENTATIONS:
-        raise unknown_name("augmentation", augmentation, AUGMENTATIONS)
     weighting = weighting or "fixed"
-    if weighting not in WEIGHTINGS:
-        raise unknown_name("loss weighting", weighting, WEIGHTINGS)
     if weighting != "fixed":
         require(
             not own_weights,

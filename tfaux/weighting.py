@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import keras
 import tensorflow as tf
 
-from tfaux.names import unknown_name
+from tfaux.registry import Registry
 
 # GradNorm keeps every weight above this floor before renormalizing, so no task is switched off
 # for good (a zero weight would zero its gradient norm and the rule could never raise it again).
@@ -215,12 +215,14 @@ class GradNorm(FixedWeighting):
         return {"gradnorm_alpha": self.alpha, "gradnorm_learning_rate": self.learning_rate}
 
 
-_WEIGHTINGS = {cls.name: cls for cls in (FixedWeighting, UncertaintyWeighting, GradNorm)}
+WEIGHTINGS: Registry[type[FixedWeighting]] = Registry("loss weighting")
+for _weighting in (FixedWeighting, UncertaintyWeighting, GradNorm):
+    WEIGHTINGS.register(_weighting)
 
 
 def list_weightings() -> list[str]:
     """Names of the loss weightings."""
-    return list(_WEIGHTINGS)
+    return WEIGHTINGS.names()
 
 
 def check_gradnorm(alpha: float, learning_rate: float) -> None:
@@ -249,12 +251,11 @@ def create_weighting(
         lambdas: term name → λ, the primary first with λ = 1 (learned weightings use the names).
         gradnorm_alpha, gradnorm_learning_rate: GradNorm's α and the step size of its weights.
     """
-    if name not in _WEIGHTINGS:
-        raise unknown_name("loss weighting", name, _WEIGHTINGS)
+    weighting = WEIGHTINGS.get(name)
     check_gradnorm(gradnorm_alpha, gradnorm_learning_rate)
-    if name == GradNorm.name:
+    if weighting is GradNorm:
         return GradNorm(model, lambdas, gradnorm_alpha, gradnorm_learning_rate)
-    return _WEIGHTINGS[name](model, lambdas)
+    return weighting(model, lambdas)
 
 
 def shared_kernel(model: keras.Model) -> keras.Variable:

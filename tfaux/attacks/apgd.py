@@ -17,21 +17,25 @@ diverse parameter-free attacks", ICML 2020.
 
 from __future__ import annotations
 
-import keras
+from typing import ClassVar
+
 import numpy as np
 import tensorflow as tf
 
-from tfaux.attacks.cleverhans_based import (
-    CLIP_MAX,
-    CLIP_MIN,
-    check_eps,
+from tfaux.attacks.protocol import (
+    Attack,
+    check_settings,
     compiled,
-    logits_fn,
+    model_function,
+    register_attack,
+    shape_key,
     with_gradient_path,
 )
+from tfaux.attacks.threat_model import NORMS, check_eps, clip
 
 LOSSES = ("ce", "dlr", "dlr_targeted")
-_NORMS = ("linf", "l2")
+# Each loss's registered attack: APGD-CE, APGD-DLR and APGD-T.
+_NAMES = {"ce": "apgd-ce", "dlr": "apgd-dlr", "dlr_targeted": "apgd-t"}
 
 
 def dlr_loss(logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
@@ -67,11 +71,14 @@ def checkpoints(steps: int) -> list[tuple[int, int]]:
     return found
 
 
-class APGD:
+class APGD(Attack):
     """APGD-CE, APGD-DLR and APGD-T (one target rank per call) on a model's primary logits.
 
+    Registered by loss as "apgd-ce", "apgd-dlr" and "apgd-t" (`APGDCE`, `APGDDLR`, `APGDT`).
+
     Args:
-        model: a Keras classifier (dict outputs: "logits" is used) or a function x → logits.
+        model: a Keras classifier (dict outputs: "logits" is used), an `AttackedModel` or a
+            function x → logits.
         norm: "linf" or "l2".
         loss: "ce", "dlr" or "dlr_targeted" (APGD-T).
         steps: iterations per restart (AutoAttack: 100).
@@ -99,21 +106,30 @@ class APGD:
         rho: float = 0.75,
         eot: int = 1,
     ):
-        if norm not in _NORMS:
-            raise ValueError(f"Expected norm in {_NORMS}. Received: norm={norm!r}")
+        if norm not in NORMS:
+            raise ValueError(f"Expected norm in {tuple(NORMS)}. Received: norm={norm!r}")
         if loss not in LOSSES:
             raise ValueError(f"Expected loss in {LOSSES}. Received: loss={loss!r}")
-        for name, value in (("steps", steps), ("restarts", restarts), ("eot", eot)):
-            if not (isinstance(value, int) and value >= 1):
-                raise ValueError(f"Expected {name} to be an int >= 1. Received: {name}={value!r}")
+        check_settings(steps=steps, restarts=restarts, eot=eot)
         if not 0.0 < rho < 1.0:
             raise ValueError(f"Expected 0 < rho < 1. Received: rho={rho}")
-        fn = logits_fn(model) if isinstance(model, keras.Model) else model
-        self.model_fn = with_gradient_path(fn)
+        self.model = model
+        self.model_fn = with_gradient_path(model_function(model, gradient_path=False))
         self.norm, self.loss, self.steps, self.restarts = norm, loss, steps, restarts
         self.rho, self.eot = rho, eot
+        self.name, self.targeted = _NAMES[loss], loss == "dlr_targeted"
         self.zero_gradients = 0
         self._functions: dict = {}
+
+    def get_config(self) -> dict:
+        return {
+            "norm": self.norm,
+            "loss": self.loss,
+            "steps": self.steps,
+            "restarts": self.restarts,
+            "rho": self.rho,
+            "eot": self.eot,
+        }
 
     def __call__(self, x, y, *, eps: float, seed: int = 0, target_rank: int = 2) -> tf.Tensor:
         """Adversarial images where found (clean and still robust → x).
@@ -153,7 +169,7 @@ class APGD:
         """How often the attack was traced, per image shape: once, whatever ε, seed, target
         rank and batch size."""
         return {
-            "x".join(map(str, key)): fn.experimental_get_tracing_count()
+            shape_key(key): fn.experimental_get_tracing_count()
             for key, fn in self._functions.items()
         }
 
@@ -215,7 +231,7 @@ class APGD:
             t = tf.random.stateless_uniform(tf.shape(x), seed, -1.0, 1.0)
         else:
             t = tf.random.stateless_normal(tf.shape(x), seed)
-        x_adv = tf.clip_by_value(x + eps * self._normalize(t), CLIP_MIN, CLIP_MAX)
+        x_adv = clip(x + eps * self._normalize(t))
         grad, logits, loss = gradient(x_adv)
         correct = tf.argmax(logits, axis=-1, output_type=tf.int32) == y
         # AutoAttack's check: points the attack works on whose gradient at the start is zero.
@@ -312,12 +328,44 @@ class APGD:
     def _project(self, x_adv, x, eps):
         """Into the ε-ball around x and the [0, 1] box, the reference's way for each norm."""
         if self.norm == "linf":
-            return tf.clip_by_value(tf.clip_by_value(x_adv, x - eps, x + eps), CLIP_MIN, CLIP_MAX)
+            return clip(tf.clip_by_value(x_adv, x - eps, x + eps))
         delta = x_adv - x
         size = tf.sqrt(tf.reduce_sum(tf.square(delta), axis=[1, 2, 3], keepdims=True))
-        return tf.clip_by_value(
-            x + self._normalize(delta) * tf.minimum(eps, size), CLIP_MIN, CLIP_MAX
-        )
+        return clip(x + self._normalize(delta) * tf.minimum(eps, size))
+
+
+class _OneLoss(APGD):
+    """APGD with the loss its class names: the registered variants."""
+
+    fixed_loss: ClassVar[str]
+
+    def __init__(self, model, **settings):
+        super().__init__(model, loss=self.fixed_loss, **settings)
+
+    def get_config(self) -> dict:
+        return {k: v for k, v in super().get_config().items() if k != "loss"}
+
+
+@register_attack
+class APGDCE(_OneLoss):
+    """APGD on the cross-entropy, AutoAttack's first attack."""
+
+    name, fixed_loss = "apgd-ce", "ce"
+
+
+@register_attack
+class APGDDLR(_OneLoss):
+    """APGD on the DLR margin, invariant to the logits' scale and shift (AutoAttack's `plus`)."""
+
+    name, fixed_loss = "apgd-dlr", "dlr"
+
+
+@register_attack
+class APGDT(_OneLoss):
+    """APGD-T: the targeted DLR loss towards the class of the `target_rank`-th highest clean
+    logit (AutoAttack runs ranks 2 to 10)."""
+
+    name, fixed_loss, targeted = "apgd-t", "dlr_targeted", True
 
 
 def _where(condition, a, b):

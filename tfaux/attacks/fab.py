@@ -15,9 +15,9 @@ is what shrinks the perturbation. The two versions differ only in the boundary t
   `target_rank`-th highest clean logit; AutoAttack runs ranks 2 to 10, one restart each. One
   gradient per step.
 
-    fab = FAB(logits_fn(model), norm="linf")
+    fab = FAB(model, norm="linf")
     x_adv = fab(x, y, eps=8 / 255)
-    fab_t = FABTargeted(logits_fn(model), norm="linf")
+    fab_t = FABTargeted(model, norm="linf")
     x_adv = fab_t(x, y, eps=8 / 255, target_rank=2)
 
 Written natively: one `tf.function` per image shape (the batch size is left open), traced once;
@@ -38,24 +38,34 @@ import math
 import numbers
 from collections.abc import Callable
 
+import keras
 import tensorflow as tf
 
-from tfaux.attacks.cleverhans_based import CLIP_MAX, CLIP_MIN, check_eps, compiled
+from tfaux.attacks.protocol import (
+    Attack,
+    check_settings,
+    compiled,
+    model_function,
+    register_attack,
+    shape_key,
+)
+from tfaux.attacks.threat_model import NORMS, check_eps, clip
 from tfaux.names import unknown_name
 
-FAB_NORMS = ("linf", "l2")
 _NOT_FOUND = 1e10  # the reference's distance for "no adversarial example yet"
 
 
-class _FABLoop:
+class _FABLoop(Attack):
     """What `FAB` and `FABTargeted` share: validation, compilation, restarts, the step and its
-    projections. Subclasses set `targeted` and `_boundary`, the linearized boundary of a step."""
+    projections. Subclasses set `name`, `targeted` and `_boundary`, the linearized boundary of a
+    step.
 
-    targeted: bool
+    `model` is a Keras classifier (its primary logits, with a gradient path), an `AttackedModel`
+    or a function `x -> logits` in inference mode (see `logits_fn`), used as it is."""
 
     def __init__(
         self,
-        model_fn: Callable[[tf.Tensor], tf.Tensor],
+        model: keras.Model | Callable[[tf.Tensor], tf.Tensor],
         *,
         norm: str = "linf",
         steps: int = 100,
@@ -64,27 +74,35 @@ class _FABLoop:
         eta: float = 1.05,
         beta: float = 0.9,
     ):
-        if norm not in FAB_NORMS:
-            raise unknown_name("norm", norm, FAB_NORMS)
-        for key, value in (("steps", steps), ("restarts", restarts)):
-            if not (isinstance(value, numbers.Integral) and value >= 1):
-                raise ValueError(f"Expected an integer {key} >= 1. Received: {key}={value!r}")
+        if norm not in NORMS:
+            raise unknown_name("norm", norm, NORMS)
+        check_settings(steps=steps, restarts=restarts)
         if not 0.0 <= alpha_max <= 1.0:
             raise ValueError(f"Expected 0 <= alpha_max <= 1. Received: alpha_max={alpha_max}")
         if not eta >= 1.0:
             raise ValueError(f"Expected eta >= 1 (an overshoot). Received: eta={eta}")
         if not 0.0 < beta <= 1.0:
             raise ValueError(f"Expected 0 < beta <= 1. Received: beta={beta}")
-        self.model_fn = model_fn
+        self.model, self.model_fn = model, model_function(model)
         self.norm, self.steps, self.restarts = norm, steps, restarts
         self.alpha_max, self.eta, self.beta = float(alpha_max), float(eta), float(beta)
         self._compiled: dict = {}
         self._num_classes: dict = {}
 
+    def get_config(self) -> dict:
+        return {
+            "norm": self.norm,
+            "steps": self.steps,
+            "restarts": self.restarts,
+            "alpha_max": self.alpha_max,
+            "eta": self.eta,
+            "beta": self.beta,
+        }
+
     def tracing_counts(self) -> dict[str, int]:
         """How often the attack was traced, per image shape: once, whatever ε, rank or seed."""
         return {
-            f"{self.norm} {_shape(key)}": fn.experimental_get_tracing_count()
+            f"{self.norm} {shape_key(key)}": fn.experimental_get_tracing_count()
             for key, fn in self._compiled.items()
         }
 
@@ -158,7 +176,7 @@ class _FABLoop:
             # Later restarts start at a random point at half the smaller of ε and the best
             # distance found so far (the reference's `min(res2, eps) * t / ‖t‖ * .5`).
             radius = _per_example(tf.minimum(best_norm, eps), x)
-            start = _clip(x + 0.5 * radius * self._random_direction(x, tf.stack([seed, r])))
+            start = clip(x + 0.5 * radius * self._random_direction(x, tf.stack([seed, r])))
             x1 = tf.where(r > 0, start, x)
 
             def step(i, x1, best, best_norm):
@@ -201,7 +219,7 @@ class _FABLoop:
         # Biased towards the clean image's projection: the smaller step when x1 is far from x0.
         alpha = tf.minimum(tf.maximum(a1 / (a1 + a2), 0.0), self.alpha_max)
         moved = (x1_flat + self.eta * d1) * (1 - alpha) + (x0_flat + self.eta * d2) * alpha
-        x1 = tf.reshape(_clip(moved), tf.shape(x0))
+        x1 = tf.reshape(clip(moved), tf.shape(x0))
 
         # Keep the closest adversarial iterate; pull adversarial iterates back towards x0.
         is_adv = tf.not_equal(tf.argmax(self.model_fn(x1), -1, output_type=tf.int32), y)
@@ -234,11 +252,12 @@ class _FABLoop:
         return t / _per_example(self._distance(t), x)
 
 
+@register_attack
 class FAB(_FABLoop):
     """Untargeted FAB against the closest linearized boundary, for L∞ or L2.
 
     Args:
-        model_fn: `x -> logits` in inference mode (see `logits_fn`).
+        model: a Keras classifier, an `AttackedModel` or `x -> logits` (see `_FABLoop`).
         norm: "linf" or "l2", the norm whose distance is minimized.
         steps: iterations per restart (AutoAttack: 100).
         restarts: runs; the first starts at x, later ones at random points around it
@@ -248,7 +267,7 @@ class FAB(_FABLoop):
         beta: how far an adversarial iterate is pulled back towards x (x + β·δ).
 
     Example:
-        fab = FAB(logits_fn(model), norm="l2", restarts=5)
+        fab = FAB(model, norm="l2", restarts=5)
         x_min = fab.minimal(x, y, eps=0.5)  # smallest L2 distortion found
         x_adv = fab(x, y, eps=0.5)  # kept only where it fools within ε
 
@@ -256,7 +275,7 @@ class FAB(_FABLoop):
     `targeted=False`.
     """
 
-    targeted = False
+    name, targeted = "fab", False
 
     def minimal(self, x, y, eps: float, seed: int = 0) -> tf.Tensor:
         """The smallest adversarial example found; x where none was found or x is misclassified.
@@ -297,11 +316,12 @@ class FAB(_FABLoop):
         return tf.gather(df, closest, batch_dims=1), tf.gather(dg, closest, batch_dims=1)
 
 
+@register_attack
 class FABTargeted(_FABLoop):
     """Targeted FAB (FAB-T) against one ranked class, for L∞ or L2.
 
     Args:
-        model_fn: `x -> logits` in inference mode (see `logits_fn`).
+        model: a Keras classifier, an `AttackedModel` or `x -> logits` (see `_FABLoop`).
         norm: "linf" or "l2", the norm whose distance is minimized.
         steps: iterations per restart (AutoAttack: 100).
         restarts: runs per target; the first starts at x, later ones at random points around it
@@ -311,7 +331,7 @@ class FABTargeted(_FABLoop):
         beta: how far an adversarial iterate is pulled back towards x (x + β·δ).
 
     Example:
-        fab = FABTargeted(logits_fn(model), norm="l2")
+        fab = FABTargeted(model, norm="l2")
         x_min = fab.minimal(x, y, target_rank=2, eps=0.5)  # smallest L2 distortion found
         x_adv = fab(x, y, eps=0.5, target_rank=2)  # kept only where it fools within ε
 
@@ -319,7 +339,7 @@ class FABTargeted(_FABLoop):
     `targeted=True`.
     """
 
-    targeted = True
+    name, targeted = "fab-t", True
 
     def minimal(self, x, y, target_rank: int, eps: float, seed: int = 0) -> tf.Tensor:
         """The smallest adversarial example found against the class with the `target_rank`-th
@@ -329,7 +349,7 @@ class FABTargeted(_FABLoop):
         """
         return self._run(x, y, target_rank, eps, seed)[0]
 
-    def __call__(self, x, y, *, eps: float, target_rank: int, seed: int = 0) -> tf.Tensor:
+    def __call__(self, x, y, *, eps: float, seed: int = 0, target_rank: int = 2) -> tf.Tensor:
         """`minimal(...)` where it is misclassified within ε of x (‖x_adv − x‖ ≤ ε), else x."""
         return self._run(x, y, target_rank, eps, seed)[1]
 
@@ -461,10 +481,6 @@ def _key(x) -> tuple:
     return tuple(x.shape[1:])
 
 
-def _shape(shape) -> str:
-    return "x".join(map(str, shape))
-
-
 def _flat(x):
     """[batch, d], d static: the projections' binary search needs it."""
     return tf.reshape(x, [-1, math.prod(x.shape[1:])])
@@ -473,7 +489,3 @@ def _flat(x):
 def _per_example(values, x):
     """[batch] values shaped to broadcast against x."""
     return tf.reshape(values, [-1] + [1] * (x.shape.rank - 1))
-
-
-def _clip(x):
-    return tf.clip_by_value(x, CLIP_MIN, CLIP_MAX)

@@ -5,7 +5,7 @@ Untargeted, margin loss, one restart. It needs only logits, so gradient masking 
 last. Written natively in TensorFlow because cleverhans has no Square Attack and the reference is
 a PyTorch loop.
 
-    square = Square(logits_fn(model), norm="linf", queries=5000)
+    square = Square(model, norm="linf", queries=5000)
     x_adv = square(x, y, eps=8 / 255, seed=0)
     square.queries_used  # per example, as the reference's `n_queries`
 
@@ -29,23 +29,32 @@ from __future__ import annotations
 import numbers
 from collections.abc import Callable
 
+import keras
 import tensorflow as tf
 
-from tfaux.attacks.cleverhans_based import CLIP_MAX, CLIP_MIN, check_eps, compiled
+from tfaux.attacks.protocol import (
+    Attack,
+    check_settings,
+    compiled,
+    model_function,
+    register_attack,
+    shape_key,
+)
+from tfaux.attacks.threat_model import NORMS, check_eps, clip
 from tfaux.names import unknown_name
 
-_NORMS = ("linf", "l2")
 # The reference's piecewise-constant schedule: p halves after each of these iterations (counted
 # on a 10,000-query scale, so a smaller budget runs the same schedule faster).
 _P_HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
 
 
-class Square:
+@register_attack
+class Square(Attack):
     """Square Attack under an L∞ or L2 budget, compiled; reproducible with a seed.
 
     Args:
-        model_fn: x → logits, float32 [B, K] for images float32 [B, H, W, C] in [0, 1]
-            (`tfaux.attacks.logits_fn(model)`).
+        model: a Keras classifier (its primary logits), an `AttackedModel`, or x → logits,
+            float32 [B, K] for images float32 [B, H, W, C] in [0, 1], used as it is.
         norm: "linf" or "l2".
         queries: iterations of the random search (AutoAttack: 5000); each costs one forward pass
             per still-robust example, the initialization one more.
@@ -64,27 +73,39 @@ class Square:
         with an ensemble of diverse parameter-free attacks", ICML 2020.
     """
 
+    name, gradient_free = "square", True
+
     def __init__(
         self,
-        model_fn: Callable[[tf.Tensor], tf.Tensor],
+        model: keras.Model | Callable[[tf.Tensor], tf.Tensor],
         *,
         norm: str = "linf",
         queries: int = 5000,
         p_init: float = 0.8,
         rescale: bool = True,
     ):
-        if not callable(model_fn):
-            raise TypeError(f"Expected a callable model_fn (x -> logits). Received: {model_fn!r}")
-        if norm not in _NORMS:
-            raise unknown_name("norm", norm, _NORMS)
-        if isinstance(queries, bool) or not isinstance(queries, int) or queries < 1:
-            raise ValueError(f"Expected an integer queries >= 1. Received: queries={queries!r}")
+        if norm not in NORMS:
+            raise unknown_name("norm", norm, NORMS)
+        check_settings(queries=queries)
         if not 0.0 < p_init <= 1.0:
             raise ValueError(f"Expected 0 < p_init <= 1. Received: p_init={p_init}")
-        self.model_fn, self.norm, self.queries, self.p_init = model_fn, norm, queries, p_init
-        self.rescale = rescale
+        self.model, self.model_fn = model, model_function(model, gradient_path=False)
+        self.norm, self.queries, self.p_init, self.rescale = norm, queries, p_init, rescale
         self.queries_used: tf.Tensor | None = None
         self._compiled: dict = {}
+
+    @property
+    def steps(self) -> int:
+        """The query budget: Square's iterations."""
+        return self.queries
+
+    def get_config(self) -> dict:
+        return {
+            "norm": self.norm,
+            "queries": self.queries,
+            "p_init": self.p_init,
+            "rescale": self.rescale,
+        }
 
     def __call__(self, x, y, *, eps: float, seed: int = 0) -> tf.Tensor:
         """Adversarial images within ε of `x` and in [0, 1]; the clean image where the attack
@@ -118,7 +139,7 @@ class Square:
         return {key: fn.experimental_get_tracing_count() for key, fn in self._compiled.items()}
 
     def _function(self, image_shape):
-        key = "x".join(map(str, image_shape))
+        key = shape_key(image_shape)
         if key not in self._compiled:
             signature = [
                 tf.TensorSpec([None, *image_shape], tf.float32),
@@ -197,7 +218,7 @@ class Square:
 def _init_linf(x, eps, seed):
     """Vertical stripes: ±ε per column and channel, constant along the height."""
     shape = tf.stack([tf.shape(x)[0], 1, x.shape[2], x.shape[3]])
-    return _clip(x + eps * _random_sign(shape, seed))
+    return clip(x + eps * _random_sign(shape, seed))
 
 
 def _step_linf(x, x_best, eps, side, seed):
@@ -211,7 +232,7 @@ def _step_linf(x, x_best, eps, side, seed):
     )  # fmt: skip
     sign = _random_sign(tf.stack([batch, 1, 1, channels]), seeds[2])
     x_new = x_best + 2.0 * eps * sign * window[..., None]
-    return _clip(tf.clip_by_value(x_new, x - eps, x + eps))
+    return clip(tf.clip_by_value(x_new, x - eps, x + eps))
 
 
 # === L2 ===
@@ -244,7 +265,7 @@ def _init_l2(x, eps, seed):
     )
     inside = tf.cast(rows_inside[:, None] & cols_inside[None, :], x.dtype)
     delta = (pattern * inside)[..., None] * sign
-    return _clip(x + _normalize(delta) * eps)
+    return clip(x + _normalize(delta) * eps)
 
 
 def _step_l2(x, x_best, eps, side, seed):
@@ -262,7 +283,7 @@ def _step_l2(x, x_best, eps, side, seed):
     sign = _random_sign(tf.stack([batch, 1, 1, channels]), seeds[5])
     pattern = _placed_eta(top, left, side, transposed, height, width)[..., None] * sign
     delta = l2_window_update(x_best - x, window, window_2, pattern, eps)
-    return _clip(x + _normalize(delta) * eps)
+    return clip(x + _normalize(delta) * eps)
 
 
 def l2_window_update(delta, window, window_2, pattern, eps) -> tf.Tensor:
@@ -380,7 +401,3 @@ def _norm(x, axis):
 def _normalize(delta):
     """Per example to unit L2 norm (the reference's `normalize`, with its 1e-12)."""
     return delta / (_norm(delta, axis=(1, 2, 3)) + 1e-12)
-
-
-def _clip(x):
-    return tf.clip_by_value(x, CLIP_MIN, CLIP_MAX)

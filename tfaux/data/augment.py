@@ -24,7 +24,7 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from tfaux.data.corruptions import rotate, stateless_seed
-from tfaux.names import unknown_name
+from tfaux.registry import Registry
 
 # ITU-R 601-2 luma, as PIL's convert("L") and torchvision's rgb_to_grayscale.
 _LUMA = (0.299, 0.587, 0.114)
@@ -223,18 +223,15 @@ def geometric_augment(
     return _finish(out, x, dtype)
 
 
-AUGMENTATIONS: dict[str, Callable[..., tf.Tensor]] = {
-    "simclr": simclr_augment,
-    "geometric": geometric_augment,
-}
+AUGMENTATIONS: Registry[Callable[..., tf.Tensor]] = Registry("augmentation")
 """Augmentation name → `fn(x, seed, **kwargs)`, for configs that name their augmentation."""
+AUGMENTATIONS.register(simclr_augment, name="simclr")
+AUGMENTATIONS.register(geometric_augment, name="geometric")
 
 
 def get_augmentation(name: str) -> Callable[..., tf.Tensor]:
     """The augmentation called `name` in `AUGMENTATIONS`; an unknown name suggests close ones."""
-    if name not in AUGMENTATIONS:
-        raise unknown_name("augmentation", name, AUGMENTATIONS)
-    return AUGMENTATIONS[name]
+    return AUGMENTATIONS.get(name)
 
 
 def two_views(x, seed, augment: Callable[..., tf.Tensor], **kwargs) -> tf.Tensor:

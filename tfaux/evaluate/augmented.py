@@ -13,7 +13,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfaux.attacks import Attacker, AttackSpec
+from tfaux.attacks.fast_gradient import FGSM
+from tfaux.attacks.protocol import AttackedModel
 from tfaux.data.augment import get_augmentation
 
 BATCH = 256
@@ -39,20 +40,20 @@ def augmented_accuracy(
     if len(x) != len(y):
         raise ValueError(f"Expected as many labels as images. Received: {len(x)} and {len(y)}")
     augment = get_augmentation(augmentation)
-    model = Attacker(classifier)
-    source = None if surrogate is None else Attacker(surrogate)
-    hits = {"augmented": [], **({} if source is None else {"fgsm_augmented": []})}
+    model = AttackedModel(classifier)
+    fgsm = None if surrogate is None else FGSM(surrogate)
+    hits = {"augmented": [], **({} if fgsm is None else {"fgsm_augmented": []})}
     for start in range(0, len(x), BATCH):
         xb, yb = x[start : start + BATCH], y[start : start + BATCH]
         op_seed = tf.constant([seed, start], tf.int32)
         hits["augmented"].append(_correct(model, augment(tf.constant(xb), op_seed, flip=flip), yb))
-        if source is not None:
-            x_adv = source(AttackSpec("fgsm", eps=float(eps)), xb, yb)
+        if fgsm is not None:
+            x_adv = fgsm(xb, yb, eps=float(eps))
             hits["fgsm_augmented"].append(_correct(model, augment(x_adv, op_seed, flip=flip), yb))
     correct = {key: np.concatenate(value) for key, value in hits.items()}
     accuracies = {key: float(np.mean(value)) for key, value in correct.items()}
     return (accuracies, correct) if return_correct else accuracies
 
 
-def _correct(model: Attacker, x, y) -> np.ndarray:
+def _correct(model: AttackedModel, x, y) -> np.ndarray:
     return np.argmax(model.predict(x).numpy(), axis=1) == y

@@ -40,22 +40,15 @@ import numpy as np
 import tensorflow as tf
 
 from tfaux.attacks.apgd import APGD
-from tfaux.attacks.cleverhans_based import check_eps, logits_fn, with_gradient_path
-from tfaux.attacks.fab import FAB, FABTargeted
-from tfaux.attacks.square import Square
-from tfaux.config import AUTOATTACK_VERSIONS
+from tfaux.attacks.names import AUTOATTACK_ATTACKS, AUTOATTACK_ORDER, AUTOATTACK_VERSIONS
+from tfaux.attacks.protocol import Attack, check_settings, create_attack, logits_fn
+from tfaux.attacks.threat_model import check_eps
 from tfaux.evaluate.sanity import Check
 from tfaux.export import weights_sha256
 from tfaux.progress import progress_bar
 
 VERSIONS = AUTOATTACK_VERSIONS
-ATTACKS = ("apgd-ce", "apgd-dlr", "fab", "apgd-t", "fab-t", "square")
-_ORDER = {
-    "standard": ("apgd-ce", "apgd-t", "fab-t", "square"),
-    "plus": ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"),
-    "rand": ("apgd-ce", "apgd-dlr"),
-}
-WHITE_BOX = ("apgd-ce", "apgd-dlr", "fab", "apgd-t", "fab-t")
+ATTACKS = AUTOATTACK_ATTACKS
 # Restarts per attack and version: what the reference's objects hold when each attack runs.
 # APGD-CE and APGD-DLR share one object (`apgd`), as do FAB and FAB-T (`fab`, whose restarts
 # `run_standard_evaluation` sets to 1 before FAB-T). An attack a version does not run (reachable
@@ -151,16 +144,35 @@ class AutoAttack:
             raise ValueError(
                 f"Expected attacks from {ATTACKS}. Received: attacks={tuple(attacks or ())}"
             )
-        for name, value in (("steps", steps), ("targets", targets), ("queries", queries)):
-            if not (isinstance(value, int) and value >= 1):
-                raise ValueError(f"Expected {name} to be an int >= 1. Received: {name}={value!r}")
+        check_settings(steps=steps, targets=targets, queries=queries)
         if batch_size < 1:
             raise ValueError(f"Expected batch_size >= 1. Received: batch_size={batch_size}")
         self.eps, self.norm, self.version = check_eps(eps, norm), norm, version
-        self.attacks = tuple(a for a in ATTACKS if a in attacks) if attacks else _ORDER[version]
+        self.attacks = (
+            tuple(a for a in ATTACKS if a in attacks) if attacks else AUTOATTACK_ORDER[version]
+        )
         self.model, self.model_fn = model, logits_fn(model)
+        restarts = dict(RESTARTS[version])
+        eot = 20 if version == "rand" else 1
+        self.settings = {"steps": steps, "queries": queries, "restarts": restarts, "eot": eot}
+        # The registered attacks, by name, with the settings the reference's objects hold
+        # (`rand` makes APGD-CE and APGD-DLR, the reference's `apgd` object, average 20
+        # gradients: `eot`; its APGD-T keeps one). AutoAttack runs Square with the schedule of
+        # 10,000 queries, not rescaled.
+        settings = {
+            "apgd-ce": {"steps": steps, "restarts": restarts["apgd-ce"], "eot": eot},
+            "apgd-dlr": {"steps": steps, "restarts": restarts["apgd-dlr"], "eot": eot},
+            "fab": {"steps": steps, "restarts": restarts["fab"]},
+            "apgd-t": {"steps": steps, "restarts": restarts["apgd-t"]},
+            "fab-t": {"steps": steps, "restarts": restarts["fab-t"]},
+            "square": {"queries": queries, "rescale": False},
+        }
+        self.by_name: dict[str, Attack] = {
+            name: create_attack(name, model, norm=norm, **settings[name]) for name in ATTACKS
+        }
         self.num_classes = int(self.model_fn(tf.zeros([1, *model.input_shape[1:]])).shape[-1])
-        if self.num_classes < 4 and set(self.attacks) & {"apgd-t", "apgd-dlr", "fab-t"}:
+        chosen = [self.by_name[name] for name in self.attacks]
+        if self.num_classes < 4 and any(_uses_dlr(a) or a.targeted for a in chosen):
             raise ValueError(
                 "Expected at least 4 classes for the DLR losses and the targeted attacks. "
                 f"Received: a model with {self.num_classes} classes; use "
@@ -169,22 +181,6 @@ class AutoAttack:
         self.requested_targets = targets
         self.targets = min(targets, self.num_classes - 1)
         self.batch_size, self.seed = batch_size, seed
-        restarts = dict(RESTARTS[version])
-        eot = 20 if version == "rand" else 1
-        self.settings = {"steps": steps, "queries": queries, "restarts": restarts, "eot": eot}
-        # The attack objects, by name (`rand` makes APGD-CE and APGD-DLR, the reference's `apgd`
-        # object, average 20 gradients: `eot`; its APGD-T keeps one).
-        apgd = {"model": model, "norm": norm, "steps": steps}
-        fab = {"model_fn": with_gradient_path(self.model_fn), "norm": norm, "steps": steps}
-        self.by_name = {
-            "apgd-ce": APGD(**apgd, loss="ce", restarts=restarts["apgd-ce"], eot=eot),
-            "apgd-dlr": APGD(**apgd, loss="dlr", restarts=restarts["apgd-dlr"], eot=eot),
-            "fab": FAB(**fab, restarts=restarts["fab"]),
-            "apgd-t": APGD(**apgd, loss="dlr_targeted", restarts=restarts["apgd-t"]),
-            "fab-t": FABTargeted(**fab, restarts=restarts["fab-t"]),
-            # AutoAttack runs Square with the schedule of 10,000 queries, not rescaled.
-            "square": Square(self.model_fn, norm=norm, queries=queries, rescale=False),
-        }
         self._predict = tf.function(
             lambda x: tf.argmax(self.model_fn(x), axis=-1, output_type=tf.int32),
             reduce_retracing=True,
@@ -195,7 +191,7 @@ class AutoAttack:
         return [
             (name, rank)
             for name in self.attacks
-            for rank in (range(2, self.targets + 2) if name in ("apgd-t", "fab-t") else [0])
+            for rank in (range(2, self.targets + 2) if self.by_name[name].targeted else [0])
         ]
 
     def run(
@@ -240,7 +236,7 @@ class AutoAttack:
                 x_adv = np.asarray(self._perturb(name, rank, x[index], y[index]))
                 valid = self._valid(x_adv, x[index])  # a broken attack must not count
                 state.counts["invalid"] += int(np.sum(~valid))
-                if name in ("apgd-dlr", "apgd-t"):
+                if _uses_dlr(self.by_name[name]):
                     state.counts["zero_gradient"] += self.by_name[name].zero_gradients
                     state.counts["dlr_points"] += int(np.sum(state.clean[index]))
                 fooled = (self._predictions(x_adv) != y[index]) & valid
@@ -272,11 +268,9 @@ class AutoAttack:
     def _perturb(self, name: str, rank: int, x, y) -> tf.Tensor:
         # Each target class draws its own random start (the reference seeds once per attack).
         attack, seed = self.by_name[name], self.seed + 1000 * rank
-        if name in ("square", "fab"):
-            return attack(x, y, eps=self.eps, seed=seed)
-        if name == "fab-t":
-            return attack(x, y, eps=self.eps, target_rank=rank, seed=seed)
-        return attack(x, y, eps=self.eps, seed=seed, target_rank=max(rank, 2))
+        if attack.targeted:
+            return attack(x, y, eps=self.eps, seed=seed, target_rank=rank)
+        return attack(x, y, eps=self.eps, seed=seed)
 
     def _predictions(self, x) -> np.ndarray:
         return np.concatenate(
@@ -345,7 +339,7 @@ class AutoAttack:
                 else "the outputs are not a probability distribution",
             )
         )
-        targeted = {"apgd-t", "fab-t"} & set(self.attacks)
+        targeted = any(self.by_name[name].targeted for name in self.attacks)
         checks.append(
             Check(
                 "enough classes",
@@ -380,7 +374,7 @@ class AutoAttack:
         # run after it: they would hide what Square found).
         order = list(after)
         before = (
-            [after[n] for n in order[: order.index("square")] if n in WHITE_BOX]
+            [after[n] for n in order[: order.index("square")] if not self.by_name[n].gradient_free]
             if ("square" in after)
             else []
         )
@@ -399,6 +393,11 @@ class AutoAttack:
             )
         )
         return checks
+
+
+def _uses_dlr(attack: Attack) -> bool:
+    """APGD-DLR and APGD-T: the DLR losses, whose gradient at the start AutoAttack checks."""
+    return isinstance(attack, APGD) and attack.loss != "ce"
 
 
 @dataclass

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfaux.attacks import Attacker, AttackSpec
+from tfaux.attacks.fast_gradient import FGSM
 from tfaux.data.augment import geometric_augment
 
 
@@ -42,7 +42,7 @@ def denoiser_report(
     denoiser = keras.Model(model.input, model.output[output])
     x = tf.constant(x, tf.float32)
     geometric = geometric_augment(x, tf.constant([seed, 4], tf.int32), flip=flip)
-    perturbed = Attacker(model)(AttackSpec("fgsm", eps=eps), geometric, y)
+    perturbed = FGSM(model)(geometric, y, eps=eps)
 
     def flat(images) -> np.ndarray:
         return np.asarray(images).reshape(len(x), -1)

@@ -14,7 +14,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfaux.attacks import Attacker, AttackSpec, check_eps
+from tfaux.attacks.carlini_wagner import CarliniWagner
+from tfaux.attacks.fast_gradient import FGSM
+from tfaux.attacks.momentum_iterative import MIM
+from tfaux.attacks.projected_gradient import BIM, PGD
+from tfaux.attacks.protocol import ATTACKS, Attack, AttackedModel
+from tfaux.attacks.spsa import SPSA
+from tfaux.attacks.threat_model import check_eps
 from tfaux.config import EvalConfig
 from tfaux.data.pipeline import labels_of
 from tfaux.evaluate.autoattack import AutoAttack
@@ -25,9 +31,9 @@ from tfaux.progress import progress_bar
 @dataclass(frozen=True)
 class _Job:
     key: str
-    spec: AttackSpec | None  # None: clean
+    attack: Attack | None  # None: clean; bound to the model whose gradients craft the images
+    eps: float
     limit: int | None  # first `limit` examples; None: all
-    source: str = "model"  # whose gradients craft the images: "model" or "surrogate"
 
 
 def robustness(
@@ -61,17 +67,16 @@ def robustness(
         saved it). Each array's mean is its reported accuracy.
     """
     config = config or EvalConfig()
-    jobs, roles = _jobs(config, surrogate is not None)
-    attackers = {"model": Attacker(model)}
-    if surrogate is not None:
-        attackers["surrogate"] = Attacker(surrogate)
+    attacked = AttackedModel(model)
+    crafter = None if surrogate is None else AttackedModel(surrogate)
+    jobs, roles = _jobs(config, attacked, surrogate=crafter)
     correct = {job.key: [] for job in jobs}
     seen, gradients, kept = 0, None, ([], [])  # kept: AutoAttack's first examples
     batches = progress_bar(dataset, desc=desc, unit="batch", enabled=progress)
     for index, (x, y) in enumerate(batches):
         y = labels_of(y)
         if gradients is None:
-            gradients = input_gradient_stats(attackers["model"], x, y)
+            gradients = input_gradient_stats(attacked, x, y)
         if config.autoattack and seen < config.autoattack_examples:
             kept[0].append(x[: config.autoattack_examples - seen].numpy())
             kept[1].append(y[: config.autoattack_examples - seen].numpy())
@@ -80,9 +85,9 @@ def robustness(
             if take <= 0:
                 continue
             xb, yb = x[:take], y[:take]
-            if job.spec is not None:
-                xb = attackers[job.source](job.spec, xb, yb, seed=index)
-            predicted = np.argmax(attackers["model"].predict(xb).numpy(), axis=-1)
+            if job.attack is not None:
+                xb = job.attack(xb, yb, eps=job.eps, seed=index)
+            predicted = np.argmax(attacked.predict(xb).numpy(), axis=-1)
             correct[job.key].append(predicted == yb.numpy())
         seen += int(x.shape[0])
     if seen == 0:
@@ -100,12 +105,12 @@ def robustness(
     return _summary(config, correct, roles, gradients, _num_classes(model), context, autoattack)
 
 
-def input_gradient_stats(attacker: Attacker, x, y) -> dict:
+def input_gradient_stats(attacked: AttackedModel, x, y) -> dict:
     """Whether ∇ₓ CE(logits, y) is finite, and the fraction of examples where it is all zero."""
     x = tf.convert_to_tensor(x, tf.float32)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(y, attacker.model_fn(x))
+        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(y, attacked.model_fn(x))
     gradient = tape.gradient(loss, x)
     if gradient is None:  # no differentiable path from the input at all
         return {"finite": True, "zero_fraction": 1.0}
@@ -116,77 +121,99 @@ def input_gradient_stats(attacker: Attacker, x, y) -> dict:
     }
 
 
-def _jobs(config: EvalConfig, with_surrogate: bool) -> tuple[list[_Job], dict]:
-    """The attacks to run and which of them each sanity check compares."""
+def _jobs(
+    config: EvalConfig, model: AttackedModel, surrogate: AttackedModel | None = None
+) -> tuple[list[_Job], dict]:
+    """The attacks to run on `model` (the transfer check's crafted on `surrogate`) and which of
+    them each sanity check compares: the report's own FGSM/PGD methodology, the columns its
+    settings ask for, then the columns every other registered attack declares
+    (`Attack.report_columns`)."""
     eps = check_eps(config.eps)
-    jobs = [_Job("clean", None, None)]
+    jobs = [_Job("clean", None, eps, None)]
+
+    def job(attack: Attack, at: float, limit: int | None = None, key: str | None = None) -> _Job:
+        at = attack.check_eps(at)
+        return _Job(key or attack.label(at), attack, at, limit)
+
+    fgsm = FGSM(model)
     fgsm_eps = sorted({check_eps(e) for e in config.fgsm_eps} | {eps})
-    fgsm_labels = {AttackSpec("fgsm", eps=e).label for e in fgsm_eps}
-    for e in fgsm_eps:
-        jobs.append(_Job(AttackSpec("fgsm", eps=e).label, AttackSpec("fgsm", eps=e), None))
-    alpha = config.pgd_step_size  # None: AttackSpec's 2.5ε/k
-    pgd = [
-        AttackSpec("pgd", eps=eps, steps=k, restarts=config.restarts, step_size=alpha)
-        for k in config.pgd_steps
-    ]
-    jobs += [_Job(spec.label, spec, None) for spec in pgd]
+    fgsm_labels = {fgsm.label(e) for e in fgsm_eps}
+    jobs += [job(fgsm, e) for e in fgsm_eps]
+    alpha = config.pgd_step_size  # None: PGD's 2.5ε/k
+    pgd = [PGD(model, steps=k, restarts=config.restarts, step_size=alpha) for k in config.pgd_steps]
+    jobs += [job(attack, eps) for attack in pgd]
     extra = [
-        AttackSpec("bim", eps=eps, steps=config.bim_steps) if config.bim_steps else None,
-        AttackSpec("mim", eps=eps, steps=config.mim_steps) if config.mim_steps else None,
-        AttackSpec("pgd", eps=config.l2_eps, norm="l2", steps=max(config.pgd_steps))
+        (BIM(model, steps=config.bim_steps), eps) if config.bim_steps else None,
+        (MIM(model, steps=config.mim_steps), eps) if config.mim_steps else None,
+        (PGD(model, norm="l2", steps=max(config.pgd_steps)), config.l2_eps)
         if config.l2_eps
         else None,
         # Seed 001's Table 8 runs BIM and MIM in L2 too.
-        AttackSpec("bim", eps=config.l2_eps, norm="l2", steps=config.bim_steps)
+        (BIM(model, norm="l2", steps=config.bim_steps), config.l2_eps)
         if config.l2_eps and config.bim_steps
         else None,
-        AttackSpec("mim", eps=config.l2_eps, norm="l2", steps=config.mim_steps)
+        (MIM(model, norm="l2", steps=config.mim_steps), config.l2_eps)
         if config.l2_eps and config.mim_steps
         else None,
     ]
-    jobs += [_Job(spec.label, spec, None) for spec in extra if spec is not None]
+    jobs += [job(attack, at) for attack, at in filter(None, extra)]
     for e in sorted({check_eps(e) for e in config.extra_eps} - {eps}):  # second budgets
-        specs = [AttackSpec("fgsm", eps=e), *(_at_eps(spec, e) for spec in pgd)]
-        jobs += [_Job(spec.label, spec, None) for spec in specs if spec.label not in fgsm_labels]
+        second = [job(fgsm, e), *(job(_at_eps(attack, eps, e), e) for attack in pgd)]
+        jobs += [j for j in second if j.key not in fgsm_labels]
     strongest = pgd[-1]
-    roles = {"clean": "clean", "fgsm": AttackSpec("fgsm", eps=eps).label, "pgd": strongest.label}
+    roles = {"clean": "clean", "fgsm": fgsm.label(eps), "pgd": strongest.label(eps)}
+    # The columns `_summary` names from `fgsm_eps` (FGSM ε=<key>).
+    roles["fgsm_columns"] = {f"{e:g}": fgsm.label(check_eps(e)) for e in config.fgsm_eps}
 
     # ε curves on a prefix; a budget the full pass already ran is read from its prefix.
     for e in config.curve_eps:
-        for spec in (AttackSpec("fgsm", eps=e), _at_eps(strongest, e)):
-            if spec.label not in {job.key for job in jobs}:
-                jobs.append(_Job(spec.label, spec, config.curve_examples))
-                roles.setdefault("curve_only", []).append(spec.label)
-            roles.setdefault("curves", []).append(spec)
+        for name, attack in (("fgsm", fgsm), ("pgd", _at_eps(strongest, eps, e))):
+            curve = job(attack, e, config.curve_examples)
+            if curve.key not in {j.key for j in jobs}:
+                jobs.append(curve)
+                roles.setdefault("curve_only", []).append(curve.key)
+            roles.setdefault("curves", []).append((name, curve.eps, curve.key))
 
     if config.sanity:
         n = config.sanity_examples  # the PGD run above covers these examples too
-        more_steps = strongest.replace(steps=2 * strongest.steps)
-        more_restarts = strongest.replace(restarts=2 * strongest.restarts)
-        jobs += [_Job(more_steps.label, more_steps, n), _Job(more_restarts.label, more_restarts, n)]
-        roles["pgd_more_steps"] = more_steps.label
-        roles["pgd_more_restarts"] = more_restarts.label
+        more_steps = job(strongest.replace(steps=2 * strongest.steps), eps, n)
+        more_restarts = job(strongest.replace(restarts=2 * strongest.restarts), eps, n)
+        jobs += [more_steps, more_restarts]
+        roles["pgd_more_steps"] = more_steps.key
+        roles["pgd_more_restarts"] = more_restarts.key
         if config.curve_eps and max(config.curve_eps) >= 0.3:
-            roles["large_eps"] = _at_eps(strongest, max(config.curve_eps)).label
+            large = max(config.curve_eps)
+            roles["large_eps"] = _at_eps(strongest, eps, large).label(large)
         m = config.blackbox_examples
-        spsa = AttackSpec("spsa", eps=eps, steps=config.spsa_steps, samples=config.spsa_samples)
-        jobs.append(_Job(spsa.label, spsa, m))
-        roles["blackbox"] = (spsa.label,)
+        spsa = job(SPSA(model, steps=config.spsa_steps, samples=config.spsa_samples), eps, m)
+        jobs.append(spsa)
+        roles["blackbox"] = (spsa.key,)
         if config.l2_eps:
-            cw = AttackSpec("cw_l2", eps=config.l2_eps, steps=config.cw_steps)
-            jobs.append(_Job(cw.label, cw, m))
-        if with_surrogate:
-            jobs.append(_Job(f"transfer {strongest.label}", strongest, n, "surrogate"))
-            roles["transfer"] = f"transfer {strongest.label}"
+            jobs.append(job(CarliniWagner(model, steps=config.cw_steps), config.l2_eps, m))
+        if surrogate is not None:
+            transfer = f"transfer {strongest.label(eps)}"
+            jobs.append(job(strongest.replace(model=surrogate), eps, n, key=transfer))
+            roles["transfer"] = transfer
+
+    # Every other registered attack that asks for columns: one new file adds them.
+    for name in ATTACKS.names():
+        for column in ATTACKS.get(name).report_columns(model, config):
+            added = job(column.attack, column.eps, column.examples)
+            if added.key in {j.key for j in jobs}:
+                raise ValueError(
+                    f"Expected the report columns of attack {name!r} to have labels of their "
+                    f"own. Received: {added.key!r}, which the report has already"
+                )
+            jobs.append(added)
     return jobs, roles
 
 
-def _at_eps(spec: AttackSpec, eps: float) -> AttackSpec:
-    """`spec` at another budget; a set step size scales with it (α/ε is kept, e.g. seed 002's
-    α = ε/4), the default 2.5ε/k follows by itself."""
-    if spec.step_size is None or eps == 0:
-        return spec.replace(eps=eps, step_size=None)
-    return spec.replace(eps=eps, step_size=spec.step_size * eps / spec.eps)
+def _at_eps(attack: PGD, eps: float, at: float) -> PGD:
+    """PGD made for budget `eps`, run at `at`: a set step size scales with the budget (α/ε is
+    kept, e.g. seed 002's α = ε/4), the default 2.5ε/k follows by itself."""
+    if attack.step_size is None or at == 0:
+        return attack.replace(step_size=None)
+    return attack.replace(step_size=attack.step_size * at / eps)
 
 
 def _summary(config, correct, roles, gradients, num_classes, context, autoattack) -> dict:
@@ -199,8 +226,9 @@ def _summary(config, correct, roles, gradients, num_classes, context, autoattack
     prefix = config.curve_examples
     curves = {name: {"0": float(np.mean(correct["clean"][:prefix]))} for name in ("fgsm", "pgd")}
     curve_only = roles.pop("curve_only", [])
-    for spec in roles.pop("curves", []):
-        curves[spec.name][f"{spec.eps:g}"] = float(np.mean(correct[spec.label][:prefix]))
+    for name, eps, label in roles.pop("curves", []):
+        curves[name][f"{eps:g}"] = float(np.mean(correct[label][:prefix]))
+    fgsm = roles.pop("fgsm_columns")
     checks = []
     if config.sanity:
         checks = run_checks(
@@ -216,7 +244,6 @@ def _summary(config, correct, roles, gradients, num_classes, context, autoattack
         warn_failed(checks, context)
     clean = accuracy.pop("clean")
     examples = {k: int(len(v)) for k, v in correct.items()}
-    fgsm = {f"{e:g}": AttackSpec("fgsm", eps=e).label for e in config.fgsm_eps}
     attacks = {k: v for k, v in accuracy.items() if k not in curve_only}
     return {
         "clean": clean,

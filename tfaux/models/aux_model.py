@@ -17,7 +17,7 @@ from tfaux.config import AUX_TARGETS
 from tfaux.data.augment import get_augmentation, two_views
 from tfaux.data.pipeline import labels_of
 from tfaux.tasks.base import AuxTask
-from tfaux.weighting import create_weighting, list_weightings
+from tfaux.weighting import create_weighting
 
 PRIMARY = "logits"
 VALIDATION_SEED = 20200614  # fixed augmentations and corruptions in validation, so epochs compare
@@ -88,7 +88,9 @@ class AuxModel(keras.Model):
     # Constructor arguments of a training loop, saved in the config (subclasses extend it).
     LOOP_PARAMS: tuple[str, ...] = ()
     # Loss weightings the loop supports (loops with their own fixed weights allow only "fixed").
-    WEIGHTINGS: tuple[str, ...] = tuple(list_weightings())
+    # Its objective fixes the weights of its terms (TRADES' β, eq. (7) of Auxiliary Training): no
+    # learned weighting. The one declaration: `Loop.check_variant` reads it from the loop's model.
+    fixed_loss_weights: bool = False
 
     def __init__(
         self,
@@ -126,10 +128,10 @@ class AuxModel(keras.Model):
                 f"Expected aux_targets in {AUX_TARGETS}. Received: aux_targets={aux_targets!r}"
             )
         self.aux_targets = aux_targets
-        if weighting in list_weightings() and weighting not in self.WEIGHTINGS:
+        if weighting != "fixed" and self.fixed_loss_weights:
             raise ValueError(
-                f"Expected weighting in {self.WEIGHTINGS} for {type(self).__name__} (its loss "
-                f"has its own fixed weights). Received: weighting={weighting!r}"
+                f"Expected weighting 'fixed' for {type(self).__name__} (its loss has its own fixed "
+                f"weights). Received: weighting={weighting!r}"
             )
         self.weighting = create_weighting(
             weighting,

@@ -7,7 +7,8 @@ import logging
 import keras
 import numpy as np
 
-from tfaux.attacks import Attacker, AttackSpec
+from tfaux.attacks.projected_gradient import PGD
+from tfaux.attacks.threat_model import check_eps
 
 log = logging.getLogger("tfaux")
 ACTIONS = ("log", "stop", "rollback")
@@ -28,18 +29,20 @@ class _PGDAccuracy(keras.callbacks.Callback):
                 f"Expected as many labels as images, at least one. Received: x {self.x.shape}, "
                 f"y {self.y.shape}"
             )
-        self.spec = AttackSpec("pgd", eps=eps, steps=steps)
+        if steps < 1:
+            raise ValueError(f"Expected steps >= 1. Received: steps={steps}")
+        self.eps, self.steps = check_eps(eps), steps
         self.batch_size = batch_size
 
     def on_train_begin(self, logs=None):
-        self._attacker = Attacker(self.model)
+        self._pgd = PGD(self.model, steps=self.steps)  # compiled once for the whole training
 
     def accuracy(self) -> float:
         correct = 0
         for start in range(0, len(self.x), self.batch_size):
             x, y = self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
-            x_adv = self._attacker(self.spec, x, y, seed=0)
-            correct += int(np.sum(np.argmax(self._attacker.predict(x_adv).numpy(), -1) == y))
+            x_adv = self._pgd(x, y, eps=self.eps, seed=0)
+            correct += int(np.sum(np.argmax(self._pgd.model.predict(x_adv).numpy(), -1) == y))
         return correct / len(self.x)
 
 

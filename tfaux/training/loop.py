@@ -48,7 +48,6 @@ class Loop:
             search it).
         replays: it replays each batch `adversarial.replays` times (`tuning.replays`).
         chunked_batch: its batch is [clean, T_1(x), …]: no augmentation, no two-view task.
-        fixed_loss_weights: its objective fixes the loss weights: no learned weighting.
         single_step: it trains on a one-step attack, which the catastrophic-overfitting guard
             watches (`adversarial.guard`).
         selection: the epoch its method evaluates ("best_clean", "best_robust": Rice et al.'s
@@ -64,7 +63,6 @@ class Loop:
     trains_at_eps: bool = False
     replays: bool = False
     chunked_batch: bool = False
-    fixed_loss_weights: bool = False
     single_step: bool = False
     selection: str = "best_clean"
 
@@ -81,6 +79,14 @@ class Loop:
             )
 
     @classmethod
+    def model(cls) -> type:
+        """The model class whose `train_step` implements the loop (`model_class` or `AuxModel`);
+        what it declares (e.g. `fixed_loss_weights`) holds for the loop too."""
+        from tfaux.models.aux_model import AuxModel
+
+        return cls.model_class or AuxModel
+
+    @classmethod
     def check_variant(cls, variant: Variant, views: int) -> None:
         """Refuses a variant this loop cannot train, in one line: a chunked batch takes no
         augmentation and no two-view task (`views`: the most views a task of it takes); an
@@ -94,7 +100,7 @@ class Loop:
             )
         if variant.weighting != "fixed":
             require(
-                not cls.fixed_loss_weights,
+                not cls.model().fixed_loss_weights,
                 f"fixed loss weights with the loop '@{cls.name}' (its objective fixes them), not "
                 f"'~{variant.weighting}'",
                 variant=variant.text,
@@ -127,7 +133,6 @@ class Loop:
         "uncertainty", "gradnorm") come from the variant; the flip rule from the dataset; what
         aux targets are computed from (`adversarial.aux_targets`) from the recipe.
         """
-        from tfaux.models.aux_model import AuxModel  # AuxModel's tasks import the models
 
         recipe = self.recipe
         options = {
@@ -146,7 +151,7 @@ class Loop:
         # The new model keeps the built model's dtype policy, which `compile` reads (mixed_float16:
         # a LossScaleOptimizer); its layers are the built model's, already in their precision.
         with dtype_policy(model.dtype_policy):
-            return (self.model_class or AuxModel)(**options)
+            return self.model()(**options)
 
     # === Training ===
     def epochs(self, epochs: int) -> int:

@@ -29,7 +29,10 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
-from tfaux.attacks import Attacker, AttackSpec, check_eps
+from tfaux.attacks.fast_gradient import FGSM
+from tfaux.attacks.projected_gradient import PGD
+from tfaux.attacks.protocol import Attack
+from tfaux.attacks.threat_model import check_eps
 from tfaux.data.pipeline import labels_of
 from tfaux.evaluate.fourier_heatmap import heatmap_figure
 from tfaux.models.aux_model import PRIMARY
@@ -69,8 +72,8 @@ def image_panels(
     images,
     labels,
     *,
-    attack: AttackSpec | None = None,
-    attacker: Attacker | None = None,
+    attack: Attack | None = None,
+    eps: float = 0.1,
     seed: int = 0,
 ) -> dict[str, np.ndarray]:
     """The pictures `ImageLogger` writes, as float32 arrays (N, H, width, C) in [0, 1].
@@ -85,9 +88,9 @@ def image_panels(
         model: a dict-output model ("logits" and image-shaped heads) or a plain classifier.
         images: (N, H, W, C) floats in [0, 1], C = 1 or 3.
         labels: (N,) integer labels (or a dict with "label"); the attack uses the true labels.
-        attack: the attack on the primary logits, e.g. `AttackSpec("pgd", eps=0.1, steps=10)`;
-            None for no adversarial panels.
-        attacker: a reusable `Attacker(model)` (compiled once); default a new one.
+        attack: the attack on the model's primary logits, e.g. `PGD(model, steps=10)` (built
+            once and reused: compiled once); None for no adversarial panels.
+        eps: the attack's budget.
         seed: seed of the attack's random start.
     """
     x = tf.convert_to_tensor(images, tf.float32)
@@ -102,11 +105,10 @@ def image_panels(
     if "denoise" in outputs:
         panels["denoise"] = _side_by_side(x, _clip(outputs["denoise"]))
     if attack is not None:
-        attacker = attacker or Attacker(model)
-        x_adv = attacker(attack, x, labels_of(labels), seed=seed)
+        x_adv = attack(x, labels_of(labels), eps=eps, seed=seed)
         panels["adversarial"] = x_adv
         # ε = 0 is a legal (if pointless) budget: everything is mid-gray then.
-        scale = 0.5 / attack.eps if attack.eps > 0 else 0.0
+        scale = 0.5 / eps if eps > 0 else 0.0
         panels["perturbation"] = _clip(0.5 + (x_adv - x) * scale)
         if "denoise" in outputs:
             denoised = _clip(_outputs(model, x_adv)["denoise"])
@@ -175,16 +177,16 @@ class ImageLogger(keras.callbacks.Callback):
         self.log_dir = Path(log_dir)
         self.images, self.labels = images[:n], labels[:n]
         self.every, self.seed = int(every), int(seed)
-        self.attack = None
-        if eps is not None:
-            eps = check_eps(eps)
-            self.attack = AttackSpec("pgd", eps, steps=steps) if steps else AttackSpec("fgsm", eps)
-        self._writer = self._attacker = None
+        self.eps = None if eps is None else check_eps(eps)
+        self.steps = steps
+        self._writer = self._attack = None
         self._epoch = self._written = None
 
     def on_train_begin(self, logs=None):
         self._writer = tf.summary.create_file_writer(str(self.log_dir / IMAGES_DIR))
-        self._attacker = Attacker(self.model) if self.attack is not None else None
+        self._attack = None  # compiled once for the whole training
+        if self.eps is not None:
+            self._attack = PGD(self.model, steps=self.steps) if self.steps else FGSM(self.model)
         self._epoch = self._written = None
 
     def on_epoch_end(self, epoch, logs=None):
@@ -204,8 +206,8 @@ class ImageLogger(keras.callbacks.Callback):
             self.model,
             self.images,
             self.labels,
-            attack=self.attack,
-            attacker=self._attacker,
+            attack=self._attack,
+            eps=self.eps,
             seed=self.seed,
         )
         with self._writer.as_default(step=epoch):

@@ -73,7 +73,7 @@ class AuxiliaryTrainingModel(AuxModel):
         "adversarial_steps",
         "distillation",
     )
-    WEIGHTINGS = ("fixed",)  # eq. (7) fixes its weights
+    fixed_loss_weights = True  # eq. (7) fixes its weights
 
     def __init__(
         self,
@@ -208,7 +208,7 @@ class CorruptionAugmentModel(AuxModel):
     """
 
     LOOP_PARAMS = ("corruptions",)
-    WEIGHTINGS = ("fixed",)  # the baseline of Auxiliary Training keeps its objective
+    fixed_loss_weights = True  # the baseline of Auxiliary Training keeps its objective
 
     def __init__(self, *args, corruptions: Sequence[str] = (), **kwargs):
         super().__init__(*args, **kwargs)
@@ -260,7 +260,6 @@ class AuxiliaryTrainingLoop(Loop):
     name = "auxiliary"
     model_class = AuxiliaryTrainingModel
     chunked_batch = True
-    fixed_loss_weights = True
     selection = "last"  # Algorithm 1 returns the stage-2 (merged) model
     attention, selective_norm, distill, merge, adversarial = True, True, True, True, False
 
@@ -398,7 +397,6 @@ class CorruptionAugmentLoop(Loop):
     name = "corruption_augment"
     model_class = CorruptionAugmentModel
     chunked_batch = True
-    fixed_loss_weights = True
     selection = "last"  # Auxiliary Training's protocol: the end of the same schedule
 
     def model_options(self, batch_size: int) -> dict:

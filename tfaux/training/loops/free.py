@@ -23,7 +23,7 @@ import math
 import keras
 import tensorflow as tf
 
-from tfaux.attacks import CLIP_MAX, CLIP_MIN, check_eps
+from tfaux.attacks.threat_model import check_eps, clip
 from tfaux.models.aux_model import AuxModel
 from tfaux.training.loop import Loop, register_loop
 from tfaux.training.resume import assign_per_replica, per_replica_values
@@ -148,7 +148,7 @@ class FreeATModel(AuxModel):
         delta = self._delta[:n]
         # One step on x + δ (or x); its backward pass gives δ's gradient too (the CE's, by
         # default: with aux tasks, from a second backward pass)
-        x_train = tf.where(uses_delta, _clip(x + delta), x)
+        x_train = tf.where(uses_delta, clip(x + delta), x)
         outputs, terms, input_gradient = self.gradient_step(
             x, y, originals, x_train, input_gradient=self.DELTA_LOSSES[self.delta_loss]
         )
@@ -170,7 +170,7 @@ class FreeATModel(AuxModel):
         new = tf.clip_by_value(delta + eps * tf.sign(gradient), -eps, eps)
         if self.delta_ema:
             new = self.delta_ema * delta + (1.0 - self.delta_ema) * new
-        new = _clip(x + new) - x  # keep x + δ a valid image
+        new = clip(x + new) - x  # keep x + δ a valid image
         new = tf.where(uses_delta, new, delta)  # a clean replay leaves δ as it was
         self._delta.assign(tf.concat([new, self._delta[n:]], axis=0))
 
@@ -326,7 +326,3 @@ class FreeFractionLoop(FreeLoop):
                 "1 no replay trains on δ: natural training). Received: "
                 f"gamma={config.gamma}, replays={config.replays}"
             )
-
-
-def _clip(x):
-    return tf.clip_by_value(x, CLIP_MIN, CLIP_MAX)

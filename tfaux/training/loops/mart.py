@@ -98,7 +98,7 @@ class MARTModel(AdversarialModel):
     """
 
     LOOP_PARAMS = (*AdversarialModel.LOOP_PARAMS, "beta")
-    WEIGHTINGS = ("fixed",)  # β fixes the trade-off; a learned weight on the BCE would move it
+    fixed_loss_weights = True  # β fixes the trade-off; a learned weight on the BCE would move it
 
     def __init__(self, *args, beta: float = 6.0, **kwargs):
         super().__init__(*args, **{"attack": "pgd", **kwargs})

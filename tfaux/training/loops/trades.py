@@ -145,7 +145,7 @@ class TRADESModel(AuxModel):
     """
 
     LOOP_PARAMS = ("eps", "steps", "step_size", "beta")
-    WEIGHTINGS = ("fixed",)  # β fixes the trade-off; a learned weight on the CE would move it
+    fixed_loss_weights = True  # β fixes the trade-off; a learned weight on the CE would move it
 
     def __init__(
         self,
@@ -210,7 +210,6 @@ class TRADESLoop(Loop):
     name = "trades"
     model_class = TRADESModel
     trains_at_eps = True
-    fixed_loss_weights = True
     selection = "best_robust"
 
     def check_settings(self) -> None:
