@@ -99,10 +99,15 @@ def example_passes(recipe: Recipe, variant: str, info: data.DatasetInfo, steps: 
     (the budget): examples per step, twice for a two-view task (two views of each), times the
     loop's passes per step (attack steps; Free-AT's backward pass for δ with aux tasks)."""
     tasks = Variant.parse(variant).tasks
-    views = max([1, *(task_class(task).views for task in tasks)])
+    views = task_views(tasks)
     examples_per_step = info.num_train / steps_per_epoch(recipe, info) * views
     passes = loop_of(recipe, variant).passes_per_step(tasks)
     return round(steps * examples_per_step * passes)
+
+
+def task_views(tasks) -> int:
+    """Views of each image a step takes: 2 with a two-view task (contrastive), else 1."""
+    return max([1, *(task_class(task).views for task in tasks)])
 
 
 # === Checks ===
@@ -120,8 +125,7 @@ def check_recipe(recipe: Recipe, input_shape: tuple[int, int, int] | None = None
             get_augmentation(variant.augmentation)  # an unknown name suggests the closest
         WEIGHTINGS.get(variant.weighting)
         loop = loop_class(variant.loop)
-        views = max([1, *(task_class(task).views for task in variant.tasks)])
-        loop.check_variant(variant, views)
+        loop.check_variant(variant, task_views(variant.tasks))
         check_weights(variant, recipe.aux_weight)
         for task in variant.tasks:
             task_class(task).check_dataset(recipe.data.dataset)
@@ -204,12 +208,13 @@ def tuning_variant(recipe: Recipe) -> str:
         raise unknown_name("variant with aux tasks to tune (tuning.variant)", t.variant, tunable)
     else:
         variant = t.variant
+    parsed = Variant.parse(variant)
     require(
-        Variant.parse(variant).weighting == "fixed",
+        parsed.weighting == "fixed",
         "a tuning.variant with fixed λ (learned weighting has no λ to tune)",
         variant=variant,
     )
-    loop = loop_class(Variant.parse(variant).loop)
+    loop = loop_class(parsed.loop)
     if t.eps is not None:
         require(
             loop.trains_at_eps,

@@ -127,7 +127,7 @@ def run(
     for variant in recipe.variants:
         _train_variant(recipe, variant, run_dir, progress, callbacks)
     if recipe.corruption.enabled and not _has_reference_errors(recipe, run_dir):
-        key = f"reference_{recipe.corruption.reference}"  # the CE reference
+        key = _reference_key(recipe)  # the CE reference
         _train_variant(reference_recipe(recipe), "none", run_dir, progress, callbacks, key=key)
     if not is_chief():  # evaluation, reports and export are the chief's
         remove_worker_dirs()
@@ -576,9 +576,9 @@ def _reference_errors(recipe: Recipe, splits, run_dir: Path, cset, progress: boo
     """
     if cset is None:
         return None
-    key = f"reference_{recipe.corruption.reference}"
+    key = _reference_key(recipe)
     cached, correct_file = _reference_files(recipe, run_dir)
-    if cached.exists() and correct_file.exists():
+    if _has_reference_errors(recipe, run_dir):
         return json.loads(cached.read_text())
     # Trained with the variants (`run`), where every worker of a multi-worker job takes part.
     model = _trained_model(reference_recipe(recipe), "none", splits.info, run_dir, key=key)
@@ -590,9 +590,14 @@ def _reference_errors(recipe: Recipe, splits, run_dir: Path, cset, progress: boo
     return errors
 
 
+def _reference_key(recipe: Recipe) -> str:
+    """The name the CE reference's files go by in a run's `variants/` ("reference_alexnet")."""
+    return f"reference_{recipe.corruption.reference}"
+
+
 def _reference_files(recipe: Recipe, run_dir: Path) -> tuple[Path, Path]:
     """The CE reference's errors (`.corruption.json`) and per-example record (`.npz`)."""
-    key = f"reference_{recipe.corruption.reference}"
+    key = _reference_key(recipe)
     return (
         run_dir / "variants" / f"{key}.corruption.json",
         run_dir / "variants" / f"{key}.corruption.npz",
@@ -613,7 +618,7 @@ def _share_reference(first: Recipe, singles: list[Recipe], run_dir: Path, progre
     workers would race for the copies.
     """
     if not _has_reference_errors(first, run_dir):
-        key = f"reference_{first.corruption.reference}"
+        key = _reference_key(first)
         _train_variant(reference_recipe(first), "none", run_dir, progress, key=key)
         splits = load_splits(first)
         cset = _corrupted_test_set(first, splits, progress)
