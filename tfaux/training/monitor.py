@@ -33,6 +33,7 @@ from tfaux.attacks import Attacker, AttackSpec, check_eps
 from tfaux.aux.fourier import fourier_target
 from tfaux.evaluate.fourier_heatmap import heatmap_figure
 from tfaux.training.aux_model import PRIMARY, labels_of
+from tfaux.training.callbacks import TimedMonitor
 
 IMAGES_DIR = "images"
 HEATMAP_TAG = "fourier_heatmap"
@@ -113,7 +114,7 @@ def image_panels(
     return {tag: np.asarray(panel, np.float32) for tag, panel in panels.items()}
 
 
-class ImageLogger(keras.callbacks.Callback):
+class ImageLogger(TimedMonitor):
     """Writes `image_panels` of a fixed validation batch to `<log_dir>/images` every few epochs.
 
     Images are written after epochs `every - 1`, `2·every - 1`, ... and after the last epoch
@@ -132,6 +133,8 @@ class ImageLogger(keras.callbacks.Callback):
     Example:
         callbacks = [keras.callbacks.TensorBoard(log_dir), ImageLogger(log_dir, x_val, y_val)]
     """
+
+    monitor_name = "images"
 
     def __init__(
         self,
@@ -182,7 +185,9 @@ class ImageLogger(keras.callbacks.Callback):
         self._epoch = self._written = None
 
     def on_train_begin(self, logs=None):
-        self._writer = tf.summary.create_file_writer(str(self.log_dir / IMAGES_DIR))
+        super().on_train_begin(logs)
+        with self.timed():
+            self._writer = tf.summary.create_file_writer(str(self.log_dir / IMAGES_DIR))
         self._attacker = Attacker(self.model) if self.attack is not None else None
         self._epoch = self._written = None
 
@@ -199,6 +204,10 @@ class ImageLogger(keras.callbacks.Callback):
             self._writer = None
 
     def _write(self, epoch: int) -> None:
+        with self.timed():
+            self._write_panels(epoch)
+
+    def _write_panels(self, epoch: int) -> None:
         panels = image_panels(
             self.model,
             self.images,
