@@ -14,7 +14,7 @@ from tests.helpers import numpy_fourier, random_images, tiny_model
 from tfaux import build, experiment
 from tfaux.aux import DenoiseTask, FourierTask, ReconTask
 from tfaux.config import DataConfig, MonitorConfig, Recipe, TrainingConfig
-from tfaux.training.callbacks import RobustAccuracy
+from tfaux.training.callbacks import RobustAccuracy, SharedAttacker
 from tfaux.training.monitor import (
     HEATMAP_TAG,
     ImageLogger,
@@ -351,3 +351,32 @@ def test_the_image_logger_counts_its_seconds(tmp_path):
     model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[logger])
     assert logger.seconds > 0
     assert list(experiment.monitor_seconds([logger])) == ["images"]
+
+
+def test_validation_pgd_and_the_panels_share_one_compiled_attack(tmp_path):
+    model = tiny_model()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x, y = _data()
+    attackers = SharedAttacker()
+    robust = RobustAccuracy(x, y, eps=0.1, steps=2, attackers=attackers)
+    logger = ImageLogger(tmp_path, x, y, n=2, eps=0.1, steps=2, attackers=attackers)
+    model.fit(
+        x, y, validation_data=(x, y), batch_size=4, epochs=2, verbose=0, callbacks=[robust, logger]
+    )
+    counts = attackers(model).tracing_counts()
+    assert [n for name, n in counts.items() if name.startswith("pgd")] == [1]  # not 1 each
+    shared = image_panels(model, x[:2], y[:2], attack=logger.attack, attacker=attackers(model))
+    own = image_panels(model, x[:2], y[:2], attack=logger.attack)  # a fresh trace
+    for tag in ("adversarial", "perturbation"):
+        np.testing.assert_array_equal(shared[tag], own[tag])
+
+
+def test_the_runners_monitors_share_their_attacker(tmp_path):
+    recipe = _digits("none@pgd")
+    splits = experiment.load_splits(recipe)
+    loop = experiment.variant_loop_of(recipe, "none@pgd")
+    callbacks = experiment.training_callbacks(
+        recipe, loop, 2, splits, history_file=tmp_path / "h.csv", log_dir=tmp_path / "tb"
+    )
+    monitors = [c for c in callbacks if isinstance(c, (RobustAccuracy, ImageLogger))]
+    assert len(monitors) == 2 and monitors[0]._attackers is monitors[1]._attackers

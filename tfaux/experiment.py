@@ -44,7 +44,13 @@ from tfaux.names import unknown_name
 from tfaux.precision import loss_scaled
 from tfaux.progress import training_progress
 from tfaux.training.aux_model import labels_of
-from tfaux.training.callbacks import ModelSelection, RobustAccuracy, StepBudget, TimedMonitor
+from tfaux.training.callbacks import (
+    ModelSelection,
+    RobustAccuracy,
+    SharedAttacker,
+    StepBudget,
+    TimedMonitor,
+)
 from tfaux.training.loops import Loop, create_loop
 from tfaux.training.monitor import ImageLogger, LearningRateLogger
 from tfaux.training.schedules import (
@@ -334,13 +340,18 @@ def training_callbacks(
     A `RunBackup` goes after these (it restores their state on resume).
     """
     m = recipe.monitor
+    attackers = SharedAttacker()  # validation PGD and the panels' PGD: one trace
     callbacks = [*loop.callbacks(epochs), LearningRateLogger()]
     robust_examples = m.robust_examples if robust_examples is None else robust_examples
     every = val_pgd_every(recipe, type(loop)) if robust_every is None else robust_every
     if robust_examples and every:  # the primary's clean vs adversarial accuracy
         x, y = first_examples(splits.val, min(robust_examples, splits.info.num_val))
         steps = recipe.adversarial.pgd_steps if robust_steps is None else robust_steps
-        callbacks.append(RobustAccuracy(x, y, eps=recipe.evaluation.eps, steps=steps, every=every))
+        callbacks.append(
+            RobustAccuracy(
+                x, y, eps=recipe.evaluation.eps, steps=steps, every=every, attackers=attackers
+            )
+        )
     # After the metrics it reads, and before a guard may roll the weights back: the epoch's
     # logs and the selected weights are the epoch's own.
     selection = ModelSelection(selection_rule(recipe, type(loop)))
@@ -358,6 +369,7 @@ def training_callbacks(
                     every=m.images_every,
                     eps=recipe.evaluation.eps,
                     steps=recipe.adversarial.pgd_steps,
+                    attackers=attackers,
                 )
             )
     callbacks += [

@@ -44,15 +44,48 @@ class TimedMonitor(keras.callbacks.Callback):
             self.seconds += time.perf_counter() - start
 
 
+class SharedAttacker:
+    """One `Attacker` for the monitors of one fit: validation PGD and the image panels' PGD then
+    run one compiled attack, traced once instead of once per monitor (a trace costs about what
+    an epoch's validation PGD does). A compiled attack is a pure function of its inputs and
+    seed, so sharing it changes no number.
+
+    Example:
+        attackers = SharedAttacker()
+        callbacks = [RobustAccuracy(x, y, eps=0.1, attackers=attackers),
+                     ImageLogger(log_dir, x, y, attackers=attackers)]
+    """
+
+    def __init__(self):
+        self._model = self._attacker = None
+
+    def __call__(self, model: keras.Model) -> Attacker:
+        """The attacker of `model` (a new one when the model is another)."""
+        if self._model is not model:
+            self._model, self._attacker = model, Attacker(model)
+        return self._attacker
+
+
 class _PGDAccuracy(TimedMonitor):
     """PGD-k accuracy of the model's primary logits on fixed images, with their true labels.
 
     The attack is seeded (same random start every call), so the epochs are compared on one
-    attack; images go through in chunks of `batch_size`.
+    attack; images go through in chunks of `batch_size`. `attackers` shares the compiled attack
+    with the fit's other monitors.
     """
 
-    def __init__(self, x, y, *, eps: float, steps: int, batch_size: int = 512):
+    def __init__(
+        self,
+        x,
+        y,
+        *,
+        eps: float,
+        steps: int,
+        batch_size: int = 512,
+        attackers: SharedAttacker | None = None,
+    ):
         super().__init__()
+        self._attackers = attackers or SharedAttacker()
         self.x, self.y = np.asarray(x, "float32"), np.asarray(y)
         if len(self.x) != len(self.y) or not len(self.x):
             raise ValueError(
@@ -64,7 +97,7 @@ class _PGDAccuracy(TimedMonitor):
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        self._attacker = Attacker(self.model)
+        self._attacker = self._attackers(self.model)
 
     def accuracy(self) -> float:
         correct = 0
@@ -95,6 +128,7 @@ class RobustAccuracy(_PGDAccuracy):
         eps: the L∞ budget.
         steps: PGD steps (step size 2.5·ε/steps, a random start; Madry et al.).
         every: measure every `every` epochs.
+        attackers: a `SharedAttacker` of the fit's monitors; default its own.
 
     Example:
         model.fit(train, validation_data=val, callbacks=[RobustAccuracy(x_val, y_val, eps=0.1)])
@@ -102,10 +136,19 @@ class RobustAccuracy(_PGDAccuracy):
 
     monitor_name = "val_pgd"
 
-    def __init__(self, x, y, *, eps: float, steps: int = 10, every: int = 1):
+    def __init__(
+        self,
+        x,
+        y,
+        *,
+        eps: float,
+        steps: int = 10,
+        every: int = 1,
+        attackers: SharedAttacker | None = None,
+    ):
         if every < 1:
             raise ValueError(f"Expected every >= 1. Received: every={every}")
-        super().__init__(x, y, eps=eps, steps=steps)
+        super().__init__(x, y, eps=eps, steps=steps, attackers=attackers)
         self.every = int(every)
 
     def on_epoch_end(self, epoch, logs=None):

@@ -33,7 +33,7 @@ from tfaux.attacks import Attacker, AttackSpec, check_eps
 from tfaux.aux.fourier import fourier_target
 from tfaux.evaluate.fourier_heatmap import heatmap_figure
 from tfaux.training.aux_model import PRIMARY, labels_of
-from tfaux.training.callbacks import TimedMonitor
+from tfaux.training.callbacks import SharedAttacker, TimedMonitor
 
 IMAGES_DIR = "images"
 HEATMAP_TAG = "fourier_heatmap"
@@ -129,6 +129,8 @@ class ImageLogger(TimedMonitor):
         eps: L∞ budget of the adversarial examples; None for no adversarial panels.
         steps: PGD steps (random start, α = 2.5·ε/steps); 0 for FGSM.
         seed: seed of PGD's random start (the same start every epoch, so epochs compare).
+        attackers: a `SharedAttacker` of the fit's monitors (`RobustAccuracy`'s), so their
+            PGD is traced once; default its own.
 
     Example:
         callbacks = [keras.callbacks.TensorBoard(log_dir), ImageLogger(log_dir, x_val, y_val)]
@@ -147,6 +149,7 @@ class ImageLogger(TimedMonitor):
         eps: float | None = 0.1,
         steps: int = 10,
         seed: int = 0,
+        attackers: SharedAttacker | None = None,
     ):
         super().__init__()
         if not str(log_dir):
@@ -181,6 +184,7 @@ class ImageLogger(TimedMonitor):
         if eps is not None:
             eps = check_eps(eps)
             self.attack = AttackSpec("pgd", eps, steps=steps) if steps else AttackSpec("fgsm", eps)
+        self._attackers = attackers or SharedAttacker()
         self._writer = self._attacker = None
         self._epoch = self._written = None
 
@@ -188,7 +192,7 @@ class ImageLogger(TimedMonitor):
         super().on_train_begin(logs)
         with self.timed():
             self._writer = tf.summary.create_file_writer(str(self.log_dir / IMAGES_DIR))
-        self._attacker = Attacker(self.model) if self.attack is not None else None
+        self._attacker = self._attackers(self.model) if self.attack is not None else None
         self._epoch = self._written = None
 
     def on_epoch_end(self, epoch, logs=None):
