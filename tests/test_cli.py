@@ -139,6 +139,10 @@ def test_default_recipe_quick_mode_end_to_end(tmp_path):
         assert variant["pgd_accuracy"] <= variant["fgsm_accuracy"]["0.1"] + 0.02
         assert {c["name"] for c in variant["robustness"]["sanity"]} >= {"input gradients"}
         assert variant["test_examples"] == 256
+        # Natural loops selecting by clean accuracy run no validation PGD; the panels' cost shows.
+        assert list(variant["monitor_seconds"]) == ["images"]
+        assert "val_pgd_accuracy" not in variant
+    assert "## Monitoring cost" in (run_dir / "results.md").read_text()
     assert json.loads((run_dir / "config.json").read_text())["training"]["epochs"] == 1
     export = tmp_path / "sm" / run_dir.name
     meta = json.loads((export / "metadata.json").read_text())

@@ -1,5 +1,6 @@
 """TensorBoard monitoring: everything is read back from the event files and checked."""
 
+import math
 import os
 
 import keras
@@ -10,8 +11,11 @@ from tensorboard.backend.event_processing.event_accumulator import TENSORS, Even
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from tests.helpers import numpy_fourier, random_images, tiny_model
-from tfaux import build
+from tfaux import build, experiment
+from tfaux.attacks.projected_gradient import PGD
+from tfaux.config import DataConfig, MonitorConfig, Recipe, TrainingConfig
 from tfaux.tasks import DenoiseTask, FourierTask, ReconTask
+from tfaux.training.callbacks import RobustAccuracy, SharedAttacker
 from tfaux.training.monitor import (
     HEATMAP_TAG,
     ImageLogger,
@@ -282,3 +286,98 @@ def test_hparams_record_holds_the_values_and_the_metrics(tmp_path):
 def test_hparams_rejects_values_tensorboard_cannot_show(tmp_path, hparams, metrics, error):
     with pytest.raises(error, match="Expected"):
         write_hparams(tmp_path, hparams, metrics)
+
+
+# === What monitoring runs, and what it costs ===
+def _digits(variant: str = "none", **sections) -> Recipe:
+    return Recipe(
+        "monitoring",
+        variants=(variant,),
+        data=DataConfig("digits", batch_size=64, train_size=256),
+        training=sections.pop("training", TrainingConfig(epochs=2)),
+        **sections,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variant", "sections", "every"),
+    [
+        ("none", {}, None),  # the default: a clean selection never reads it
+        ("none", {"monitor": MonitorConfig(robust_every=3)}, 3),
+        ("none@pgd", {"monitor": MonitorConfig(robust_every=3)}, 1),  # selects by it
+        ("none", {"training": TrainingConfig(epochs=2, select="best_robust")}, 1),
+        ("none", {"objective": "robust"}, 1),  # the best variant is picked by it
+    ],
+)
+def test_validation_pgd_runs_every_epoch_only_where_something_reads_it(
+    variant, sections, every, tmp_path
+):
+    recipe = _digits(variant, **sections)
+    splits = experiment.load_splits(recipe)
+    loop = experiment.loop_of(recipe, variant)
+    callbacks = experiment.training_callbacks(
+        recipe, loop, 2, splits, history_file=tmp_path / "h.csv"
+    )
+    robust = [c for c in callbacks if isinstance(c, RobustAccuracy)]
+    assert [c.every for c in robust] == ([] if every is None else [every])
+    assert experiment.val_pgd_every(recipe, type(loop)) == (every or 0)
+    tuned = experiment.training_callbacks(  # the tuner, scoring trials by validation PGD
+        recipe, loop, 2, splits, history_file=tmp_path / "t.csv", robust_every=1
+    )
+    assert [c.every for c in tuned if isinstance(c, RobustAccuracy)] == [1]
+
+
+def test_validation_pgd_every_k_epochs_measures_those_and_the_last_and_counts_its_seconds():
+    x, y = _data()
+    model = tiny_model()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    robust = RobustAccuracy(x, y, eps=0.1, steps=2, every=2)
+    history = model.fit(
+        x, y, validation_data=(x, y), batch_size=4, epochs=5, verbose=0, callbacks=[robust]
+    )
+    measured = [math.isfinite(v) for v in history.history["val_pgd_accuracy"]]
+    assert measured == [False, True, False, True, True]  # epochs 2, 4 and the last, 5
+    assert measured == [math.isfinite(v) for v in history.history["val_clean_pgd_accuracy"]]
+    assert robust.seconds > 0
+    assert experiment.monitor_seconds([robust]) == {"val_pgd": round(robust.seconds, 1)}
+    with pytest.raises(ValueError, match="every >= 1"):
+        RobustAccuracy(x, y, eps=0.1, every=0)
+
+
+def test_the_image_logger_counts_its_seconds(tmp_path):
+    model = tiny_model([ReconTask()])
+    model.compile(optimizer="sgd")
+    x, y = _data()
+    logger = ImageLogger(tmp_path, x, y, n=2, every=1, eps=0.1, steps=1)
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[logger])
+    assert logger.seconds > 0
+    assert list(experiment.monitor_seconds([logger])) == ["images"]
+
+
+def test_validation_pgd_and_the_panels_share_one_compiled_attack(tmp_path):
+    model = tiny_model()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x, y = _data()
+    attackers = SharedAttacker()
+    robust = RobustAccuracy(x, y, eps=0.1, steps=2, attackers=attackers)
+    logger = ImageLogger(tmp_path, x, y, n=2, eps=0.1, steps=2, attackers=attackers)
+    model.fit(
+        x, y, validation_data=(x, y), batch_size=4, epochs=2, verbose=0, callbacks=[robust, logger]
+    )
+    counts = attackers(model).tracing_counts()
+    assert [n for name, n in counts.items() if name.startswith("pgd")] == [1]  # not 1 each
+    shared = image_panels(model, x[:2], y[:2], attack=PGD(attackers(model), steps=2), eps=0.1)
+    own = image_panels(model, x[:2], y[:2], attack=PGD(model, steps=2), eps=0.1)  # a fresh trace
+    for tag in ("adversarial", "perturbation"):
+        np.testing.assert_array_equal(shared[tag], own[tag])
+
+
+def test_the_runners_monitors_share_their_attacker(tmp_path):
+    recipe = _digits("none@pgd")
+    splits = experiment.load_splits(recipe)
+    loop = experiment.loop_of(recipe, "none@pgd")
+    callbacks = experiment.training_callbacks(
+        recipe, loop, 2, splits, history_file=tmp_path / "h.csv", log_dir=tmp_path / "tb"
+    )
+    monitors = [c for c in callbacks if isinstance(c, (RobustAccuracy, ImageLogger))]
+    assert len(monitors) == 2 and monitors[0]._attackers is monitors[1]._attackers

@@ -193,6 +193,25 @@ def test_an_older_run_without_the_new_keys_still_renders(tmp_path):
         assert (tmp_path / name).stat().st_size > 10_000
 
 
+def test_the_monitoring_table_shows_each_monitors_seconds_and_their_share(tmp_path):
+    results = new_results(tmp_path)  # 12 training seconds each
+    results["variants"]["none"]["monitor_seconds"] = {"images": 0.6}
+    results["variants"]["trades"]["monitor_seconds"] = {"val_pgd": 2.4, "images": 0.6}
+    reporting.write_report(tmp_path, results)  # aux: trained before monitors were timed
+    report = (tmp_path / "results.md").read_text()
+    header = next(
+        line for line in report.split("## Monitoring cost")[1].splitlines() if "|" in line
+    )
+    assert header == "| variant | train s | validation PGD s | image panels s | monitoring |"
+    rows = table_rows(report, "## Monitoring cost")
+    assert rows == {
+        "none": ["12", "–", "0.6", "0.6 (5 %)"],
+        "trades": ["12", "2.4", "0.6", "3.0 (25 %)"],
+    }
+    older = old_results({"none": variant_result(0.75, 0.40)})
+    assert reporting.monitoring_table(older) == ""
+
+
 def test_per_example_results_of_other_images_are_an_error_naming_the_variant(tmp_path):
     results = new_results(tmp_path)
     np.savez(tmp_path / "variants" / "aux.correct.npz", clean=BASE_CLEAN[:100], robust=BASE_ROBUST)

@@ -24,7 +24,7 @@ from tests.helpers import (
 )
 from tfaux.config import AdversarialConfig
 from tfaux.models.layers import batch_norm
-from tfaux.training.callbacks import ModelSelection
+from tfaux.training.callbacks import ModelSelection, TimedMonitor
 from tfaux.training.loops.free import FreeSchedule, free_epochs
 from tfaux.training.resume import POINTER, RunBackup, latest_backup
 
@@ -280,3 +280,32 @@ def test_a_stopped_training_stays_stopped_after_a_resume_and_its_backup_waits(tm
         np.testing.assert_array_equal(a, b)
     backup.remove()
     assert not tmp_path.exists()
+
+
+class _Watcher(TimedMonitor):
+    """A monitor whose every epoch costs exactly one (counted) second."""
+
+    monitor_name = "watcher"
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds += 1.0
+
+
+def test_monitor_seconds_survive_a_resume(tmp_path):
+    # What a monitor cost before the kill stays counted, as the training's own seconds do.
+    def fit(extra=()):
+        model = tiny_model()
+        model.compile(optimizer=keras.optimizers.SGD(0.05), jit_compile=False)
+        watcher = _Watcher()
+        backup = RunBackup(tmp_path, [watcher])
+        model.fit(
+            X, Y, batch_size=8, epochs=4, shuffle=False, verbose=0,
+            callbacks=[watcher, *extra, backup],
+        )  # fmt: skip
+        return watcher, backup
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(extra=[Interrupt(2)])
+    watcher, backup = fit()  # a new process: a fresh monitor
+    assert backup.resumed_from == 2
+    assert watcher.seconds == 4.0  # 2 from the backup, 2 after the resume

@@ -341,3 +341,36 @@ def test_budgets_are_compared_with_the_baseline_within_two_percent_boundary_incl
         "none": {"budget": {"optimizer_steps": 50}},
         "recon": {"budget": {"optimizer_steps": 99}},
     }
+
+
+@pytest.mark.parametrize("variant", ["none", "none@pgd"])
+def test_a_robust_loop_selects_by_every_epochs_validation_pgd_and_a_natural_one_runs_none(
+    variant, tmp_path
+):
+    # Validation PGD is only run where it is read (`experiment.val_pgd_every`): a natural loop
+    # selects by clean accuracy without it; PGD-AT measures every epoch and selects the best.
+    recipe = Recipe(
+        "r",
+        variants=(variant,),
+        data=DataConfig("digits", batch_size=64, train_size=256),
+        training=TrainingConfig(epochs=3),
+        adversarial=AdversarialConfig(pgd_steps=2),
+        monitor=MonitorConfig(robust_examples=64, images_every=0),
+    )
+    splits = experiment.load_splits(recipe)
+    model, strategy = experiment.build_model(recipe, variant, splits.info)
+    loop = experiment.loop_of(recipe, variant)
+    callbacks = experiment.training_callbacks(
+        recipe, loop, 3, splits, history_file=tmp_path / "h.csv"
+    )
+    history = experiment.fit(model, splits, epochs=3, callbacks=callbacks, strategy=strategy)
+    selection, seconds = experiment.selection_of(callbacks), experiment.monitor_seconds(callbacks)
+    if variant == "none":
+        assert "val_pgd_accuracy" not in history.history and seconds == {}
+        assert selection["metric"] == "val_accuracy"
+        return
+    pgd = history.history["val_pgd_accuracy"]
+    assert len(pgd) == 3 and all(0.0 <= value <= 1.0 for value in pgd)
+    assert (selection["metric"], selection["value"]) == ("val_pgd_accuracy", max(pgd))
+    assert selection["epoch"] == pgd.index(max(pgd)) + 1
+    assert list(seconds) == ["val_pgd"] and seconds["val_pgd"] > 0

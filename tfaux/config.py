@@ -189,20 +189,28 @@ class TrainingConfig:
 class MonitorConfig:
     """What TensorBoard shows during training (`tensorboard --logdir runs/<run>/tensorboard`).
 
-    Every epoch: each head's loss, accuracy, the learning rate, the ε/m schedules, learned loss
-    weights, and `val_pgd_accuracy` (PGD-`adversarial.pgd_steps` at `evaluation.eps` on the first
-    `robust_examples` validation images; 0 turns it off) beside the clean `val_accuracy`. Every
-    `images_every` epochs (0: never) pictures of `images` validation images: inputs,
-    reconstruction vs input, predicted vs target Fourier maps, adversarial examples and their
-    perturbation.
+    Every epoch: each head's loss, accuracy, the learning rate, the ε/m schedules and learned
+    loss weights. `val_pgd_accuracy` (PGD-`adversarial.pgd_steps` at `evaluation.eps` on the
+    first `robust_examples` validation images; 0 turns it off) beside the clean `val_accuracy`:
+    every epoch for a variant whose epoch is selected by it (adversarial loops) and in a recipe
+    whose objective is "robust"; elsewhere every `robust_every` epochs and after the last (0:
+    never; NaN in the epochs between). Every `images_every` epochs (0: never) pictures of
+    `images` validation images: inputs, reconstruction vs input, predicted vs target Fourier
+    maps, adversarial examples and their perturbation.
+
+    Monitoring is not free: each monitor's seconds are in the results ("monitor_seconds") and
+    the report. The defaults keep a natural run's monitoring to a few percent of its training
+    (`docs/decisions.md`, "Monitoring costs"); `robust_every=1` and `images_every=1` are the
+    per-epoch monitoring of before.
     """
 
     robust_examples: int = 256
+    robust_every: int = 0
     images_every: int = 1
     images: int = 8
 
     def __post_init__(self):
-        for key in ("robust_examples", "images_every"):
+        for key in ("robust_examples", "robust_every", "images_every"):
             require(getattr(self, key) >= 0, f"{key} >= 0", **{key: getattr(self, key)})
         require(self.images > 0, "images > 0", images=self.images)
 

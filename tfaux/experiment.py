@@ -36,7 +36,13 @@ from tfaux.precision import loss_scaled
 from tfaux.progress import training_progress
 from tfaux.tasks import create_task
 from tfaux.tasks.base import task_class
-from tfaux.training.callbacks import ModelSelection, RobustAccuracy, StepBudget
+from tfaux.training.callbacks import (
+    ModelSelection,
+    RobustAccuracy,
+    SharedAttacker,
+    StepBudget,
+    TimedMonitor,
+)
 from tfaux.training.loop import Loop, create_loop, loop_class
 from tfaux.training.monitor import ImageLogger, LearningRateLogger
 from tfaux.training.schedules import (
@@ -407,6 +413,7 @@ def training_callbacks(
     log_dir: str | Path | None = None,
     robust_examples: int | None = None,
     robust_steps: int | None = None,
+    robust_every: int | None = None,
     progress: str | None = None,
     budget: bool = True,
 ) -> list[keras.callbacks.Callback]:
@@ -414,8 +421,9 @@ def training_callbacks(
 
     1. the loop's own (ε/m schedule, stage switch), which log their state;
     2. the learning rate and, with `robust_examples` > 0, `RobustAccuracy` (PGD-`robust_steps`
-       at `evaluation.eps` on that many validation images; defaults: `monitor.robust_examples`
-       and `adversarial.pgd_steps`), which add metrics;
+       at `evaluation.eps` on that many validation images, every `robust_every` epochs, 0:
+       never; defaults: `monitor.robust_examples`, `adversarial.pgd_steps` and
+       `val_pgd_every`), which add metrics;
     3. the model selection (`training.select` or the loop's rule), which keeps the weights of
        the selected epoch and restores them at the end, then the overfitting guard of
        single-step loops: a rollback never hides the collapsed epoch's metrics, and it tells the
@@ -431,12 +439,18 @@ def training_callbacks(
     A `RunBackup` goes after these (it restores their state on resume).
     """
     m = recipe.monitor
+    attackers = SharedAttacker()  # validation PGD and the panels' PGD: one trace
     callbacks = [*loop.callbacks(epochs), LearningRateLogger()]
     robust_examples = m.robust_examples if robust_examples is None else robust_examples
-    if robust_examples:  # the primary's clean vs adversarial accuracy, every epoch
+    every = val_pgd_every(recipe, type(loop)) if robust_every is None else robust_every
+    if robust_examples and every:  # the primary's clean vs adversarial accuracy
         x, y = first_examples(splits.val, min(robust_examples, splits.info.num_val))
         steps = recipe.adversarial.pgd_steps if robust_steps is None else robust_steps
-        callbacks.append(RobustAccuracy(x, y, eps=recipe.evaluation.eps, steps=steps))
+        callbacks.append(
+            RobustAccuracy(
+                x, y, eps=recipe.evaluation.eps, steps=steps, every=every, attackers=attackers
+            )
+        )
     # After the metrics it reads, and before a guard may roll the weights back: the epoch's
     # logs and the selected weights are the epoch's own.
     selection = ModelSelection(selection_rule(recipe, type(loop)))
@@ -454,6 +468,7 @@ def training_callbacks(
                     every=m.images_every,
                     eps=recipe.evaluation.eps,
                     steps=recipe.adversarial.pgd_steps,
+                    attackers=attackers,
                 )
             )
     callbacks += [
@@ -466,6 +481,19 @@ def training_callbacks(
         steps = steps_per_epoch(recipe, splits.info)
         callbacks.append(training_progress(epochs=epochs, steps=steps, desc=progress))
     return callbacks
+
+
+def val_pgd_every(recipe: Recipe, loop: type[Loop]) -> int:
+    """Every how many epochs a variant on `loop` measures validation PGD (0: never).
+
+    Every epoch where something reads it: a loop that selects its epoch by it ("best_robust",
+    which early stopping then watches too) and a robust objective (the best variant is the one
+    whose selected epoch scored best). Elsewhere `monitor.robust_every`: a clean selection never
+    reads it, and the evaluation measures PGD on the test split anyway.
+    """
+    if recipe.objective == "robust" or selection_rule(recipe, loop) == "best_robust":
+        return 1
+    return recipe.monitor.robust_every
 
 
 def lr_schedule_callbacks(recipe: Recipe, metric: str | None) -> list[keras.callbacks.Callback]:
@@ -487,6 +515,12 @@ def selection_of(callbacks: list[keras.callbacks.Callback]) -> dict:
 def steps_of(callbacks: list[keras.callbacks.Callback]) -> dict:
     """The optimizer steps a finished fit took, applied or skipped (`StepBudget.summary`)."""
     return next(c for c in callbacks if isinstance(c, StepBudget)).summary()
+
+
+def monitor_seconds(callbacks: list[keras.callbacks.Callback]) -> dict[str, float]:
+    """What each monitor of a finished fit cost: {"val_pgd" | "images" | "guard": seconds} for
+    those it ran (`TimedMonitor`), traces included; a part of the fit's own seconds."""
+    return {c.monitor_name: round(c.seconds, 1) for c in callbacks if isinstance(c, TimedMonitor)}
 
 
 def _guard_batch(recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:

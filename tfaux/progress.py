@@ -11,6 +11,7 @@ terminals; otherwise each pass prints one line when it ends, and training one li
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Iterable
@@ -99,7 +100,9 @@ class EpochLines(keras.callbacks.Callback):
         metrics = ", ".join(
             f"{name} {float(value):.4g}"
             for name, value in (logs or {}).items()
-            if name == "loss" or name.endswith("accuracy") or name == "val_loss"
+            if name in ("loss", "val_loss")
+            # an accuracy a monitor did not measure this epoch is NaN (`monitor.robust_every`)
+            or (name.endswith("accuracy") and not math.isnan(float(value)))
         )
         print(
             f"{self.desc} epoch {epoch + 1}/{self.epochs}: {seconds:.0f} s, {metrics}", flush=True

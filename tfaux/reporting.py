@@ -450,6 +450,42 @@ def merging_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+MONITORS = {"val_pgd": "validation PGD", "images": "image panels", "guard": "overfitting guard"}
+
+
+def monitoring_table(results: dict) -> str:
+    """What watching training cost each variant: the seconds of each monitor (validation PGD,
+    TensorBoard's image panels, the catastrophic-overfitting guard), their sum and its share of
+    the training seconds they are part of; "" when no variant records them (runs from before
+    they were recorded, or nothing monitored)."""
+    rows = {n: r for n, r in results["variants"].items() if r.get("monitor_seconds")}
+    if not rows:
+        return ""
+    names = [key for key in MONITORS if any(key in r["monitor_seconds"] for r in rows.values())]
+    names += sorted({key for r in rows.values() for key in r["monitor_seconds"]} - set(names))
+    header = ["variant", "train s", *(f"{MONITORS.get(k, k)} s" for k in names), "monitoring"]
+    lines = [
+        "## Monitoring cost (seconds, part of training)",
+        "",
+        "The monitors' own wall time during training, their attacks' traces included "
+        '(`monitor` settings; `docs/decisions.md`, "Monitoring costs").',
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for name, r in rows.items():
+        seconds, train = r["monitor_seconds"], r["train_seconds"]
+        total = sum(seconds.values())
+        share = f" ({100 * total / train:.0f} %)" if train > 0 else ""
+        cells = [name, f"{train:.0f}", *(_seconds(seconds.get(k)) for k in names)]
+        lines.append("| " + " | ".join([*cells, f"{total:.1f}{share}"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
 def input_robustness_table(results: dict) -> str:
     """Seed 003's disturbances and seed 004's augmented sets (accuracy %), when measured."""
     rows = {}
@@ -859,7 +895,12 @@ def write_report(run_dir: Path, results: dict, claims: tuple[Claim, ...] = ()) -
     if maps:
         path = heatmap_plot(maps, run_dir / "fourier_heatmap.png", title=results["recipe"])
         results["heatmap_plot"] = path.name
-    tables = (merging_table(results), input_robustness_table(results), denoiser_table(results))
+    tables = (
+        merging_table(results),
+        input_robustness_table(results),
+        denoiser_table(results),
+        monitoring_table(results),
+    )
     sections += [t for t in tables if t]
     sections.append(robustness_details(results))
     entries = robustbench_entries(results)

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ from tfaux.experiment import (
     load_trained,
     log_to,
     loop_of,
+    monitor_seconds,
     selection_of,
     step_learning_rates,
     steps_of,
@@ -354,6 +356,8 @@ def _train_variant(
             "train_seconds": seconds,
         },
         "train_seconds": seconds,
+        # Each monitor's share of train_seconds (val PGD, image panels, the guard).
+        "monitor_seconds": monitor_seconds(callbacks),
         "epochs_run": len(history.get("loss", [])),
         "resumed_from_epoch": backup.resumed_from,
         "loop_results": loop_results,  # the loop's own entries (Auxiliary Training's "merging")
@@ -417,6 +421,7 @@ def _evaluate_variant(
         "selection": train["selection"],
         "budget": dict(train["budget"]),
         "train_seconds": train["train_seconds"],
+        "monitor_seconds": train.get("monitor_seconds", {}),  # absent: trained before recorded
         "epochs_run": train["epochs_run"],
         "parameters": int(model.count_params()),
         "deployed_parameters": int(classifier.count_params()),
@@ -454,11 +459,13 @@ def _evaluate_variant(
 
 def _selected_epoch_metrics(train: dict) -> dict:
     """The validation PGD accuracy of the selected epoch (from the training history), which a
-    robust recipe's objective picks the best variant by."""
+    robust recipe's objective picks the best variant by; none when that epoch did not measure
+    it (`monitor.robust_every`)."""
     history, epoch = train["history"], train["selection"]["epoch"]
     if "val_pgd_accuracy" not in history or epoch is None:
         return {}
-    return {"val_pgd_accuracy": float(history["val_pgd_accuracy"][epoch - 1])}
+    value = float(history["val_pgd_accuracy"][epoch - 1])
+    return {"val_pgd_accuracy": value} if math.isfinite(value) else {}
 
 
 def _hparams(recipe: Recipe, variant: str) -> dict:

@@ -332,6 +332,7 @@ class LambdaHyperModel(keras_tuner.HyperModel):
             history_file=trial_dir / HISTORY_FILE,
             robust_examples=t.robust_examples if robust else None,  # None: the monitor's
             robust_steps=t.pgd_steps if robust else None,
+            robust_every=1 if robust else None,  # the objective reads every epoch's
             progress=f"trial {trial_dir.name.removeprefix('trial_')}" if self.progress else None,
             budget=not hyperband_epochs,
         )

@@ -2,27 +2,92 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
+import time
+from collections.abc import Iterator
 
 import keras
 import numpy as np
 
 from tfaux.attacks.projected_gradient import PGD
+from tfaux.attacks.protocol import AttackedModel
 from tfaux.attacks.threat_model import check_eps
 
 log = logging.getLogger("tfaux")
 ACTIONS = ("log", "stop", "rollback")
 
 
-class _PGDAccuracy(keras.callbacks.Callback):
+class TimedMonitor(keras.callbacks.Callback):
+    """A callback that only watches training, and counts what watching costs: `seconds`, the
+    wall time of its work (its attacks' traces included), reported per variant under
+    `monitor_name` (`tfaux.experiment.monitor_seconds`).
+
+    A subclass wraps its work in `with self.timed():` and calls `super().on_train_begin()`.
+    `RunBackup` keeps `seconds` across a resume, like the training's own seconds.
+    """
+
+    monitor_name = ""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = 0.0
+
+    def on_train_begin(self, logs=None):
+        self.seconds = 0.0
+
+    @contextlib.contextmanager
+    def timed(self) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+class SharedAttacker:
+    """One `AttackedModel` for the monitors of one fit: validation PGD and the image panels' PGD
+    then run one compiled attack, traced once instead of once per monitor (a trace costs about what
+    an epoch's validation PGD does). A compiled attack is a pure function of its inputs and
+    seed, so sharing it changes no number.
+
+    Example:
+        attackers = SharedAttacker()
+        callbacks = [RobustAccuracy(x, y, eps=0.1, attackers=attackers),
+                     ImageLogger(log_dir, x, y, attackers=attackers)]
+    """
+
+    def __init__(self):
+        self._model = self._attacker = None
+
+    def __call__(self, model: keras.Model) -> AttackedModel:
+        """`model` as its attacks see it (a new one when the model is another)."""
+        if self._model is not model:
+            self._model, self._attacker = model, AttackedModel(model)
+        return self._attacker
+
+
+class _PGDAccuracy(TimedMonitor):
     """PGD-k accuracy of the model's primary logits on fixed images, with their true labels.
 
     The attack is seeded (same random start every call), so the epochs are compared on one
-    attack; images go through in chunks of `batch_size`.
+    attack; images go through in chunks of `batch_size`. `attackers` shares the compiled attack
+    with the fit's other monitors.
     """
 
-    def __init__(self, x, y, *, eps: float, steps: int, batch_size: int = 512):
+    def __init__(
+        self,
+        x,
+        y,
+        *,
+        eps: float,
+        steps: int,
+        batch_size: int = 512,
+        attackers: SharedAttacker | None = None,
+    ):
         super().__init__()
+        self._attackers = attackers or SharedAttacker()
         self.x, self.y = np.asarray(x, "float32"), np.asarray(y)
         if len(self.x) != len(self.y) or not len(self.x):
             raise ValueError(
@@ -35,36 +100,60 @@ class _PGDAccuracy(keras.callbacks.Callback):
         self.batch_size = batch_size
 
     def on_train_begin(self, logs=None):
-        self._pgd = PGD(self.model, steps=self.steps)  # compiled once for the whole training
+        super().on_train_begin(logs)
+        self._pgd = PGD(self._attackers(self.model), steps=self.steps)
 
     def accuracy(self) -> float:
         correct = 0
-        for start in range(0, len(self.x), self.batch_size):
-            x, y = self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
-            x_adv = self._pgd(x, y, eps=self.eps, seed=0)
-            correct += int(np.sum(np.argmax(self._pgd.model.predict(x_adv).numpy(), -1) == y))
+        with self.timed():
+            for start in range(0, len(self.x), self.batch_size):
+                x = self.x[start : start + self.batch_size]
+                y = self.y[start : start + self.batch_size]
+                x_adv = self._pgd(x, y, eps=self.eps, seed=0)
+                correct += int(np.sum(np.argmax(self._pgd.model.predict(x_adv).numpy(), -1) == y))
         return correct / len(self.x)
 
 
 class RobustAccuracy(_PGDAccuracy):
-    """Adds `val_pgd_accuracy` and `val_clean_pgd_accuracy` to every epoch's logs.
+    """Adds `val_pgd_accuracy` and `val_clean_pgd_accuracy` to the epoch logs, every `every`
+    epochs.
 
     `val_pgd_accuracy` is PGD-k accuracy at ε on a fixed validation subset (the same seeded
     attack every epoch); `val_clean_pgd_accuracy` is its mean with the clean `val_accuracy` of
     the whole validation split, so `fit` needs `validation_data`. Put it before the callbacks
     that read the logs (History, TensorBoard, CSVLogger, early stopping, KerasTuner's).
 
+    With `every` > 1 it measures after epochs `every`, `2·every`, ... and the fit's last one;
+    in the others both metrics are NaN (not measured), so every epoch has them and histories
+    stay aligned by epoch. Whatever selects or stops by them needs `every=1`.
+
     Args:
         x, y: validation images in [0, 1] and their labels.
         eps: the L∞ budget.
         steps: PGD steps (step size 2.5·ε/steps, a random start; Madry et al.).
+        every: measure every `every` epochs.
+        attackers: a `SharedAttacker` of the fit's monitors; default its own.
 
     Example:
         model.fit(train, validation_data=val, callbacks=[RobustAccuracy(x_val, y_val, eps=0.1)])
     """
 
-    def __init__(self, x, y, *, eps: float, steps: int = 10):
-        super().__init__(x, y, eps=eps, steps=steps)
+    monitor_name = "val_pgd"
+
+    def __init__(
+        self,
+        x,
+        y,
+        *,
+        eps: float,
+        steps: int = 10,
+        every: int = 1,
+        attackers: SharedAttacker | None = None,
+    ):
+        if every < 1:
+            raise ValueError(f"Expected every >= 1. Received: every={every}")
+        super().__init__(x, y, eps=eps, steps=steps, attackers=attackers)
+        self.every = int(every)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
@@ -74,7 +163,9 @@ class RobustAccuracy(_PGDAccuracy):
                 "Expected `val_accuracy` in the epoch logs: RobustAccuracy needs fit(..., "
                 f"validation_data=...). Received: {sorted(logs)}"
             )
-        logs["val_pgd_accuracy"] = pgd = self.accuracy()
+        last = epoch + 1 == (self.params or {}).get("epochs")
+        pgd = self.accuracy() if (epoch + 1) % self.every == 0 or last else math.nan
+        logs["val_pgd_accuracy"] = pgd
         logs["val_clean_pgd_accuracy"] = (float(logs["val_accuracy"]) + pgd) / 2
 
 
@@ -101,6 +192,8 @@ class CatastrophicOverfittingGuard(_PGDAccuracy):
     Reference:
         Wong, Rice and Kolter, "Fast is better than free: revisiting adversarial training", 2020.
     """
+
+    monitor_name = "guard"
 
     def __init__(
         self,

@@ -37,6 +37,7 @@ from tfaux.data.pipeline import labels_of
 from tfaux.evaluate.fourier_heatmap import heatmap_figure
 from tfaux.models.aux_model import PRIMARY
 from tfaux.tasks.fourier import fourier_target
+from tfaux.training.callbacks import SharedAttacker, TimedMonitor
 
 IMAGES_DIR = "images"
 HEATMAP_TAG = "fourier_heatmap"
@@ -116,7 +117,7 @@ def image_panels(
     return {tag: np.asarray(panel, np.float32) for tag, panel in panels.items()}
 
 
-class ImageLogger(keras.callbacks.Callback):
+class ImageLogger(TimedMonitor):
     """Writes `image_panels` of a fixed validation batch to `<log_dir>/images` every few epochs.
 
     Images are written after epochs `every - 1`, `2·every - 1`, ... and after the last epoch
@@ -131,10 +132,14 @@ class ImageLogger(keras.callbacks.Callback):
         eps: L∞ budget of the adversarial examples; None for no adversarial panels.
         steps: PGD steps (random start, α = 2.5·ε/steps); 0 for FGSM.
         seed: seed of PGD's random start (the same start every epoch, so epochs compare).
+        attackers: a `SharedAttacker` of the fit's monitors (`RobustAccuracy`'s), so their
+            PGD is traced once; default its own.
 
     Example:
         callbacks = [keras.callbacks.TensorBoard(log_dir), ImageLogger(log_dir, x_val, y_val)]
     """
+
+    monitor_name = "images"
 
     def __init__(
         self,
@@ -147,6 +152,7 @@ class ImageLogger(keras.callbacks.Callback):
         eps: float | None = 0.1,
         steps: int = 10,
         seed: int = 0,
+        attackers: SharedAttacker | None = None,
     ):
         super().__init__()
         if not str(log_dir):
@@ -179,14 +185,18 @@ class ImageLogger(keras.callbacks.Callback):
         self.every, self.seed = int(every), int(seed)
         self.eps = None if eps is None else check_eps(eps)
         self.steps = steps
+        self._attackers = attackers or SharedAttacker()
         self._writer = self._attack = None
         self._epoch = self._written = None
 
     def on_train_begin(self, logs=None):
-        self._writer = tf.summary.create_file_writer(str(self.log_dir / IMAGES_DIR))
-        self._attack = None  # compiled once for the whole training
+        super().on_train_begin(logs)
+        with self.timed():
+            self._writer = tf.summary.create_file_writer(str(self.log_dir / IMAGES_DIR))
+        self._attack = None  # one compiled attack for the whole training, shared with the others
         if self.eps is not None:
-            self._attack = PGD(self.model, steps=self.steps) if self.steps else FGSM(self.model)
+            attacked = self._attackers(self.model)
+            self._attack = PGD(attacked, steps=self.steps) if self.steps else FGSM(attacked)
         self._epoch = self._written = None
 
     def on_epoch_end(self, epoch, logs=None):
@@ -202,6 +212,10 @@ class ImageLogger(keras.callbacks.Callback):
             self._writer = None
 
     def _write(self, epoch: int) -> None:
+        with self.timed():
+            self._write_panels(epoch)
+
+    def _write_panels(self, epoch: int) -> None:
         panels = image_panels(
             self.model,
             self.images,

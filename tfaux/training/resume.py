@@ -36,7 +36,12 @@ import numpy as np
 import tensorflow as tf
 
 from tfaux.distribute import local_replica_ids, replica_values
-from tfaux.training.callbacks import CatastrophicOverfittingGuard, ModelSelection, StepBudget
+from tfaux.training.callbacks import (
+    CatastrophicOverfittingGuard,
+    ModelSelection,
+    StepBudget,
+    TimedMonitor,
+)
 
 log = logging.getLogger("tfaux")
 
@@ -95,6 +100,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         self.write_dir = Path(write_dir or backup_dir)
         self.keep = keep
         self.stateful = [c for c in callbacks if _state_keys(c)]
+        self.monitors = [c for c in callbacks if isinstance(c, TimedMonitor)]
         self.history: dict[str, list] = {}
         self.resumed_from = 0
         self.diverged_epoch: int | None = None
@@ -131,6 +137,8 @@ class RunBackup(keras.callbacks.BackupAndRestore):
                 setattr(callback, key, value)
         self.history = state["history"]
         self._seconds_before = state.get("seconds", 0.0)
+        for monitor in self.monitors:  # by name: a backup from before one existed holds none
+            monitor.seconds = state.get("monitor_seconds", {}).get(monitor.monitor_name, 0.0)
         if state.get("stopped"):  # early stopping, the step budget or a guard had ended it
             state["epoch"] = self.params["epochs"]
         self.resumed_from = self.model._initial_epoch = state["epoch"]
@@ -171,6 +179,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         # A stop decided this epoch (callbacks before this one) holds after a resume too.
         state["stopped"] = bool(self.model.stop_training)
         state["seconds"] = self.seconds
+        state["monitor_seconds"] = {m.monitor_name: m.seconds for m in self.monitors}
         (new / "state.json").write_text(json.dumps(state))
         # The pointer swap is the commit: a crash before it leaves the previous backup intact.
         pointer = self.write_dir / POINTER
