@@ -1,6 +1,7 @@
 """Attack invariants: budget, pixel range, reproducibility, exact results on a linear model,
 equality with cleverhans, and one trace per attack for a whole evaluation."""
 
+import dataclasses
 import importlib
 import logging
 import subprocess
@@ -370,6 +371,27 @@ def test_an_evaluation_traces_each_attack_once_and_warns_of_nothing(
     }
     assert surrogate.tracing_counts() == {"pgd linf 16x16x1": 1}
     assert tensorflow_warnings() == []  # no retracing, no back_prop=False notice
+
+
+def test_pgd_on_a_prefix_is_the_full_runs_first_batches_and_the_report_says_how_many():
+    # `pgd_examples` runs PGD-k (at ε and at every extra ε) on the first images only: the same
+    # per-example results as the full pass on those images (seeded per batch), counted as such.
+    x, y = random_images(24, (16, 16, 1), seed=6), np.arange(24) % 4
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    model = tiny_model()
+    config = quick_eval(pgd_steps=(3,), extra_eps=(0.05,), curve_examples=8, sanity=False)
+    full = robustness(model, dataset, config, progress=False)
+    prefix = robustness(
+        model, dataset, dataclasses.replace(config, pgd_examples=16), progress=False
+    )
+    for label in ("PGD-3 ε=0.1", "PGD-3 ε=0.05"):
+        assert full["examples"][label] == 24 and prefix["examples"][label] == 16
+        np.testing.assert_array_equal(prefix["correct"][label], full["correct"][label][:16])
+        assert prefix["attacks"][label] == np.mean(full["correct"][label][:16])
+    assert prefix["examples"]["FGSM ε=0.1"] == 24 and prefix["clean"] == full["clean"]
+    assert prefix["curves"] == full["curves"]  # read from the first 8 images in both
+    with pytest.raises(ValueError, match="pgd_examples >= curve_examples"):
+        dataclasses.replace(config, pgd_examples=4)
 
 
 def test_an_attacker_per_model_is_no_retracing_to_warn_about(setup, tensorflow_warnings):

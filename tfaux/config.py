@@ -400,7 +400,9 @@ class EvalConfig:
     `eps` is the main L∞ budget (0.1 is the Fashion-MNIST convention); FGSM also runs at every
     `fgsm_eps`; PGD-k for each k in `pgd_steps` (the last is the one the checks use). Expensive
     parts run on a prefix of the test set: the ε curves on `curve_examples`, the sanity attacks on
-    `sanity_examples`, SPSA and C&W-L2 on `blackbox_examples`. A step count or `l2_eps` of 0
+    `sanity_examples`, SPSA and C&W-L2 on `blackbox_examples`, and PGD-k on `pgd_examples` (None:
+    every test image; a natural model's PGD accuracy is 0 on any prefix, and PGD on all of them is
+    most of its evaluation). A step count or `l2_eps` of 0
     skips that attack. FGSM and every PGD-k also run at each `extra_eps` on the whole test set.
     `pgd_step_size` is the L∞ PGD step α at `eps` for every k (None: 2.5ε/k, Madry et al.); at
     the other budgets (`extra_eps`, the curves) α scales with the budget, keeping α/ε.
@@ -422,6 +424,7 @@ class EvalConfig:
     pgd_steps: tuple[int, ...] = (20,)
     pgd_step_size: float | None = None
     restarts: int = 1
+    pgd_examples: int | None = None
     bim_steps: int = 10
     mim_steps: int = 10
     l2_eps: float = 1.5
@@ -463,6 +466,12 @@ class EvalConfig:
             "pgd_step_size in (0, eps] or None (2.5·eps/k)",
             pgd_step_size=self.pgd_step_size,
             eps=self.eps,
+        )
+        require(  # the ε curve at `eps` is read from the PGD column's first images
+            self.pgd_examples is None or self.pgd_examples >= self.curve_examples,
+            "pgd_examples >= curve_examples, or None (every test image)",
+            pgd_examples=self.pgd_examples,
+            curve_examples=self.curve_examples,
         )
         for key in ("bim_steps", "mim_steps"):
             require(getattr(self, key) >= 0, f"{key} >= 0", **{key: getattr(self, key)})

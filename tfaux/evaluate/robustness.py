@@ -141,7 +141,7 @@ def _jobs(
     jobs += [job(fgsm, e) for e in fgsm_eps]
     alpha = config.pgd_step_size  # None: PGD's 2.5ε/k
     pgd = [PGD(model, steps=k, restarts=config.restarts, step_size=alpha) for k in config.pgd_steps]
-    jobs += [job(attack, eps) for attack in pgd]
+    jobs += [job(attack, eps, config.pgd_examples) for attack in pgd]
     extra = [
         (BIM(model, steps=config.bim_steps), eps) if config.bim_steps else None,
         (MIM(model, steps=config.mim_steps), eps) if config.mim_steps else None,
@@ -158,7 +158,10 @@ def _jobs(
     ]
     jobs += [job(attack, at) for attack, at in filter(None, extra)]
     for e in sorted({check_eps(e) for e in config.extra_eps} - {eps}):  # second budgets
-        second = [job(fgsm, e), *(job(_at_eps(attack, eps, e), e) for attack in pgd)]
+        second = [
+            job(fgsm, e),
+            *(job(_at_eps(attack, eps, e), e, config.pgd_examples) for attack in pgd),
+        ]
         jobs += [j for j in second if j.key not in fgsm_labels]
     strongest = pgd[-1]
     roles = {"clean": "clean", "fgsm": fgsm.label(eps), "pgd": strongest.label(eps)}
