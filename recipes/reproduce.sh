@@ -8,7 +8,9 @@
 # every results file records that commit. It resumes: after any interruption, start the same
 # command again; finished seeds are read back, an unfinished variant continues from its last
 # epoch. Each finished recipe's report (Markdown, JSON, PNG; no checkpoints) is copied to
-# <results-dir>/<recipe>/, ready to commit. The plan and its measured cost: docs/results.md.
+# <results-dir>/<recipe>/, ready to commit; a recipe whose report is there is not run again (a
+# finished run is not resumed but started anew, so run.py alone would repeat it). The plan and
+# its measured cost: docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs/reproduction}
@@ -20,6 +22,10 @@ SEEDS="--set seeds=0,1,2"
 run() {  # run <recipe> [--set ...]: trains or resumes, then copies the finished report
     local recipe=$1
     shift
+    if [[ -f "$RESULTS/$recipe/results.json" ]]; then
+        echo "== $recipe: finished before, its report is in $RESULTS/$recipe"
+        return 0
+    fi
     echo "== $(date -u +%FT%TZ) $recipe $* (commit $COMMIT)"
     if ! "$PY" recipes/run.py "$recipe" "$@" --runs-dir "$RUNS" --no-progress; then
         echo "== $(date -u +%FT%TZ) $recipe FAILED: the next recipe starts (see its log.txt)"
