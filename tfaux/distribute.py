@@ -43,7 +43,7 @@ log = logging.getLogger("tfaux")
 # Keras versions whose TensorFlow trainer fails under MultiWorkerMirroredStrategy
 # (keras-team/keras#20585, tensorflow/tensorflow#72388), as (major, minor), inclusive. The lower
 # bound is our oldest supported Keras; the failures were reproduced and the shim verified on
-# 3.15.1. A newer Keras skips the shim, and tests/test_multi_worker.py tells whether it still
+# 3.15.1. A newer Keras skips the shim, and tests/e2e/test_multi_worker.py tells whether it still
 # needs it (see docs/decisions.md).
 SHIM_KERAS_VERSIONS = ((3, 10), (3, 15))
 

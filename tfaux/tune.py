@@ -19,7 +19,7 @@ early stopping, TerminateOnNaN) and scored by `tuning.objective`. A search lives
 - `trials.md`, `trials.csv`, `best_recipe.py`: rewritten after every trial.
 
 How KerasTuner 1.4.8 resumes (`overwrite=False`; read in `keras_tuner/src/engine/oracle.py` and
-checked by `tests/test_tune.py`): `Oracle.reload` reads every `trial_*/trial.json`, so finished
+checked by `tests/unit/test_tune.py`): `Oracle.reload` reads every `trial_*/trial.json`, so finished
 trials are kept and count towards `max_trials`; the trials that were running (`ongoing_trials`
 in `oracle.json`) go to a retry queue, and `create_trial` hands them out first, with the same
 trial id and hyperparameters, before creating new ones. So a trial's own directory is the right

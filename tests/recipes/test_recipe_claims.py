@@ -13,7 +13,7 @@ from tfaux.data.sources import dataset_spec
 from tfaux.evaluate.disturbances import applicable_disturbances
 from tfaux.evaluate.robustness import _jobs
 
-FOUND = discover(Path(__file__).resolve().parents[1] / "recipes")
+FOUND = discover(Path(__file__).resolve().parents[2] / "recipes")
 RECIPES = {name: recipe for name, (recipe, _) in FOUND.items()}
 SEEDS = sorted(name for name in RECIPES if name.startswith("seed"))
 GRAYSCALE = {"fashion_mnist", "mnist", "digits"}  # the datasets with one channel

@@ -1,5 +1,5 @@
-"""One worker of the kill-and-restart test in tests/test_multi_worker.py:
-`python -m tests.multi_worker_resume_main SCRATCH VICTIM [--set key=value ...] --runs-dir DIR`.
+"""One worker of the kill-and-restart test in tests/e2e/test_multi_worker.py:
+`python -m tests.e2e.multi_worker_resume_main SCRATCH VICTIM [--set key=value ...] --runs-dir DIR`.
 
 Runs a recipe as `recipes/run.py` does (`tfaux.runner.run`), with one more callback, `DeltaProbe`:
 it appends the checksum of this worker's δ at the start and at the end of every epoch to

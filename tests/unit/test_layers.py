@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "tfaux"
+PACKAGE = Path(__file__).resolve().parents[2] / "tfaux"
 
 # Lowest first. A module belongs to the longest prefix listed.
 LAYERS = [
@@ -66,7 +66,7 @@ def _layer(module: str) -> int:
             if matches and len(prefix) > len(best):
                 best, layer = prefix, index
     if layer is None or (best == "tfaux" and module != "tfaux"):
-        raise AssertionError(f"{module} has no layer in tests/test_layers.py: give it one")
+        raise AssertionError(f"{module} has no layer in tests/unit/test_layers.py: give it one")
     return layer
 
 

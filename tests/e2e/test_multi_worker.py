@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests import multi_worker_main as worker
+from tests.e2e import multi_worker_main as worker
 from tests.helpers import random_images, tiny_model
 from tfaux import distribute
 from tfaux.models import batch_norm
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 150  # seconds for both workers; they take 20-50 s on 2 shared cores
 # The error each patch of the Keras shim prevents (keras#20585, tensorflow#72388).
 KERAS_BUGS = {
@@ -98,7 +98,7 @@ def _run_workers(
     """Starts two workers on 127.0.0.1; (exit code, output) of each, killed after `timeout` or
     soon after one of them fails (the other would wait for it in a collective). Each runs
     `command + args` (default: this file's worker script)."""
-    command = command or [sys.executable, "-m", "tests.multi_worker_main"]
+    command = command or [sys.executable, "-m", "tests.e2e.multi_worker_main"]
     processes = _start_workers([*command, *args], _cluster(), logs)
     try:
         _wait_workers(processes, timeout)
@@ -262,7 +262,7 @@ def test_a_killed_worker_restarts_with_its_own_delta_and_the_run_goes_on(tmp_pat
     args = [arg for key, value in RESUME_SETTINGS.items() for arg in ("--set", f"{key}={value}")]
     victim = 1  # the non-chief: before the fix it came back with the chief's δ
     command = [
-        *(sys.executable, "-m", "tests.multi_worker_resume_main", str(scratch), str(victim)),
+        *(sys.executable, "-m", "tests.e2e.multi_worker_resume_main", str(scratch), str(victim)),
         *(*args, "--runs-dir", str(runs)),
     ]
     cluster = _cluster()

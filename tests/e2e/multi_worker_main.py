@@ -1,4 +1,5 @@
-"""One worker of tests/test_multi_worker.py: `python -m tests.multi_worker_main OUT SCRATCH`.
+"""One worker of tests/e2e/test_multi_worker.py:
+`python -m tests.e2e.multi_worker_main OUT SCRATCH`.
 
 TF_CONFIG names the cluster and this worker's task. Trains the tiny AuxModel on the shared
 in-memory data under `create_strategy("multi_worker")`, writes weights, a TensorBoard log and a

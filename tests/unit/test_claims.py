@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from tests.test_reporting import PGD, old_results, variant_result
+from tests.unit.test_reporting import PGD, old_results, variant_result
 from tfaux import reporting
 from tfaux.claims import judge_claims
 from tfaux.config import Claim
