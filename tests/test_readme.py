@@ -13,7 +13,7 @@ from tfaux import experiment
 from tfaux.attacks import ATTACKS, AttackedModel, create_attack
 from tfaux.cli import load_recipe_file
 from tfaux.config import DataConfig
-from tfaux.evaluate.robustness import _jobs
+from tfaux.evaluate.robustness import attack_jobs
 from tfaux.models import list_backbones
 from tfaux.training.loop import list_loops
 
@@ -68,5 +68,5 @@ def test_the_attack_example_registers_and_joins_the_report(monkeypatch):
     x_adv = noise(x, y, eps=0.1, seed=1).numpy()
     assert np.abs(x_adv - x).max() <= 0.1 + 1e-6 and 0 <= x_adv.min() and x_adv.max() <= 1
     np.testing.assert_array_equal(noise(x, y, eps=0.1, seed=1).numpy(), x_adv)
-    jobs, _ = _jobs(quick_eval(), AttackedModel(model))
+    jobs, _ = attack_jobs(quick_eval(), AttackedModel(model))
     assert jobs[-1].key == "UNIFORM_NOISE-8 ε=0.1" and jobs[-1].limit == 32
