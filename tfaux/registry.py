@@ -4,6 +4,7 @@ find the plug-ins of a package by importing its modules, so a new one is one new
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import importlib
@@ -57,15 +58,48 @@ class Registry(Generic[T]):
             key = name or _default_name(value)
             if not key:
                 raise ValueError(f"Expected a name for the {self.kind} {value!r}.")
-            if key in self._entries and self._entries[key] is not value:
-                raise ValueError(
-                    f"The {self.kind} {key!r} is already registered "
-                    f"(registered: {', '.join(sorted(self._entries))})."
-                )
+            if self._entries.get(key, value) is not value:
+                self.check_free(key)
             self._entries[key] = value
             return value
 
         return add(entry) if entry is not None else add
+
+    def check_free(self, name: str) -> None:
+        """Raises ValueError if `name` is taken: for decorators that build the entry later and
+        should fail where the name is written."""
+        if name in self._entries:
+            raise ValueError(
+                f"The {self.kind} {name!r} is already registered "
+                f"(registered: {', '.join(sorted(self._entries))})."
+            )
+
+    def unregister(self, name: str) -> T:
+        """Removes the plug-in registered as `name` and returns it; an unknown name suggests the
+        closest ones."""
+        entry = self.get(name)
+        del self._entries[name]
+        return entry
+
+    @contextlib.contextmanager
+    def scoped(self) -> Iterator[Registry[T]]:
+        """Undoes, on leaving the `with` block, every registration and removal made in it: a
+        test or a notebook can add a plug-in and leave no trace.
+
+        The packages are imported first, so the plug-ins they register outlive the block.
+
+        Example:
+            with ATTACKS.scoped():
+                ATTACKS.register(UniformNoise)
+                ...
+        """
+        self.discover()
+        saved = dict(self._entries)
+        try:
+            yield self
+        finally:
+            self._entries.clear()
+            self._entries.update(saved)
 
     def get(self, name: str) -> T:
         """The plug-in registered as `name`; an unknown name suggests the closest ones."""

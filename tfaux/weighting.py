@@ -4,7 +4,8 @@ A train step hands its unweighted terms (the primary cross-entropy first, then o
 each already scaled per replica) to `total`, and after the backward pass lets the weighting
 `update` itself from the same tape. Learned weights are model weights (`model.add_weight`), so
 `save_weights`, `BackupAndRestore` and a resumed run keep them. Learned weightings replace every
-λ, the primary's implicit 1 included: they learn the balance λ fixes by hand.
+λ, the primary's implicit 1 included: they learn the balance λ fixes by hand. A new weighting
+is a `FixedWeighting` subclass decorated with `register_weighting` (README, "Extending it").
 """
 
 from __future__ import annotations
@@ -216,8 +217,16 @@ class GradNorm(FixedWeighting):
 
 
 WEIGHTINGS: Registry[type[FixedWeighting]] = Registry("loss weighting")
+
+
+def register_weighting(cls: type[FixedWeighting]) -> type[FixedWeighting]:
+    """Class decorator: makes a `FixedWeighting` subclass selectable as "~<cls.name>" in a
+    variant. It is built as `cls(model, lambdas)`; settings it needs are class attributes."""
+    return WEIGHTINGS.register(cls)
+
+
 for _weighting in (FixedWeighting, UncertaintyWeighting, GradNorm):
-    WEIGHTINGS.register(_weighting)
+    register_weighting(_weighting)
 
 
 def list_weightings() -> list[str]:
@@ -242,7 +251,8 @@ def create_weighting(
     gradnorm_alpha: float = 1.5,
     gradnorm_learning_rate: float = 0.025,
 ) -> FixedWeighting:
-    """The weighting `name` ("fixed", "uncertainty", "gradnorm") of `model`'s terms.
+    """The weighting `name` ("fixed", "uncertainty", "gradnorm", or a registered one) of
+    `model`'s terms.
 
     Args:
         name: a name from `list_weightings()`; unknown names suggest the closest.

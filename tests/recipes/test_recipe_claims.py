@@ -11,7 +11,7 @@ from tfaux.cli import discover
 from tfaux.config import CLAIM_METRICS, claim_problem
 from tfaux.data.sources import dataset_spec
 from tfaux.evaluate.disturbances import applicable_disturbances
-from tfaux.evaluate.robustness import _jobs
+from tfaux.evaluate.robustness import attack_jobs
 
 FOUND = discover(Path(__file__).resolve().parents[2] / "recipes")
 RECIPES = {name: recipe for name, (recipe, _) in FOUND.items()}
@@ -104,7 +104,7 @@ def attacked():
 def test_every_claimed_attack_and_disturbance_is_in_the_report(name, attacked):
     # `claim_problem` cannot see report labels and per-dataset disturbances; these can.
     recipe = RECIPES[name]
-    jobs, roles = _jobs(recipe.evaluation, attacked, surrogate=attacked)
+    jobs, roles = attack_jobs(recipe.evaluation, attacked, surrogate=attacked)
     labels = {job.key for job in jobs} - set(roles.get("curve_only", []))
     channels = 1 if recipe.data.dataset in GRAYSCALE else 3
     flip = dataset_spec(recipe.data.dataset).flip_invariant

@@ -11,7 +11,7 @@ import tensorflow as tf
 from tests.helpers import RECIPES, random_images, tiny_model, with_loop
 from tfaux.attacks import AttackedModel
 from tfaux.config import EvalConfig, comparison_baseline
-from tfaux.evaluate.robustness import _jobs
+from tfaux.evaluate.robustness import attack_jobs
 from tfaux.models.aux_model import repeat_batch
 from tfaux.tasks import ProjectionTask
 
@@ -86,7 +86,7 @@ def test_seed002_coarse_has_the_two_view_control_and_the_contrastive_recipe_does
 
 # === Seed 002: the paper's PGD step α = 2/255 at ε = 8/255 ===
 def _pgd_alphas(config: EvalConfig) -> dict[str, float]:
-    jobs, _ = _jobs(config, AttackedModel(tiny_model()))
+    jobs, _ = attack_jobs(config, AttackedModel(tiny_model()))
     return {
         job.key: job.attack.alpha(job.eps)
         for job in jobs
@@ -122,7 +122,9 @@ def test_configured_step_size_is_the_first_pgd_step_on_a_linear_model():
     logits = keras.layers.Dense(3)(keras.layers.Flatten()(inputs))
     model = keras.Model(inputs, logits)
     config = EvalConfig(eps=8 / 255, pgd_steps=(1,), pgd_step_size=2 / 255)
-    (job,) = [j for j in _jobs(config, AttackedModel(model))[0] if j.key == "PGD-1 ε=0.0313725"]
+    (job,) = [
+        j for j in attack_jobs(config, AttackedModel(model))[0] if j.key == "PGD-1 ε=0.0313725"
+    ]
     attack = job.attack.replace(random_start=False)
     x = np.full((5, 4, 4, 1), 0.5, np.float32)  # far from 0 and 1: no clipping
     delta = attack(x, np.array([0, 1, 2, 0, 1]), eps=job.eps).numpy() - x

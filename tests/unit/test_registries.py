@@ -162,6 +162,45 @@ def test_tasks_say_what_they_need_of_the_data():
     assert dataclasses.replace(recipe, variants=("none",))  # the same recipe without it is fine
 
 
+def _registries() -> dict:
+    from tfaux.attacks import ATTACKS
+    from tfaux.data import DATASETS
+    from tfaux.data.augment import AUGMENTATIONS
+    from tfaux.models.registry import BACKBONES
+    from tfaux.tasks.base import TASKS
+    from tfaux.training.loop import LOOPS
+    from tfaux.weighting import WEIGHTINGS
+
+    return {
+        "backbone": BACKBONES,
+        "aux task": TASKS,
+        "training loop": LOOPS,
+        "dataset": DATASETS,
+        "loss weighting": WEIGHTINGS,
+        "augmentation": AUGMENTATIONS,
+        "attack": ATTACKS,
+    }
+
+
+@pytest.mark.parametrize("kind", list(_registries()))
+def test_every_plugin_kind_is_one_registry_with_the_same_errors(kind):
+    from tfaux.registry import Registry
+
+    registry = _registries()[kind]
+    assert isinstance(registry, Registry) and registry.kind == kind
+    first = registry.names()[0]
+    assert first in registry and len(registry) >= 2
+    with pytest.raises(ValueError, match=f"Unknown {kind} '{first}x'. Did you mean '{first}'"):
+        registry.get(f"{first}x")
+    with pytest.raises(ValueError, match=f"The {kind} '{first}' is already registered"):
+        registry.register(object(), name=first)
+    entry = registry.get(first)
+    with registry.scoped():  # removing one and registering it again is a no-op
+        assert registry.unregister(first) is entry and first not in registry
+        registry.register(entry, name=first)
+    assert registry.get(first) is entry
+
+
 def test_one_registry_type_registers_looks_up_lists_and_discovers(tmp_path, monkeypatch):
     from tfaux.registry import Registry
 
@@ -196,3 +235,18 @@ def test_one_registry_type_registers_looks_up_lists_and_discovers(tmp_path, monk
 
     registry.register(Named)  # a class's own `name` names it, as loops and tasks
     assert registry.get("gamma") is Named
+
+    # A scope undoes what is registered or removed in it; removal names what it removes.
+    with registry.scoped():
+        registry.register(lambda: "d", name="delta")
+        assert registry.unregister("alpha") is alpha and registry.names() == [
+            "beta_two",
+            "delta",
+            "gamma",
+        ]
+        with pytest.raises(ValueError, match="Unknown widget 'alpha'"):
+            registry.unregister("alpha")
+    assert registry.names() == ["alpha", "beta_two", "gamma"] and registry.get("alpha") is alpha
+    with pytest.raises(ValueError, match="The widget 'gamma' is already registered"):
+        registry.check_free("gamma")
+    registry.check_free("delta")

@@ -17,6 +17,7 @@ from tfaux.data.pipeline import (
     prepare_arrays,
 )
 from tfaux.data.sources import (
+    DATASETS,
     DataNotFoundError,
     DatasetSpec,
     RawData,
@@ -29,6 +30,7 @@ from tfaux.data.sources import (
 )
 
 __all__ = [
+    "DATASETS",
     "Arrays",
     "DataNotFoundError",
     "DatasetInfo",

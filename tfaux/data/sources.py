@@ -16,8 +16,9 @@ are re-gzipped, so their checksums differ from the ones TFDS expects and TFDS re
 mnist, cifar10, cifar100 and svhn_cropped come from TFDS; digits from scikit-learn (offline).
 
 Each loader is registered with its dataset's facts (`DatasetSpec`: title, class count, coarse
-labels, whether mirroring or cropping suits it); other modules read them with `dataset_spec(name)`
-rather than keeping lists of dataset names of their own.
+labels, whether mirroring or cropping suits it) on `DATASETS`, the `Registry` every plug-in kind
+uses; other modules read them with `dataset_spec(name)` rather than keeping lists of dataset
+names of their own.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tfaux.names import unknown_name
+from tfaux.registry import Registry
 
 DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 """Where the Debian package `dataset-fashion-mnist` installs the IDX files."""
@@ -157,7 +158,7 @@ class DatasetSpec:
     default_crop: bool = True
 
 
-_DATASETS: dict[str, DatasetSpec] = {}
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
 
 def register_dataset(
@@ -175,20 +176,21 @@ def register_dataset(
         @register_dataset("cifar10", title="CIFAR-10", num_classes=10, flip_invariant=True)
         def _load_cifar10(*, data_dir, download): ...
     """
-    if name in _DATASETS:
-        raise ValueError(f"Expected a new dataset name. Received: {name!r}, already registered")
+    DATASETS.check_free(name)  # fails at the decorator's line, before the loader is defined
     if num_classes < 2:
         raise ValueError(f"Expected num_classes >= 2. Received: num_classes={num_classes}")
 
     def wrap(fn: Loader) -> Loader:
-        _DATASETS[name] = DatasetSpec(
-            name=name,
-            title=title,
-            num_classes=num_classes,
-            loader=fn,
-            coarse_labels=coarse_labels,
-            flip_invariant=flip_invariant,
-            default_crop=default_crop,
+        DATASETS.register(
+            DatasetSpec(
+                name=name,
+                title=title,
+                num_classes=num_classes,
+                loader=fn,
+                coarse_labels=coarse_labels,
+                flip_invariant=flip_invariant,
+                default_crop=default_crop,
+            )
         )
         return fn
 
@@ -197,14 +199,12 @@ def register_dataset(
 
 def dataset_spec(name: str) -> DatasetSpec:
     """The registry entry of dataset `name`; an unknown name raises, suggesting the closest."""
-    if name not in _DATASETS:
-        raise unknown_name("dataset", name, _DATASETS)
-    return _DATASETS[name]
+    return DATASETS.get(name)
 
 
 def list_datasets() -> list[str]:
     """Returns the names `load_raw` (and `tfaux.data.load`) accept, sorted."""
-    return sorted(_DATASETS)
+    return DATASETS.names()
 
 
 def check_name(name: str) -> None:

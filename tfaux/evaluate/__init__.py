@@ -12,9 +12,11 @@ from tfaux.evaluate.corruption import (
 from tfaux.evaluate.denoiser import denoiser_report
 from tfaux.evaluate.disturbances import disturbance_accuracy
 from tfaux.evaluate.fourier_heatmap import fourier_heatmap, heatmap_plot
-from tfaux.evaluate.robustness import robustness
+from tfaux.evaluate.robustness import AttackJob, attack_jobs, robustness
 
 __all__ = [
+    "AttackJob",
+    "attack_jobs",
     "augmented_accuracy",
     "corrupted_set",
     "corruption_error",

@@ -29,11 +29,20 @@ from tfaux.progress import progress_bar
 
 
 @dataclass(frozen=True)
-class _Job:
+class AttackJob:
+    """One column of the report: `attack` at `eps` on the first `limit` test examples.
+
+    Attributes:
+        key: the column's label ("PGD-10 ε=0.1"), unique in a report.
+        attack: bound to the model whose gradients craft the images; None for clean accuracy.
+        eps: the budget it runs at.
+        limit: how many examples from the start of the test set; None for all.
+    """
+
     key: str
-    attack: Attack | None  # None: clean; bound to the model whose gradients craft the images
+    attack: Attack | None
     eps: float
-    limit: int | None  # first `limit` examples; None: all
+    limit: int | None
 
 
 def robustness(
@@ -69,7 +78,7 @@ def robustness(
     config = config or EvalConfig()
     attacked = AttackedModel(model)
     crafter = None if surrogate is None else AttackedModel(surrogate)
-    jobs, roles = _jobs(config, attacked, surrogate=crafter)
+    jobs, roles = attack_jobs(config, attacked, surrogate=crafter)
     correct = {job.key: [] for job in jobs}
     seen, gradients, kept = 0, None, ([], [])  # kept: AutoAttack's first examples
     batches = progress_bar(dataset, desc=desc, unit="batch", enabled=progress)
@@ -121,19 +130,27 @@ def input_gradient_stats(attacked: AttackedModel, x, y) -> dict:
     }
 
 
-def _jobs(
+def attack_jobs(
     config: EvalConfig, model: AttackedModel, surrogate: AttackedModel | None = None
-) -> tuple[list[_Job], dict]:
-    """The attacks to run on `model` (the transfer check's crafted on `surrogate`) and which of
-    them each sanity check compares: the report's own FGSM/PGD methodology, the columns its
-    settings ask for, then the columns every other registered attack declares
-    (`Attack.report_columns`)."""
-    eps = check_eps(config.eps)
-    jobs = [_Job("clean", None, eps, None)]
+) -> tuple[list[AttackJob], dict]:
+    """The report's columns in order, and which of them each sanity check compares, before
+    anything runs (what a config will cost; where a new attack's columns land).
 
-    def job(attack: Attack, at: float, limit: int | None = None, key: str | None = None) -> _Job:
+    The report's own FGSM/PGD methodology, the columns its settings ask for, then the columns
+    every other registered attack declares (`Attack.report_columns`); the transfer check's
+    images are crafted on `surrogate`.
+
+    Returns:
+        (jobs, roles): the `AttackJob`s, and role → key(s) for the sanity checks and summary.
+    """
+    eps = check_eps(config.eps)
+    jobs = [AttackJob("clean", None, eps, None)]
+
+    def job(
+        attack: Attack, at: float, limit: int | None = None, key: str | None = None
+    ) -> AttackJob:
         at = attack.check_eps(at)
-        return _Job(key or attack.label(at), attack, at, limit)
+        return AttackJob(key or attack.label(at), attack, at, limit)
 
     fgsm = FGSM(model)
     fgsm_eps = sorted({check_eps(e) for e in config.fgsm_eps} | {eps})

@@ -41,7 +41,7 @@ from tfaux.attacks.names import AUTOATTACK_ATTACKS, AUTOATTACK_ORDER
 from tfaux.attacks.threat_model import clip
 from tfaux.config import EvalConfig, Recipe
 from tfaux.evaluate import robustness
-from tfaux.evaluate.robustness import _jobs
+from tfaux.evaluate.robustness import attack_jobs
 from tfaux.experiment import check_recipe
 from tfaux.models import build
 from tfaux.training.callbacks import RobustAccuracy
@@ -432,11 +432,10 @@ def test_robust_accuracy_callback_traces_once_over_epochs():
 
 # === The protocol: one call shape, one registry ===
 @pytest.fixture
-def registry(monkeypatch):
+def registry():
     """`ATTACKS` as it is, restored after the test: an attack registered here leaves no trace."""
-    ATTACKS.discover()
-    monkeypatch.setattr(ATTACKS, "_entries", dict(ATTACKS._entries))
-    return ATTACKS
+    with ATTACKS.scoped():
+        yield ATTACKS
 
 
 @pytest.mark.parametrize("name", list_attacks())
@@ -491,11 +490,11 @@ def test_a_registered_attack_is_found_by_name_and_joins_the_report(registry):
     # The report's job list picks it up, after every column of its own, with what it declared.
     config = quick_eval(sanity_examples=5)
     attacked = AttackedModel(model)
-    jobs, _ = _jobs(config, attacked)
+    jobs, _ = attack_jobs(config, attacked)
     assert jobs[-1].key == "TEST-NOISE-1 ε=0.1" and jobs[-1].limit == 5
     assert isinstance(jobs[-1].attack, _Noise) and jobs[-1].attack.model is attacked
-    registry._entries.pop("test-noise")
-    assert [job.key for job in _jobs(config, attacked)[0]] == [j.key for j in jobs[:-1]]
+    registry.unregister("test-noise")
+    assert [job.key for job in attack_jobs(config, attacked)[0]] == [j.key for j in jobs[:-1]]
 
     # A column must not replace one the report has (their per-example results would merge).
     class Clash(_Noise):
@@ -507,8 +506,8 @@ def test_a_registered_attack_is_found_by_name_and_joins_the_report(registry):
 
     registry.register(Clash)
     with pytest.raises(ValueError, match="'PGD-3 ε=0.1', which the report has already"):
-        _jobs(config, attacked)
-    registry._entries.pop("test-clash")
+        attack_jobs(config, attacked)
+    registry.unregister("test-clash")
 
     # And the report runs it on its prefix, beside the others.
     registry.register(_Noise)

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 import tfaux.data as data
-from tfaux.data import pipeline, sources
+from tfaux.data import pipeline
 from tfaux.tasks.coarse import COARSE_GROUPS, check_hierarchy, coarse_options, label_map
 
 
@@ -63,9 +63,12 @@ def test_unknown_dataset_and_duplicate_registration_are_rejected():
         data.register_dataset("digits", title="digits again", num_classes=10)
 
 
-def test_load_raw_holds_the_spec_to_the_loaded_data(monkeypatch):
+def test_load_raw_holds_the_spec_to_the_loaded_data():
     digits = data.dataset_spec("digits")
     assert len(data.load_raw("digits").class_names) == digits.num_classes
-    monkeypatch.setitem(sources._DATASETS, "digits", dataclasses.replace(digits, num_classes=12))
-    with pytest.raises(ValueError, match=r"\(12, False\). Received: \(10, False\)"):
-        data.load_raw("digits")
+    with data.DATASETS.scoped():
+        data.DATASETS.unregister("digits")
+        data.DATASETS.register(dataclasses.replace(digits, num_classes=12))
+        with pytest.raises(ValueError, match=r"\(12, False\). Received: \(10, False\)"):
+            data.load_raw("digits")
+    assert data.dataset_spec("digits") is digits  # the scope left no trace
