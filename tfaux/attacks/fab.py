@@ -210,7 +210,7 @@ class _FABLoop(Attack):
         b = -df + tf.reduce_sum(w * x1_flat, -1)
 
         # Project the iterate and the clean image onto {z : <w, z> = b} ∩ [0, 1]^d, in one call.
-        project = _project_linf if self.norm == "linf" else _project_l2
+        project = project_linf if self.norm == "linf" else project_l2
         d3 = project(tf.concat([x1_flat, x0_flat], 0), tf.concat([w, w], 0), tf.concat([b, b], 0))
         d1, d2 = d3[:batch], d3[batch:]
         a = tf.maximum(self._distance(d3), 1e-8)
@@ -371,7 +371,7 @@ class FABTargeted(_FABLoop):
 # and keep theirs with `tf.where`; the reference indexes the rows of each branch instead.
 
 
-def _project_linf(t, w, b):
+def project_linf(t, w, b):
     """L∞ projection: d_i = −sign(w_i)·min(λ, p_i), p_i the room to the box towards the plane;
     the optimal λ is where the piecewise-linear <w, d(λ)> meets the plane, found by a binary
     search over the sorted p_i."""
@@ -424,7 +424,7 @@ def _project_linf(t, w, b):
     return d * nonzero
 
 
-def _project_l2(t, w, b):
+def project_l2(t, w, b):
     """L2 projection: d(λ) = clip(−λ·w) to the box; the optimal λ is where <w, d(λ)> meets the
     plane, found by a binary search over the sorted λ_i at which coordinates hit the box."""
     dim = t.shape[-1]

@@ -237,8 +237,8 @@ def _step_linf(x, x_best, eps, side, seed):
 
 # === L2 ===
 def _init_l2(x, eps, seed):
-    """A grid of squares of side h // 5, each an `_eta` pattern with a random sign per channel
-    (and a random transposition), scaled to L2 norm ε."""
+    """A grid of squares of side h // 5, each an `eta_pattern` with a random sign per channel (and
+    a random transposition), scaled to L2 norm ε."""
     batch, (height, width, channels) = tf.shape(x)[0], x.shape[1:]
     side = height // 5
     start = (height - 5 * side) // 2  # the reference centres the grid by the height on both axes
@@ -257,7 +257,7 @@ def _init_l2(x, eps, seed):
     # Spread the per-square draws to pixels
     transposed = tf.gather(tf.gather(transposed, rows, axis=1), cols, axis=2)
     sign = tf.gather(tf.gather(sign, rows, axis=1), cols, axis=2)
-    eta = _eta(tf.constant(side))
+    eta = eta_pattern(tf.constant(side))
     pattern = tf.where(
         transposed,
         tf.gather(tf.gather(tf.transpose(eta), row_in, axis=0), col_in, axis=1)[None],
@@ -325,9 +325,10 @@ def l2_window_update(delta, window, window_2, pattern, eps) -> tf.Tensor:
     return delta * (1.0 - window_2) * (1.0 - window) + new
 
 
-def _eta(side):
+def eta_pattern(side):
     """The reference's `eta(s)`: an s×s pattern, +1 on the top half and −1 on the bottom half,
-    each half concentric rectangles weighted 1/(k+1)², unit L2 norm."""
+    each half concentric rectangles weighted 1/(k+1)², unit L2 norm. Public so that a test can
+    check it against the reference."""
     top = _eta_rectangles(side // 2, side)
     bottom = -_eta_rectangles(side - side // 2, side)
     eta = tf.concat([top, bottom], 0)
@@ -348,10 +349,10 @@ def _eta_rectangles(rows, cols):
 
 
 def _placed_eta(top, left, side, transposed, height, width):
-    """`_eta(side)` placed at each example's square (transposed where asked), zero elsewhere:
+    """`eta_pattern(side)` placed at each example's square (transposed where asked), zero elsewhere:
     [B, H, W]. A gather from per-pixel coordinates inside the square, with no loop over the
     batch."""
-    eta = _eta(side)
+    eta = eta_pattern(side)
     row_in = tf.range(height)[None, :] - top[:, None]  # [B, H]
     col_in = tf.range(width)[None, :] - left[:, None]  # [B, W]
     rows = tf.broadcast_to(row_in[:, :, None], tf.stack([tf.shape(top)[0], height, width]))

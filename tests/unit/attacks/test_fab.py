@@ -9,7 +9,7 @@ from scipy.optimize import linprog, minimize
 
 from tests.helpers import random_images, tiny_model
 from tfaux.attacks import FAB, FABTargeted, logits_fn
-from tfaux.attacks.fab import _project_l2, _project_linf
+from tfaux.attacks.fab import project_l2, project_linf
 
 ORDERS = {"linf": np.inf, "l2": 2}
 
@@ -151,7 +151,7 @@ def test_projection_matches_an_lp_qp_solver(norm):
     w[:4, :3] = 0  # coordinates the plane ignores
     scale = rng.choice([0.02, 0.2, 1.0], n) * np.abs(w).sum(1)  # near, box-bound, unreachable
     b = ((w * t).sum(1) + rng.normal(size=n) * scale).astype(np.float32)
-    project = _project_linf if norm == "linf" else _project_l2
+    project = project_linf if norm == "linf" else project_l2
     d = project(tf.constant(t), tf.constant(w), tf.constant(b)).numpy()
     reachable, box_bound = 0, 0
     for i in range(n):

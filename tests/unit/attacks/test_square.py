@@ -9,7 +9,7 @@ import tensorflow as tf
 from sklearn.datasets import load_digits
 
 from tfaux.attacks import PGD, Square, logits_fn
-from tfaux.attacks.square import _eta, l2_window_update
+from tfaux.attacks.square import eta_pattern, l2_window_update
 
 QUERIES = 300
 EPS = {"linf": 0.1, "l2": 1.0}
@@ -185,7 +185,9 @@ def _reference_eta(s):
 
 @pytest.mark.parametrize("side", [1, 2, 3, 4, 5, 8, 13, 31])
 def test_eta_matches_the_reference_loop(side):
-    np.testing.assert_allclose(_eta(tf.constant(side)).numpy(), _reference_eta(side), atol=1e-6)
+    np.testing.assert_allclose(
+        eta_pattern(tf.constant(side)).numpy(), _reference_eta(side), atol=1e-6
+    )
 
 
 def _reference_side(i, queries, p_init, n_features, c, norm, rescale=True):
