@@ -24,8 +24,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from tfaux.config import Recipe, apply_overrides, field_paths
+from tfaux.config import Recipe
 from tfaux.names import unknown_name
+from tfaux.overrides import apply_overrides, field_paths
 
 DEFAULT_RECIPE = "seed000_ft"
 USAGE_ERROR = 2
