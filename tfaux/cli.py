@@ -7,9 +7,9 @@ SAVEDMODEL_DIR` (AutoAttack on an export), `predict SAVEDMODEL_DIR IMAGE...` and
 SAVEDMODEL_DIR` (see `tfaux.deploy`). NAME may also be the path of a .py file defining `RECIPE`,
 such as the `best_recipe.py` a search writes.
 
-Bad input (unknown recipe, key, backbone, task or dataset; a wrong type; ε < 0; missing data)
-prints one line saying what is wrong and what to do, and exits with status 2. Set TFAUX_DEBUG=1
-to see the traceback instead.
+Bad input (unknown command, recipe, key, backbone, task or dataset; a wrong type; ε < 0;
+missing data) prints one line saying what is wrong and what to do, and exits with status 2. Set
+TFAUX_DEBUG=1 to see the traceback instead.
 """
 
 from __future__ import annotations
