@@ -33,7 +33,8 @@ quiet_tensorflow_start()  # before TensorFlow is imported: no start-up chatter
 
 from tfaux import experiment  # noqa: E402
 from tfaux.cli import discover  # noqa: E402
-from tfaux.config import MonitorConfig, Recipe, apply_overrides  # noqa: E402
+from tfaux.config import MonitorConfig, Recipe  # noqa: E402
+from tfaux.overrides import apply_overrides  # noqa: E402
 from tfaux.training.callbacks import SharedAttacker  # noqa: E402
 from tfaux.training.monitor import ImageLogger  # noqa: E402
 

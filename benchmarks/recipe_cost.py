@@ -25,9 +25,9 @@ quiet_tensorflow_start()  # before TensorFlow is imported: no start-up chatter
 import keras  # noqa: E402
 
 from tfaux.cli import discover  # noqa: E402
-from tfaux.config import apply_overrides  # noqa: E402
 from tfaux.data.pipeline import repeated  # noqa: E402
 from tfaux.experiment import build_model, load_splits, steps_per_epoch  # noqa: E402
+from tfaux.overrides import apply_overrides  # noqa: E402
 from tfaux.runner import reference_recipe  # noqa: E402
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"

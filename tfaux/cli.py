@@ -1,21 +1,21 @@
 """`python recipes/run.py`: run a recipe by name, with typed `--set key=value` overrides.
 
-`python recipes/run.py tune NAME` searches the aux-loss weights λ of a variant instead (see
-`tfaux.tune`); NAME may also be the path of a .py file defining `RECIPE`, such as the
-`best_recipe.py` a search writes.
+One `argparse` parser, one subcommand per job: `run NAME` (the default: a first argument that is
+not a command is a recipe, so `python recipes/run.py NAME` and `python recipes/run.py` work),
+`tune NAME` (search the aux-loss weights λ of a variant, see `tfaux.tune`), `evaluate
+SAVEDMODEL_DIR` (AutoAttack on an export), `predict SAVEDMODEL_DIR IMAGE...` and `export-tflite
+SAVEDMODEL_DIR` (see `tfaux.deploy`). NAME may also be the path of a .py file defining `RECIPE`,
+such as the `best_recipe.py` a search writes.
 
-`python recipes/run.py predict SAVEDMODEL_DIR IMAGE...` classifies images with an export, and
-`python recipes/run.py export-tflite SAVEDMODEL_DIR` converts it to TensorFlow Lite (see
-`tfaux.deploy`).
-
-Bad input (unknown recipe, key, backbone, task or dataset; a wrong type; ε < 0; missing data)
-prints one line saying what is wrong and what to do, and exits with status 2. Set TFAUX_DEBUG=1
-to see the traceback instead.
+Bad input (unknown command, recipe, key, backbone, task or dataset; a wrong type; ε < 0;
+missing data) prints one line saying what is wrong and what to do, and exits with status 2. Set
+TFAUX_DEBUG=1 to see the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib.util
 import json
 import logging
@@ -24,10 +24,13 @@ import sys
 import warnings
 from pathlib import Path
 
-from tfaux.config import Recipe, apply_overrides, field_paths
+from tfaux.config import Recipe
 from tfaux.names import unknown_name
+from tfaux.overrides import apply_overrides, field_paths
 
 DEFAULT_RECIPE = "seed000_ft"
+# In the order `--help` lists them; "run" is what a first argument that is no command means.
+COMMANDS = ("run", "tune", "evaluate", "predict", "export-tflite")
 USAGE_ERROR = 2
 TRAINING_FAILED = 1
 
@@ -87,98 +90,80 @@ def load_recipe_file(path: Path) -> Recipe:
     return recipe
 
 
-def _parser() -> argparse.ArgumentParser:
+def main(argv: list[str] | None = None, *, recipes_dir: Path) -> int:
+    """`python recipes/run.py [COMMAND] ...`; returns the exit status (0; 1: a run or search
+    failed; 2: bad input, in one line; 130: interrupted)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
+            if argv and (typo := _command_typo(argv[0], recipes_dir)):
+                return _fail(typo)
+            argv = ["run", *argv]  # a recipe name or file, an option, or nothing
+        args = _parser(recipes_dir).parse_args(argv)
+        return _attempt(lambda: args.execute(args), interrupted=args.interrupted)
+
+
+def _command_typo(word: str, recipes_dir: Path) -> ValueError | None:
+    """The one-line error for a misspelt command ("tunne seed000_ft"), which would otherwise
+    run as a recipe named "tunne" and fail on its second argument; None for anything else."""
+    if word.startswith("-") or word.endswith(".py"):
+        return None
+    if not difflib.get_close_matches(word, COMMANDS, n=1, cutoff=0.75):
+        return None
+    if word in discover(recipes_dir):
+        return None
+    return unknown_name("command", word, COMMANDS, cutoff=0.75)
+
+
+def _parser(recipes_dir: Path) -> argparse.ArgumentParser:
+    """Every command's parser: each subcommand sets `execute` (its function of the parsed
+    arguments) and `interrupted` (what to do after Ctrl-C)."""
     parser = argparse.ArgumentParser(
         prog="python recipes/run.py",
-        description="Train, evaluate and export the variants of a tfaux recipe.",
+        usage="%(prog)s [-h] [COMMAND] ...",
+        description="Train, evaluate and export the variants of a tfaux recipe.\n\n"
+        "COMMAND defaults to run: a first argument that is not a command is a recipe, so\n"
+        "`python recipes/run.py seed000_ft` is `python recipes/run.py run seed000_ft`.",
         epilog="examples:\n"
         "  python recipes/run.py                      # the default recipe (seed 000)\n"
         "  python recipes/run.py --list\n"
         "  python recipes/run.py seed000_ft --set training.epochs=2 --set data.train_size=2000\n"
         "  python recipes/run.py --keys               # every key --set accepts\n"
+        "  python recipes/run.py run --help           # every option of a run\n"
         "  python recipes/run.py tune seed000_ft      # search λ with KerasTuner (tune --help)\n"
         "  python recipes/run.py runs/seed000_ft-tune/best_recipe.py\n"
         "  python recipes/run.py predict savedmodels/<run> shoe.png   # predict --help\n"
         "  python recipes/run.py export-tflite savedmodels/<run>      # export-tflite --help\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "recipe",
-        nargs="?",
-        default=DEFAULT_RECIPE,
-        help=f"recipe name or .py file defining RECIPE (default: {DEFAULT_RECIPE})",
+    parser.set_defaults(recipes_dir=recipes_dir)
+    commands = parser.add_subparsers(
+        title="commands", dest="command", metavar="COMMAND", required=True
     )
-    _add_overrides(parser, "training.epochs=3")
-    parser.add_argument("--list", action="store_true", help="list the recipes and exit")
-    parser.add_argument("--keys", action="store_true", help="list the recipe's keys and exit")
-    parser.add_argument(
-        "--fresh", action="store_true", help="start a new run instead of resuming an unfinished one"
-    )
-    parser.add_argument("--runs-dir", default="runs", help="parent of run directories")
-    parser.add_argument(
-        "--savedmodels-dir", default="savedmodels", help="parent of exported SavedModels"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_run(commands)
+    _add_tune(commands)
+    _add_evaluate(commands)
+    _add_predict(commands)
+    _add_export_tflite(commands)
     return parser
 
 
-def main(argv: list[str] | None = None, *, recipes_dir: Path) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    with warnings.catch_warnings():
-        warnings.showwarning = _one_line_warning
-        if argv[:1] == ["tune"]:
-            return tune_main(argv[1:], recipes_dir=recipes_dir)
-        if argv[:1] == ["evaluate"]:
-            return evaluate_main(argv[1:])
-        if argv[:1] == ["predict"]:
-            return predict_main(argv[1:])
-        if argv[:1] == ["export-tflite"]:
-            return export_tflite_main(argv[1:])
-        args = _parser().parse_args(argv)
-        return _attempt(
-            lambda: _run(args, recipes_dir),
-            interrupted="run the same command again to resume from the last backup",
-        )
+def _add_command(commands, name: str, **kwargs) -> argparse.ArgumentParser:
+    """A subcommand whose --help keeps its examples' line breaks (`prog` spelled out: argparse
+    would build it from the top-level usage)."""
+    return commands.add_parser(
+        name,
+        prog=f"python recipes/run.py {name}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **kwargs,
+    )
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """A Python warning as the user's one line ("warning: none: robustness claim not
     trustworthy: ..."), without the file, line number and source line of the library."""
     print(f"warning: {' '.join(str(message).split())}", file=file or sys.stderr)
-
-
-def _run(args: argparse.Namespace, recipes_dir: Path) -> int:
-    recipes = discover(recipes_dir)
-    if args.list:
-        for name, (recipe, doc) in recipes.items():
-            default = " (default)" if name == DEFAULT_RECIPE else ""
-            print(f"{name}{default}: {doc.splitlines()[0] if doc else recipe.description}")
-        return 0
-    if args.keys:
-        print("\n".join(field_paths(resolve(args.recipe, args.assignments, recipes, check=False))))
-        return 0
-    recipe = resolve(args.recipe, args.assignments, recipes)
-    from tfaux.distribute import create_strategy, is_chief
-    from tfaux.runner import run
-
-    # First TF work: multi_worker configures collectives at start-up and blocks until every
-    # worker of TF_CONFIG has joined.
-    create_strategy(recipe.training.strategy)
-    result = run(
-        recipe,
-        runs_dir=args.runs_dir,
-        savedmodels_dir=args.savedmodels_dir,
-        fresh=args.fresh,
-        progress=not args.no_progress,
-    )
-    if not is_chief():
-        print(f"worker done: the chief writes the results to {result.run_dir}")
-        return 0
-    print((result.run_dir / "results.md").read_text())
-    print(f"run directory: {result.run_dir}")
-    if result.export_dir:
-        print(f"exported {result.results['best_variant']!r} to {result.export_dir}")
-    return 0
 
 
 def _attempt(command, *, interrupted: str) -> int:
@@ -216,9 +201,96 @@ def _add_overrides(parser: argparse.ArgumentParser, example: str) -> None:
     )
 
 
-def _tune_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python recipes/run.py tune",
+def _fail(error: Exception, status: int = USAGE_ERROR) -> int:
+    """`error` as the user's one line and `status`; TFAUX_DEBUG=1 raises it instead."""
+    if os.environ.get("TFAUX_DEBUG"):
+        raise error
+    message = " ".join(str(error).split())
+    print(f"error: {message}", file=sys.stderr)
+    return status
+
+
+# === Run a recipe ===
+
+
+def _add_run(commands) -> None:
+    parser = _add_command(
+        commands,
+        "run",
+        help="train, evaluate and export a recipe's variants (the default command)",
+        description="Train, evaluate and export the variants of a tfaux recipe. The same "
+        "command resumes an unfinished run.",
+        epilog="examples:\n"
+        "  python recipes/run.py                      # the default recipe (seed 000)\n"
+        "  python recipes/run.py --list\n"
+        "  python recipes/run.py seed000_ft --set training.epochs=2 --set data.train_size=2000\n"
+        "  python recipes/run.py --keys               # every key --set accepts\n"
+        "  python recipes/run.py runs/seed000_ft-tune/best_recipe.py\n",
+    )
+    parser.add_argument(
+        "recipe",
+        nargs="?",
+        default=DEFAULT_RECIPE,
+        help=f"recipe name or .py file defining RECIPE (default: {DEFAULT_RECIPE})",
+    )
+    _add_overrides(parser, "training.epochs=3")
+    parser.add_argument("--list", action="store_true", help="list the recipes and exit")
+    parser.add_argument("--keys", action="store_true", help="list the recipe's keys and exit")
+    parser.add_argument(
+        "--fresh", action="store_true", help="start a new run instead of resuming an unfinished one"
+    )
+    parser.add_argument("--runs-dir", default="runs", help="parent of run directories")
+    parser.add_argument(
+        "--savedmodels-dir", default="savedmodels", help="parent of exported SavedModels"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(
+        execute=_run, interrupted="run the same command again to resume from the last backup"
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    recipes = discover(args.recipes_dir)
+    if args.list:
+        for name, (recipe, doc) in recipes.items():
+            default = " (default)" if name == DEFAULT_RECIPE else ""
+            print(f"{name}{default}: {doc.splitlines()[0] if doc else recipe.description}")
+        return 0
+    if args.keys:
+        print("\n".join(field_paths(resolve(args.recipe, args.assignments, recipes, check=False))))
+        return 0
+    recipe = resolve(args.recipe, args.assignments, recipes)
+    from tfaux.distribute import create_strategy, is_chief
+    from tfaux.runner import run
+
+    # First TF work: multi_worker configures collectives at start-up and blocks until every
+    # worker of TF_CONFIG has joined.
+    create_strategy(recipe.training.strategy)
+    result = run(
+        recipe,
+        runs_dir=args.runs_dir,
+        savedmodels_dir=args.savedmodels_dir,
+        fresh=args.fresh,
+        progress=not args.no_progress,
+    )
+    if not is_chief():
+        print(f"worker done: the chief writes the results to {result.run_dir}")
+        return 0
+    print((result.run_dir / "results.md").read_text())
+    print(f"run directory: {result.run_dir}")
+    if result.export_dir:
+        print(f"exported {result.results['best_variant']!r} to {result.export_dir}")
+    return 0
+
+
+# === Search λ ===
+
+
+def _add_tune(commands) -> None:
+    parser = _add_command(
+        commands,
+        "tune",
+        help="search a variant's aux-loss weights λ (and ε, m) with KerasTuner",
         description="Search the aux-loss weights λ (and ε, m) of a recipe's variant with "
         "KerasTuner. The same command continues an interrupted search.",
         epilog="examples:\n"
@@ -227,7 +299,6 @@ def _tune_parser() -> argparse.ArgumentParser:
         "  python recipes/run.py tune seed000_at --set tuning.variant=fourier@fgsm "
         "--set tuning.eps=0.05,0.2\n"
         "  python recipes/run.py runs/seed000_ft-tune/best_recipe.py   # train the best\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("recipe", help="recipe name or .py file defining RECIPE")
     _add_overrides(parser, "tuning.max_trials=20 (see --keys of the run command)")
@@ -236,21 +307,15 @@ def _tune_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--runs-dir", default="runs", help="parent of <recipe>-tune/")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    return parser
-
-
-def tune_main(argv: list[str], *, recipes_dir: Path) -> int:
-    """`python recipes/run.py tune RECIPE [--set key=value ...] [--fresh]`."""
-    args = _tune_parser().parse_args(argv)
-    return _attempt(
-        lambda: _tune(args, recipes_dir),
+    parser.set_defaults(
+        execute=_tune,
         interrupted="run the same command again to continue the search (finished trials are "
         "kept; the interrupted trial resumes from its last epoch backup)",
     )
 
 
-def _tune(args: argparse.Namespace, recipes_dir: Path) -> int:
-    recipe = resolve(args.recipe, args.assignments, discover(recipes_dir))
+def _tune(args: argparse.Namespace) -> int:
+    recipe = resolve(args.recipe, args.assignments, discover(args.recipes_dir))
     if recipe.training.strategy == "multi_worker":
         raise ValueError(
             "Expected training.strategy 'default' or 'mirrored' for a search (KerasTuner's "
@@ -280,28 +345,23 @@ def _tune(args: argparse.Namespace, recipes_dir: Path) -> int:
 # === Deploy: predict, export-tflite ===
 
 
-def _predict_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python recipes/run.py predict",
+def _add_predict(commands) -> None:
+    parser = _add_command(
+        commands,
+        "predict",
+        help="classify images with an exported SavedModel",
         description="Classify images with an exported SavedModel: each image's top-k classes "
         "with their names and probabilities. Images are decoded and resized with TensorFlow; "
         "grayscale and RGB are converted to what the export takes.",
         epilog="examples:\n"
         "  python recipes/run.py predict savedmodels/<run> shoe.png shirt.jpg\n"
         "  python recipes/run.py predict savedmodels/<run> batch.npy --top-k 1 --json\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("savedmodel", help="an export's directory, e.g. savedmodels/<run>")
     parser.add_argument("images", nargs="+", help="PNG or JPEG files, or .npy batches [N, H, W, C]")
     parser.add_argument("--top-k", type=int, default=3, help="classes per image (default: 3)")
     parser.add_argument("--json", action="store_true", help="JSON: one object per image")
-    return parser
-
-
-def predict_main(argv: list[str]) -> int:
-    """`python recipes/run.py predict SAVEDMODEL_DIR IMAGE... [--top-k K] [--json]`."""
-    args = _predict_parser().parse_args(argv)
-    return _attempt(lambda: _predict(args), interrupted="nothing was written")
+    parser.set_defaults(execute=_predict, interrupted="nothing was written")
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -331,9 +391,11 @@ def _prediction_json(top: list) -> dict:
     }
 
 
-def _export_tflite_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python recipes/run.py export-tflite",
+def _add_export_tflite(commands) -> None:
+    parser = _add_command(
+        commands,
+        "export-tflite",
+        help="convert an exported SavedModel to TensorFlow Lite and compare the two",
         description="Convert an exported SavedModel to TensorFlow Lite (float32, and int8 with "
         "dynamic-range quantization), then compare both with the SavedModel on test images: "
         "size, latency, largest logit difference and test accuracy.",
@@ -341,7 +403,6 @@ def _export_tflite_parser() -> argparse.ArgumentParser:
         "  python recipes/run.py export-tflite savedmodels/<run>\n"
         "  python recipes/run.py export-tflite savedmodels/<run> --out phone/ "
         "--test-examples 10000\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("savedmodel", help="an export's directory, e.g. savedmodels/<run>")
     parser.add_argument("--out", help="output directory (default: SAVEDMODEL_DIR/tflite)")
@@ -354,14 +415,8 @@ def _export_tflite_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--dataset", help="dataset of the test images (default: the export's, from metadata.json)"
     )
-    return parser
-
-
-def export_tflite_main(argv: list[str]) -> int:
-    """`python recipes/run.py export-tflite SAVEDMODEL_DIR [--out DIR] [--test-examples N]`."""
-    args = _export_tflite_parser().parse_args(argv)
-    return _attempt(
-        lambda: _export_tflite(args),
+    parser.set_defaults(
+        execute=_export_tflite,
         interrupted="run the same command again (finished .tflite files are complete)",
     )
 
@@ -403,25 +458,18 @@ def _size(num_bytes: int) -> str:
     return f"{num_bytes / 2**20:.2f} MiB" if num_bytes >= 2**20 else f"{num_bytes / 2**10:.1f} KiB"
 
 
-def _fail(error: Exception, status: int = USAGE_ERROR) -> int:
-    if os.environ.get("TFAUX_DEBUG"):
-        raise error
-    message = " ".join(str(error).split())
-    print(f"error: {message}", file=sys.stderr)
-    return status
-
-
 # === Evaluate an export: AutoAttack on any SavedModel ===
-def _evaluate_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python recipes/run.py evaluate",
+def _add_evaluate(commands) -> None:
+    parser = _add_command(
+        commands,
+        "evaluate",
+        help="robust accuracy of an exported classifier under AutoAttack (and PGD-20)",
         description="Robust accuracy of an exported classifier under AutoAttack (and PGD-20), "
         "through its serving signature, on the first test images of a dataset. The same command "
         "continues an interrupted evaluation.",
         epilog="examples:\n"
         "  python recipes/run.py evaluate savedmodels/<run> --eps 0.1 --examples 500\n"
         "  python recipes/run.py evaluate savedmodels/<run> --attacks apgd-ce,square --json\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("savedmodel", help="an export written by a run (savedmodels/<run>)")
     parser.add_argument("--dataset", help="whose test images (default: the export's dataset)")
@@ -437,15 +485,8 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="last line: one JSON object")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    return parser
-
-
-def evaluate_main(argv: list[str]) -> int:
-    """`python recipes/run.py evaluate SAVEDMODEL_DIR --eps E [...]`."""
-    args = _evaluate_parser().parse_args(argv)
-    return _attempt(
-        lambda: _evaluate(args),
-        interrupted="run the same command again to continue the evaluation",
+    parser.set_defaults(
+        execute=_evaluate, interrupted="run the same command again to continue the evaluation"
     )
 
 

@@ -13,8 +13,9 @@ import types
 import typing
 from dataclasses import dataclass
 
-from tfaux.config import AdversarialConfig, Recipe, parse_value
+from tfaux.config import AdversarialConfig, Recipe
 from tfaux.names import require, unknown_name
+from tfaux.overrides import parse_value
 
 STANDARD = "standard"  # the loop of a variant that names none
 

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import QUICK, RECIPES, ROOT, run_cli
-from tfaux.cli import DEFAULT_RECIPE
+from tfaux.cli import COMMANDS, DEFAULT_RECIPE
 
 
 def run_recipe_process(*args, tmp_path, timeout: int = 1200) -> subprocess.CompletedProcess:
@@ -77,6 +77,43 @@ def test_list_and_keys(capsys):
     assert f"{DEFAULT_RECIPE} (default): Seed 000" in capsys.readouterr().out
     assert run_cli("--keys") == 0
     assert "training.epochs" in capsys.readouterr().out.split()
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run_cli("--help")
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    commands = re.search(r"commands:\n(.*?)\n\n", out, re.S).group(1)
+    assert re.findall(r"^    (\S+)", commands, re.M) == list(COMMANDS)
+    assert "COMMAND defaults to run" in out
+
+
+@pytest.mark.parametrize(
+    "args", [["seed001_compare", "--keys"], ["--keys"], ["--list"], ["seed000_ft", "--set"]]
+)
+def test_run_is_the_default_command(args, capsys):
+    def outcome(*argv):
+        try:
+            code = run_cli(*argv)
+        except SystemExit as exit_:  # argparse's usage error
+            code = exit_.code
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    assert outcome(*args) == outcome("run", *args)
+
+
+@pytest.mark.parametrize(
+    ("typo", "command"),
+    [("tunne", "tune"), ("evalute", "evaluate"), ("export_tflite", "export-tflite")],
+)
+def test_a_misspelt_command_is_one_line_and_exit_2(typo, command, capsys, tmp_path):
+    assert run_cli(typo, "seed000_ft", tmp_path=tmp_path) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: Unknown command {typo!r}. Did you mean {command!r}? Available:")
+    assert err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_narrowed_run_says_how_many_claims_it_cannot_test(capsys):

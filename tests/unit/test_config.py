@@ -4,8 +4,9 @@ import re
 
 import pytest
 
-from tfaux.config import DataConfig, Recipe, apply_overrides, field_paths
+from tfaux.config import DataConfig, Recipe
 from tfaux.experiment import check_recipe
+from tfaux.overrides import apply_overrides, field_paths
 from tfaux.variant import Variant
 
 BASE = Recipe(name="r", variants=("none", "fourier"))

@@ -27,7 +27,7 @@ LAYERS = [
         "tfaux.statistics",
         "tfaux.cells",
     ),
-    ("tfaux.config",),  # the recipe's schema
+    ("tfaux.config", "tfaux.overrides"),  # the recipe's schema; --set key=value on it
     ("tfaux.variant", "tfaux.precision", "tfaux.distribute"),  # read a recipe
     ("tfaux.data",),
     (

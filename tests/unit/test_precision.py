@@ -25,9 +25,9 @@ from tfaux.config import (
     MonitorConfig,
     Recipe,
     TrainingConfig,
-    apply_overrides,
 )
 from tfaux.data.pipeline import labels_of
+from tfaux.overrides import apply_overrides
 from tfaux.precision import dtype_policy, loss_scaled
 from tfaux.tasks import create_task
 from tfaux.training import sgd_momentum

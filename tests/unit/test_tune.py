@@ -18,7 +18,8 @@ import tensorflow as tf
 from tests.helpers import RECIPES, ROOT, Interrupt, random_images, tiny_model
 from tfaux.attacks import PGD
 from tfaux.cli import discover, load_recipe_file, main
-from tfaux.config import Recipe, apply_overrides
+from tfaux.config import Recipe
+from tfaux.overrides import apply_overrides
 from tfaux.training.callbacks import RobustAccuracy
 from tfaux.training.resume import POINTER
 from tfaux.tune import (

@@ -7,15 +7,11 @@ import tensorflow as tf
 
 from tests.helpers import check_variant, loop_recipe, random_images, tiny_model, with_loop
 from tfaux import build
-from tfaux.config import (
-    AdversarialConfig,
-    Recipe,
-    WeightingConfig,
-    apply_overrides,
-)
+from tfaux.config import AdversarialConfig, Recipe, WeightingConfig
 from tfaux.experiment import check_recipe
 from tfaux.models import batch_norm
 from tfaux.models.aux_model import AuxModel
+from tfaux.overrides import apply_overrides
 from tfaux.tasks import FourierTask, ReconTask
 from tfaux.training.loops.adversarial import AdversarialModel
 from tfaux.training.loops.free import FreeATModel

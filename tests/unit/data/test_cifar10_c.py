@@ -5,9 +5,10 @@ import pytest
 from matplotlib.colors import hsv_to_rgb, rgb_to_hsv
 
 from tests.helpers import garments
-from tfaux.config import CorruptionConfig, Recipe, apply_overrides
+from tfaux.config import CorruptionConfig, Recipe
 from tfaux.data import cifar10_c
 from tfaux.data.corrupted_set import COMMON, SEVERITIES, VALIDATION, corrupt_images, corrupted_set
+from tfaux.overrides import apply_overrides
 
 ALL = COMMON + VALIDATION
 NOISE = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")
