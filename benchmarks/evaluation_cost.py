@@ -31,8 +31,8 @@ quiet_tensorflow_start()  # before TensorFlow is imported: no start-up chatter
 from tfaux import experiment  # noqa: E402
 from tfaux.cli import discover  # noqa: E402
 from tfaux.config import Recipe  # noqa: E402
-from tfaux.overrides import apply_overrides  # noqa: E402
 from tfaux.evaluate.robustness import robustness  # noqa: E402
+from tfaux.overrides import apply_overrides  # noqa: E402
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 DEFAULT_SETTINGS = ("data.train_size=5000",)
