@@ -27,7 +27,7 @@ LAYERS = [
         "tfaux.statistics",
         "tfaux.cells",
     ),
-    ("tfaux.config",),  # the recipe's schema
+    ("tfaux.config", "tfaux.results"),  # the recipe's and the results' schemas
     ("tfaux.variant", "tfaux.precision", "tfaux.distribute"),  # read a recipe
     ("tfaux.data",),
     (
@@ -42,6 +42,7 @@ LAYERS = [
     ("tfaux.experiment",),
     (
         "tfaux.runner",
+        "tfaux.running",
         "tfaux.tune",
         "tfaux.cli",
         "tfaux.deploy",
