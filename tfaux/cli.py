@@ -279,7 +279,9 @@ def _run(args: argparse.Namespace) -> int:
     print((result.run_dir / "results.md").read_text())
     print(f"run directory: {result.run_dir}")
     if result.export_dir:
-        print(f"exported {result.results['best_variant']!r} to {result.export_dir}")
+        # The export names its variant: a backbone sweep's summary has no single best variant.
+        metadata = json.loads((result.export_dir / "metadata.json").read_text())
+        print(f"exported {metadata['variant']!r} to {result.export_dir}")
     return 0
 
 

@@ -753,7 +753,8 @@ class Recipe:
     `seeds` (e.g. (0, 1, 2)) repeats the whole run once per seed, on the same per-seed data order
     and initialization for every variant, and reports mean ± 95 % CI over seeds. `backbones`
     (e.g. ("resnet8", "resnext8")) repeats it once per backbone instead of `model.backbone`
-    (seed 000 compares five architectures) and reports every backbone's comparison.
+    (seed 000 compares five architectures) and reports every backbone's comparison; with both,
+    each backbone's seeds, and the backbones compared on their means over seeds.
 
     Comparisons: every variant is compared with `baseline` ("": the first variant), with a
     verdict per difference. `budget` is what the variants must spend equally
@@ -801,13 +802,6 @@ class Recipe:
             len(set(self.backbones)) == len(self.backbones),
             "distinct backbones",
             backbones=self.backbones,
-        )
-        require(
-            not (self.backbones and self.seeds),
-            "backbones or seeds, not both yet (sweep the seeds of one backbone with "
-            "--set model.backbone=NAME)",
-            backbones=self.backbones,
-            seeds=self.seeds,
         )
         _choice("budget", self.budget, BUDGETS)
         _choice("objective", self.objective, OBJECTIVES)

@@ -18,22 +18,25 @@ import numpy as np
 
 from tfaux import statistics
 from tfaux.evaluate.corruption import load_corruption_correct
+from tfaux.results import RunResults, VariantResult
 
 
-def headline(r: dict) -> tuple[str, float, int | None]:
+def headline(r: VariantResult | dict) -> tuple[str, float, int | None]:
     """A variant's headline robust accuracy: (attack, accuracy, test images it ran on) —
     AutoAttack's worst case where it ran, else the PGD-k the sanity checks use."""
-    label = r.get("robust_attack", r["pgd_attack"])
-    accuracy = r.get("robust_accuracy", r["pgd_accuracy"])
-    return label, accuracy, r["robustness"]["examples"].get(label)
+    r = VariantResult.coerce(r)
+    label = r.pgd_attack if r.robust_attack is None else r.robust_attack
+    accuracy = r.pgd_accuracy if r.robust_accuracy is None else r.robust_accuracy
+    return label, accuracy, r.robustness["examples"].get(label)
 
 
-def headline_metrics(result: dict) -> dict[str, float]:
+def headline_metrics(result: VariantResult | dict) -> dict[str, float]:
     """A variant's headline accuracies (fractions), flat, keyed by column name: clean, FGSM and
     PGD, AutoAttack where it ran, seed 003's disturbances, seed 004's augmented sets."""
-    metrics = {"clean": result["test_accuracy"]}
-    metrics.update({f"FGSM ε={e}": v for e, v in result["fgsm_accuracy"].items()})
-    report = result["robustness"]
+    result = VariantResult.coerce(result)
+    metrics = {"clean": result.test_accuracy}
+    metrics.update({f"FGSM ε={e}": v for e, v in result.fgsm_accuracy.items()})
+    report = result.robustness
     metrics.update(  # the PGD-k run on the whole test set, not the sanity checks' prefixes
         {
             k: v
@@ -43,24 +46,24 @@ def headline_metrics(result: dict) -> dict[str, float]:
     )
     label, accuracy, _ = headline(result)
     metrics[label] = accuracy  # AutoAttack's worst case where it ran (on its own prefix)
-    metrics.update({k: v for k, v in result.get("disturbances", {}).items() if k != "clean"})
-    for name, accuracies in result.get("augmented", {}).items():
+    metrics.update({k: v for k, v in (result.disturbances or {}).items() if k != "clean"})
+    for name, accuracies in (result.augmented or {}).items():
         metrics[name] = accuracies["augmented"]
         if "fgsm_augmented" in accuracies:
             metrics[f"FGSM(baseline) + {name}"] = accuracies["fgsm_augmented"]
     return metrics
 
 
-def load_correct(run_dir: Path, results: dict) -> dict[str, dict[str, np.ndarray]]:
+def load_correct(run_dir: Path, results: RunResults | dict) -> dict[str, dict[str, np.ndarray]]:
     """Per variant, which test examples it classifies correctly, from
     `<run_dir>/variants/<r["correct"]>`: "clean" and "robust" (the headline attack), and in
     newer runs every `headline_metrics` column and every other attack, each on the images it
     ran on. Boolean arrays, except "five_crop": the fraction of an image's five crops right.
     Variants of the oldest runs have none."""
     correct = {}
-    for name, r in results["variants"].items():
-        if "correct" in r:
-            with np.load(Path(run_dir) / "variants" / r["correct"]) as arrays:
+    for name, r in RunResults.coerce(results).variants.items():
+        if r.correct is not None:
+            with np.load(Path(run_dir) / "variants" / r.correct) as arrays:
                 correct[name] = {key: _per_example(arrays[key]) for key in arrays.files}
     return correct
 
@@ -72,16 +75,18 @@ def _per_example(array: np.ndarray) -> np.ndarray:
 
 class RunRecord:
     """One finished run (one seed of a sweep): its results and its per-example files, read
-    once, when a comparison first needs them."""
+    once, when a comparison first needs them. `results` is as given (results.json's dict or
+    `RunResults`), `run` the typed results."""
 
-    def __init__(self, run_dir: str | Path, results: dict):
+    def __init__(self, run_dir: str | Path, results: RunResults | dict):
         self.run_dir, self.results = Path(run_dir), results
+        self.run = RunResults.coerce(results)
         self._correct: dict | None = None
         self._corruption: dict[str, dict | None] = {}
 
     def correct(self) -> dict[str, dict[str, np.ndarray]]:
         if self._correct is None:
-            self._correct = load_correct(self.run_dir, self.results)
+            self._correct = load_correct(self.run_dir, self.run)
         return self._correct
 
     def corruption(self, variant: str | None) -> dict | None:
@@ -89,9 +94,10 @@ class RunRecord:
         None where the run kept none."""
         if variant not in self._corruption:
             if variant is None:
-                name = self.results.get("corruption", {}).get("reference_errors", {}).get("correct")
+                name = (self.run.corruption or {}).get("reference_errors", {}).get("correct")
             else:
-                name = self.results["variants"].get(variant, {}).get("corruption_correct")
+                result = self.run.variants.get(variant)
+                name = None if result is None else result.corruption_correct
             path = self.run_dir / "variants" / name if name else None
             self._corruption[variant] = load_corruption_correct(path) if path else None
         return self._corruption[variant]
@@ -101,40 +107,39 @@ class RunRecord:
 CORRUPTION_KINDS = ("mce", "val_mce", "ce")
 
 
-def column(metric: str, result: dict) -> str | None:
+def column(metric: str, result: VariantResult | dict) -> str | None:
     """The per-example key (a `headline_metrics` column, or "robust") of a claim metric
     (`tfaux.config.CLAIM_METRICS`) in a variant's result; None where the run lacks it."""
+    result = VariantResult.coerce(result)
     kind, _, argument = metric.partition(":")
     if kind in ("clean", "robust"):
         return kind
     if kind == "pgd":
-        return result["pgd_attack"]
+        return result.pgd_attack
     if kind == "fgsm":
         # Result keys keep 6 significant digits ("0.0313725" for 8/255); claims give the float.
         keys = [
-            k
-            for k in result["fgsm_accuracy"]
-            if math.isclose(float(k), float(argument), rel_tol=1e-5)
+            k for k in result.fgsm_accuracy if math.isclose(float(k), float(argument), rel_tol=1e-5)
         ]
         return f"FGSM ε={keys[0]}" if keys else None
     if kind == "attack":
-        return argument if argument in result["robustness"]["attacks"] else None
+        return argument if argument in result.robustness["attacks"] else None
     if kind == "disturbance":
-        return argument if argument in result.get("disturbances", {}) else None
+        return argument if argument in (result.disturbances or {}) else None
     if kind == "augmented":
-        return argument if argument in result.get("augmented", {}) else None
+        return argument if argument in (result.augmented or {}) else None
     if kind == "augmented_fgsm":
-        found = "fgsm_augmented" in result.get("augmented", {}).get(argument, {})
+        found = "fgsm_augmented" in (result.augmented or {}).get(argument, {})
         return f"FGSM(baseline) + {argument}" if found else None
     raise ValueError(f"Expected an accuracy metric. Received: {metric!r}")
 
 
-def _value(result: dict, key: str) -> float | None:
+def _value(result: VariantResult, key: str) -> float | None:
     """A variant's accuracy under a per-example key, from its results."""
     if key == "robust":
         return headline(result)[1]
-    if key in result["robustness"]["attacks"]:
-        return result["robustness"]["attacks"][key]
+    if key in result.robustness["attacks"]:
+        return result.robustness["attacks"][key]
     return headline_metrics(result).get(key)
 
 
@@ -150,12 +155,12 @@ def metric_evidence(
 ) -> statistics.Evidence | None:
     """a − b on a claim metric over `records` (one per seed), in the metric's own units
     (accuracy as a fraction, CE in percent); None where the runs did not measure it."""
-    if any(v not in r.results["variants"] for r in records for v in (a, b)):
+    if any(v not in r.run.variants for r in records for v in (a, b)):
         return None
     kind, _, argument = metric.partition(":")
     if kind in CORRUPTION_KINDS:
         return corruption_evidence(kind, argument, a, b, records)
-    keys = {column(metric, r.results["variants"][v]) for r in records for v in (a, b)}
+    keys = {column(metric, r.run.variants[v]) for r in records for v in (a, b)}
     if len(keys) != 1 or None in keys:
         return None
     return accuracy_evidence(keys.pop(), a, b, records)
@@ -181,7 +186,7 @@ def accuracy_evidence(
             [_weighted_mean(x.astype(float) - y.astype(float)) for x, y in pairs],
             [len(x) for x, _ in pairs],
         )
-    values = [[_value(r.results["variants"][v], key) for r in records] for v in (a, b)]
+    values = [[_value(r.run.variants[v], key) for r in records] for v in (a, b)]
     if any(x is None or not math.isfinite(x) for vs in values for x in vs):
         return None
     evidence = statistics.seed_values(*values)
@@ -209,7 +214,7 @@ def corruption_evidence(
     reference (every CE divides by the reference's errors on the same images)."""
     statistics_per_seed, sizes, values = [], [], []
     for record in records:
-        corruption_errors = [record.results["variants"][v].get("corruption_error") for v in (a, b)]
+        corruption_errors = [record.run.variants[v].corruption_error for v in (a, b)]
         if None in corruption_errors:
             return None
         corruptions = _corruptions(kind, argument, corruption_errors[0])

@@ -52,10 +52,36 @@ def test_each_backbone_runs_once_and_the_table_compares_within_each(tmp_path):
     assert sorted(p.name for p in (again.run_dir / "backbones").iterdir()) == runs
 
 
-def test_a_sweep_names_real_backbones_and_is_not_combined_with_seeds():
+def test_a_sweep_names_real_backbones():
     with pytest.raises(ValueError, match="Unknown backbone 'resnet9'"):
         from tfaux.experiment import check_recipe
 
         check_recipe(_recipe(backbones=("small_cnn", "resnet9")))
-    with pytest.raises(ValueError, match="backbones or seeds, not both"):
-        _recipe(seeds=(0, 1))
+
+
+def test_backbones_and_seeds_run_every_backbone_seed_pair_and_compare_the_means(tmp_path):
+    result = runner.run(
+        _recipe(seeds=(0, 1)), runs_dir=tmp_path, savedmodels_dir=tmp_path, progress=False
+    )
+    backbones = sorted((result.run_dir / "backbones").iterdir())
+    assert [p.name.rsplit("-", 2)[0] for p in backbones] == ["sweep-resnet8", "sweep-small_cnn"]
+    for backbone_dir in backbones:  # each backbone: a seed sweep with its own summary
+        seeds = sorted(p.name.rsplit("-", 2)[0] for p in (backbone_dir / "seeds").iterdir())
+        backbone = backbone_dir.name.split("-")[1]
+        assert seeds == [f"sweep-{backbone}-seed0", f"sweep-{backbone}-seed1"]
+        summary = json.loads((backbone_dir / "results.json").read_text())
+        assert summary["seeds"] == [0, 1] and "fourier" in summary["comparison"]
+        assert "seeds 0, 1" in (backbone_dir / "results.md").read_text()
+    summary = json.loads((result.run_dir / "results.json").read_text())
+    assert summary["seeds"] == [0, 1] and set(summary["backbones"]) == {"small_cnn", "resnet8"}
+    table = (result.run_dir / "results.md").read_text()
+    assert "one seed sweep per backbone, seeds 0, 1" in table
+    rows = [line for line in table.splitlines() if line.startswith(("| small_cnn", "| resnet8"))]
+    assert len(rows) == 4 and sum("(baseline)" in row for row in rows) == 2
+    for backbone, entry in summary["backbones"].items():  # the table shows the seed means
+        seed_summary = json.loads(
+            (result.run_dir / "backbones" / entry["run"] / "results.json").read_text()
+        )
+        clean = seed_summary["variants"]["fourier"]["clean"]["mean"]
+        assert entry["variants"]["fourier"]["test_accuracy"] == clean
+        assert f"| {backbone} | fourier | {100 * clean:.2f} |" in table

@@ -14,7 +14,7 @@ from tfaux.config import (
 )
 from tfaux.data.pipeline import DatasetInfo
 from tfaux.experiment import build_model, check_recipe, loop_of
-from tfaux.runner import _hparams
+from tfaux.running.evaluation import hparams
 from tfaux.tasks import ReconTask
 from tfaux.variant import Variant
 
@@ -147,5 +147,5 @@ def test_a_bracketed_variant_trains_at_its_own_eps():
         np.testing.assert_allclose(np.median(delta), eps, rtol=1e-5)
         logs = model.train_on_batch(x, y, return_dict=True)
         assert np.isfinite(logs["loss"])
-    assert _hparams(recipe, "none@fgsm[eps=0.3]")["eps"] == 0.3
-    assert _hparams(recipe, "none@fgsm")["eps"] == 0.1
+    assert hparams(recipe, "none@fgsm[eps=0.3]")["eps"] == 0.3
+    assert hparams(recipe, "none@fgsm")["eps"] == 0.1

@@ -27,7 +27,7 @@ LAYERS = [
         "tfaux.statistics",
         "tfaux.cells",
     ),
-    ("tfaux.config", "tfaux.overrides"),  # the recipe's schema; --set key=value on it
+    ("tfaux.config", "tfaux.overrides", "tfaux.results"),  # the schemas; --set key=value on one
     ("tfaux.variant", "tfaux.precision", "tfaux.distribute"),  # read a recipe
     ("tfaux.data",),
     (
@@ -42,6 +42,7 @@ LAYERS = [
     ("tfaux.experiment",),
     (
         "tfaux.runner",
+        "tfaux.running",
         "tfaux.tune",
         "tfaux.cli",
         "tfaux.deploy",
