@@ -29,9 +29,10 @@ data:
 run: setup
 	$(PY) recipes/run.py
 
-# Two processes, one test file each at a time: tiny-model tests are mostly single-threaded Python.
+# Two processes: tiny-model tests are mostly single-threaded Python. Work stealing balances the
+# long end-to-end tests between them (518 s vs 531 and 564 s file by file, same CPU time).
 test: setup
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 2 --dist worksteal
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
