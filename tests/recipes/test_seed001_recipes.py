@@ -43,8 +43,10 @@ def test_seed001_aux_quick_mode_end_to_end(tmp_path, capsys):
         *QUICK,
         *_quick_corruption(tmp_path, heatmap=8),
         *("--set", f"variants={','.join(variants)}"),
-        # The attacks' sanity checks run in the default recipe's end-to-end test.
+        # The attacks' sanity checks and TensorBoard's image panels run in the default recipe's
+        # end-to-end test.
         *("--set", "evaluation.sanity=false", "--set", "evaluation.curve_eps=0.1"),
+        *("--set", "monitor.images_every=0"),
         tmp_path=tmp_path,
     )
     assert code == 0

@@ -10,7 +10,14 @@ import pytest
 
 from tests.helpers import quick_eval
 from tfaux import FourierTask, build, data, evidence, experiment, provenance, runner
-from tfaux.config import CorruptionConfig, DataConfig, ModelConfig, Recipe, TrainingConfig
+from tfaux.config import (
+    CorruptionConfig,
+    DataConfig,
+    ModelConfig,
+    MonitorConfig,
+    Recipe,
+    TrainingConfig,
+)
 from tfaux.evaluate import load_corruption_correct, robustness
 from tfaux.training import sgd_momentum
 
@@ -47,6 +54,7 @@ def _recipe():
         data=DataConfig(dataset="digits", batch_size=64),
         model=ModelConfig(backbone="small_cnn", width=0.5),
         training=TrainingConfig(epochs=2, learning_rate=0.05),
+        monitor=MonitorConfig(images_every=0),  # TensorBoard's panels: tests/unit/training
         evaluation=quick_eval(fgsm_eps=(0.1,)),
         export=False,
     )
