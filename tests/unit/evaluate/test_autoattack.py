@@ -243,7 +243,7 @@ def test_a_robust_recipe_reports_autoattack_as_its_headline_and_evaluate_reads_t
         *("--set", "data.dataset=digits", "--set", "data.train_size=none"),
         *("--set", "data.test_size=none", "--set", "variants=none@pgd,none@fgsm_rs"),
         *("--set", "model.backbone=small_cnn", "--set", "training.epochs=1"),
-        *("--set", "monitor.robust_examples=32"),
+        *("--set", "monitor.robust_examples=32", "--set", "monitor.images_every=0"),
         *quick_eval_cli(),
         "--no-progress",
         tmp_path=tmp_path,
