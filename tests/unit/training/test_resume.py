@@ -211,6 +211,8 @@ KILL_ARGS = [
     "--set", "evaluation.curve_examples=32", "--set", "evaluation.pgd_steps=3",
     "--set", "evaluation.bim_steps=0", "--set", "evaluation.mim_steps=0",
     "--set", "evaluation.l2_eps=0", "--set", "export=false", "--no-progress",
+    # Resuming is the point: validation PGD on few images, no image panels.
+    "--set", "monitor.robust_examples=64", "--set", "monitor.images_every=0",
 ]  # fmt: skip
 
 
