@@ -17,26 +17,24 @@ figure is the median of its rounds.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import statistics
 import sys
 import time
-from pathlib import Path
 
 from tfaux.console import quiet_tensorflow_start  # noqa: E402
 
 quiet_tensorflow_start()  # before TensorFlow is imported: no start-up chatter
 
+from side_by_side import alternating, recipe_of, recipe_parser  # noqa: E402
+
 from tfaux import experiment  # noqa: E402
-from tfaux.cli import discover  # noqa: E402
 from tfaux.config import Recipe  # noqa: E402
 from tfaux.evaluate.robustness import robustness  # noqa: E402
-from tfaux.overrides import apply_overrides  # noqa: E402
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 DEFAULT_SETTINGS = ("data.train_size=5000",)
 QUICK_SETTINGS = ("data.train_size=512", "data.test_size=1200", "evaluation.curve_examples=100")
+EVERY = "PGD on every test image"
 
 
 def rows(recipe: Recipe) -> dict[str, Recipe]:
@@ -44,7 +42,7 @@ def rows(recipe: Recipe) -> dict[str, Recipe]:
     every = dataclasses.replace(recipe.evaluation, pgd_examples=None)
     return {
         f"PGD on {recipe.evaluation.pgd_examples or 'every'} test images (the recipe)": recipe,
-        "PGD on every test image": dataclasses.replace(recipe, evaluation=every),
+        EVERY: dataclasses.replace(recipe, evaluation=every),
     }
 
 
@@ -60,31 +58,23 @@ def timed_report(model, splits, recipe: Recipe) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", default="seed000_ft")
-    parser.add_argument("--variant", default="none")
-    parser.add_argument("--set", action="append", default=[], dest="assignments")
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="a smoke run: tiny sizes")
-    args = parser.parse_args(argv)
-    settings = [*(QUICK_SETTINGS if args.quick else DEFAULT_SETTINGS), *args.assignments]
-    recipe = apply_overrides(discover(RECIPES)[args.recipe][0], settings)
+    args = recipe_parser(__doc__.splitlines()[0], variant="none").parse_args(argv)
+    recipe, settings = recipe_of(args, DEFAULT_SETTINGS, QUICK_SETTINGS)
     splits = experiment.load_splits(recipe)
     model, strategy = experiment.build_model(recipe, args.variant, splits.info)
     experiment.fit(model, splits, epochs=1, callbacks=[], strategy=strategy)
     robustness(model, splits.test.take(1), recipe.evaluation, progress=False)  # warm-up
-    timed = {name: [] for name in rows(recipe)}
-    for round_ in range(args.rounds):
-        order = list(rows(recipe).items())
-        for name, row in order if round_ % 2 == 0 else order[::-1]:
-            timed[name].append(timed_report(model, splits, row))
-            print(f"round {round_ + 1}, {name}: {timed[name][-1]['seconds']:.1f} s", flush=True)
+    recipes = rows(recipe)
+    timed = {name: [] for name in recipes}
+    for round_, name in alternating(list(recipes), args.rounds):
+        timed[name].append(timed_report(model, splits, recipes[name]))
+        print(f"round {round_ + 1}, {name}: {timed[name][-1]['seconds']:.1f} s", flush=True)
     print(
         f"\n{args.recipe} '{args.variant}' after one epoch, {', '.join(settings)}; "
         f"{splits.info.num_test} test images; {args.rounds} rounds, median seconds\n"
     )
     median = {name: statistics.median(r["seconds"] for r in runs) for name, runs in timed.items()}
-    every = median["PGD on every test image"]
+    every = median[EVERY]
     print("| evaluation | seconds (each round) | / every image | clean % | PGD-10 % (images) |")
     print("|---|---|---|---|---|")
     for name, runs in timed.items():

@@ -19,7 +19,6 @@ backwards), and each row's figure is the median of its rounds.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import statistics
 import sys
@@ -31,14 +30,14 @@ from tfaux.console import quiet_tensorflow_start  # noqa: E402
 
 quiet_tensorflow_start()  # before TensorFlow is imported: no start-up chatter
 
+from side_by_side import alternating, recipe_of, recipe_parser  # noqa: E402
+
 from tfaux import experiment  # noqa: E402
-from tfaux.cli import discover  # noqa: E402
 from tfaux.config import MonitorConfig, Recipe  # noqa: E402
 from tfaux.overrides import apply_overrides  # noqa: E402
 from tfaux.training.callbacks import SharedAttacker  # noqa: E402
 from tfaux.training.monitor import ImageLogger  # noqa: E402
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 DEFAULT_SETTINGS = ("data.train_size=20000", "data.test_size=1000", "training.epochs=3")
 QUICK_SETTINGS = ("data.train_size=1024", "data.test_size=256", "training.epochs=2")
 BEFORE, PLAIN = "before: val PGD + images every epoch", "plain Keras fit (no callbacks)"
@@ -115,26 +114,17 @@ def print_table(rows: dict[str, list[dict]]) -> None:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", default="seed000_ft")
-    parser.add_argument("--variant", default="fourier")
-    parser.add_argument("--set", action="append", default=[], dest="assignments")
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="a smoke run: tiny sizes")
-    args = parser.parse_args(argv)
-    settings = [*(QUICK_SETTINGS if args.quick else DEFAULT_SETTINGS), *args.assignments]
-    recipe = apply_overrides(discover(RECIPES)[args.recipe][0], settings)
+    args = recipe_parser(__doc__.splitlines()[0], variant="fourier").parse_args(argv)
+    recipe, settings = recipe_of(args, DEFAULT_SETTINGS, QUICK_SETTINGS)
     recipe = dataclasses.replace(recipe, variants=(args.variant,), claims=(), export=False)
     rows = {name: [] for name in setups(recipe)}
     with tempfile.TemporaryDirectory() as tmp:
         warm_up = apply_overrides(recipe, ["training.epochs=1"])
         timed_fit(warm_up, args.variant, BEFORE, Path(tmp) / "warm-up")
-        for round_ in range(args.rounds):
-            order = list(rows)
-            for name in order if round_ % 2 == 0 else order[::-1]:
-                root = Path(tmp) / f"{round_}-{len(rows[name])}-{name[:6].replace(' ', '_')}"
-                rows[name].append(timed_fit(recipe, args.variant, name, root))
-                print(f"round {round_ + 1}, {name}: {rows[name][-1]['seconds']:.1f} s", flush=True)
+        for round_, name in alternating(list(rows), args.rounds):
+            root = Path(tmp) / f"{round_}-{len(rows[name])}-{name[:6].replace(' ', '_')}"
+            rows[name].append(timed_fit(recipe, args.variant, name, root))
+            print(f"round {round_ + 1}, {name}: {rows[name][-1]['seconds']:.1f} s", flush=True)
     print(
         f"\n{args.recipe} '{args.variant}', {', '.join(settings)}; {args.rounds} rounds, "
         "median fit seconds\n"
