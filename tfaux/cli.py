@@ -261,6 +261,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     recipe = resolve(args.recipe, args.assignments, recipes)
     from tfaux.distribute import create_strategy, is_chief
+    from tfaux.export import METADATA
     from tfaux.runner import run
 
     # First TF work: multi_worker configures collectives at start-up and blocks until every
@@ -280,7 +281,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"run directory: {result.run_dir}")
     if result.export_dir:
         # The export names its variant: a backbone sweep's summary has no single best variant.
-        metadata = json.loads((result.export_dir / "metadata.json").read_text())
+        metadata = json.loads((result.export_dir / METADATA).read_text())
         print(f"exported {metadata['variant']!r} to {result.export_dir}")
     return 0
 
