@@ -1,5 +1,5 @@
-"""A recipe's `backbones` sweep: one complete run per backbone, one table (seed 000 compares
-five architectures)."""
+"""A recipe's `backbones` sweep: one complete run per backbone (each a seed sweep when the recipe
+has seeds), one table (seed 000 compares five architectures)."""
 
 import json
 
@@ -23,33 +23,6 @@ def _recipe(**overrides):
         "export": False,
     }
     return Recipe(**{**settings, **overrides})
-
-
-def test_each_backbone_runs_once_and_the_table_compares_within_each(tmp_path):
-    result = runner.run(_recipe(), runs_dir=tmp_path, savedmodels_dir=tmp_path, progress=False)
-    runs = sorted(p.name for p in (result.run_dir / "backbones").iterdir())
-    assert [r.rsplit("-", 2)[0] for r in runs] == ["sweep-resnet8", "sweep-small_cnn"]
-    for name in runs:  # each backbone's own complete run, with its own backbone
-        config = json.loads((result.run_dir / "backbones" / name / "config.json").read_text())
-        assert config["model"]["backbone"] == name.split("-")[1] and config["backbones"] == []
-    table = (result.run_dir / "results.md").read_text()
-    rows = [
-        line
-        for line in table.splitlines()
-        if line.startswith("| small_cnn") or line.startswith("| resnet8")
-    ]
-    assert len(rows) == 4  # 2 backbones × 2 variants
-    assert sum("(baseline)" in row for row in rows) == 2
-    fourier = [row for row in rows if "| fourier |" in row]
-    assert all(any(word in row for word in ("better", "worse", "no detectable")) for row in fourier)
-    summary = json.loads((result.run_dir / "results.json").read_text())
-    assert set(summary["backbones"]) == {"small_cnn", "resnet8"}
-    # A sweep stopped after its backbones finished (no summary yet): the same command reads
-    # them back instead of training them again.
-    (result.run_dir / "results.json").unlink()
-    again = runner.run(_recipe(), runs_dir=tmp_path, savedmodels_dir=tmp_path, progress=False)
-    assert again.run_dir == result.run_dir
-    assert sorted(p.name for p in (again.run_dir / "backbones").iterdir()) == runs
 
 
 def test_a_sweep_names_real_backbones():
@@ -84,3 +57,17 @@ def test_backbones_and_seeds_run_every_backbone_seed_pair_and_compare_the_means(
         clean = seed_summary["variants"]["fourier"]["clean"]["mean"]
         assert entry["variants"]["fourier"]["test_accuracy"] == clean
         assert f"| {backbone} | fourier | {100 * clean:.2f} |" in table
+    for backbone_dir in backbones:  # each backbone's seed runs are built on that backbone
+        for seed_dir in (backbone_dir / "seeds").iterdir():
+            config = json.loads((seed_dir / "config.json").read_text())
+            assert config["model"]["backbone"] == backbone_dir.name.split("-")[1]
+            assert config["backbones"] == [] and config["seeds"] == []
+    fourier = [line for line in rows if "| fourier |" in line]
+    assert all(any(word in row for word in ("better", "worse", "no detectable")) for row in fourier)
+    # A sweep stopped after its backbones finished (no summary yet): the same command reads
+    # them back instead of training them again.
+    (result.run_dir / "results.json").unlink()
+    again = runner.run(recipe, runs_dir=tmp_path, savedmodels_dir=tmp_path, progress=False)
+    assert again.run_dir == result.run_dir
+    assert sorted((again.run_dir / "backbones").iterdir()) == backbones
+    assert json.loads((again.run_dir / "results.json").read_text()) == summary

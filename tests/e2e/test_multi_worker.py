@@ -195,6 +195,10 @@ def test_a_recipe_trains_across_two_workers_and_only_the_chief_writes(tmp_path):
         "evaluation.bim_steps": "0",
         "evaluation.mim_steps": "0",
         "evaluation.l2_eps": "0",
+        # The per-epoch validation PGD and image panels run in the default recipe's test.
+        "monitor.robust_examples": "0",
+        "monitor.images_every": "0",
+        "training.select": "last",
     }
     args = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
     args += ["--runs-dir", str(tmp_path / "runs"), "--savedmodels-dir", str(tmp_path / "sm")]
