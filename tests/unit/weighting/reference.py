@@ -471,9 +471,13 @@ def nash_mtl(grads, prev_alpha=None, optim_niter: int = 20, max_norm: float = 1.
 
     Deviations: cvxpy+ECOS replaced by SLSQP on the same subproblem (same solution up to
     solver tolerance, so the 1e-6 stop can trigger one iteration earlier or later); float64
-    instead of the reference's float32 prev_alpha. Degenerate inputs (a zero row, parallel
-    rows) make the subproblem infeasible; the reference then returns prev_alpha unchanged, as
-    does this.
+    instead of the reference's float32 prev_alpha. Whenever a subproblem has no solution the
+    reference keeps alpha_t, and so does this: infeasible for degenerate inputs (a zero row,
+    opposite rows), and UNBOUNDED for some ordinary conflicting ones (about 3% of Gaussian
+    2-4-task draws at alpha_t = ones), so at the first step it returns all ones (the plain
+    sum, clipped) and, prev_alpha staying ones, starts there again next step. (The reference
+    also swallows every solver exception with a bare ``except``: a missing ECOS would make
+    every step "keep prev_alpha".)
     """
     g = _as_grads(grads)
     t = g.shape[0]
