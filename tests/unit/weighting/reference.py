@@ -470,7 +470,9 @@ def nash_mtl(grads, prev_alpha=None, optim_niter: int = 20, max_norm: float = 1.
     paper's GTG alpha = 1/alpha; see ``nash_residual``.
 
     Deviations: cvxpy+ECOS replaced by SLSQP on the same subproblem (same solution up to
-    solver tolerance, so the 1e-6 stop can trigger one iteration earlier or later); float64
+    solver tolerance, so the 1e-6 stop can trigger one iteration earlier or later; checked once,
+    outside this repo, against the reference's own cvxpy 1.9.3 + ECOS 2.0.14 code on 150 random
+    2-4-task inputs and a 30-step sequence: alpha within 2e-7 relative, same stuck cases); float64
     instead of the reference's float32 prev_alpha. Whenever a subproblem has no solution the
     reference keeps alpha_t, and so does this: infeasible for degenerate inputs (a zero row,
     opposite rows), and UNBOUNDED for some ordinary conflicting ones (about 3% of Gaussian
@@ -779,7 +781,8 @@ def upgrad(grads, norm_eps: float = 1e-4, reg_eps: float = 1e-4):
     (1e-4) * I; U = diag(1/T) (mean preference); for each row u of U, v = argmin v^T K v s.t.
     v >= u (each row's projection onto the dual cone, in weight space); weights = sum of the
     v's; d = weights @ grads (raw gradients). The QP is solved exactly by NNLS instead of
-    quadprog (same strictly convex problem).
+    quadprog (same strictly convex problem; checked once against qpsolvers' quadprog on 300
+    random inputs: weights within 1e-13 relative).
     """
     g = _as_grads(grads)
     t = g.shape[0]
