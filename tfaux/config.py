@@ -586,26 +586,52 @@ class TuningConfig:
         )
 
 
+# MGDA's normalizations of the gradients (LibMTL's `mgda_gn`): none, ‖g‖, L, L·‖g‖.
+MGDA_NORMALIZATIONS = ("none", "l2", "loss", "loss+")
+
+
 @dataclass(frozen=True)
 class WeightingConfig:
-    """Learned loss weighting, selected per variant with "~uncertainty" or "~gradnorm".
+    """Settings of the loss weightings a variant selects with "~<name>" (see `tfaux.weighting`;
+    each weighting takes the fields named after it).
 
-    Uncertainty weighting (Kendall et al., CVPR 2018) has no setting. GradNorm (Chen et al., ICML
-    2018): `gradnorm_alpha` is α, the pull toward equal training rates (0: equal gradient norms;
-    the paper's default 1.5), `gradnorm_learning_rate` the step size of the weights' own
-    gradient descent. See `tfaux.weighting`.
+    GradNorm (Chen et al., ICML 2018): `gradnorm_alpha` is α, the pull toward equal training
+    rates (0: equal gradient norms; the paper's 1.5), `gradnorm_learning_rate` the step size of
+    the weights' own gradient descent. CAGrad: `cagrad_c` the radius c relative to the mean
+    gradient's norm, `cagrad_rescale` 0/1/2 (divide by 1, 1 + c², 1 + c; LibMTL's 0.5 and 1).
+    MGDA: `mgda_normalization` of each gradient before the min-norm point. Nash-MTL:
+    `nash_max_norm` the norm the update is clipped to (0: none). OL-AUX: `olaux_learning_rate`
+    β and `olaux_horizon` N, the steps between two updates of its weights. DWA:
+    `dwa_temperature` τ.
     """
 
     gradnorm_alpha: float = 1.5
     gradnorm_learning_rate: float = 0.025
+    cagrad_c: float = 0.5
+    cagrad_rescale: int = 1
+    mgda_normalization: str = "none"
+    nash_max_norm: float = 1.0
+    olaux_learning_rate: float = 5.0
+    olaux_horizon: int = 5
+    dwa_temperature: float = 2.0
 
     def __post_init__(self):
         require(self.gradnorm_alpha >= 0, "gradnorm_alpha >= 0", gradnorm_alpha=self.gradnorm_alpha)
+        for key in ("gradnorm_learning_rate", "olaux_learning_rate", "dwa_temperature"):
+            require(getattr(self, key) > 0, f"{key} > 0", **{key: getattr(self, key)})
+        for key in ("cagrad_c", "nash_max_norm"):
+            require(getattr(self, key) >= 0, f"{key} >= 0", **{key: getattr(self, key)})
         require(
-            self.gradnorm_learning_rate > 0,
-            "gradnorm_learning_rate > 0",
-            gradnorm_learning_rate=self.gradnorm_learning_rate,
+            self.cagrad_rescale in (0, 1, 2),
+            "cagrad_rescale in (0, 1, 2)",
+            cagrad_rescale=self.cagrad_rescale,
         )
+        require(
+            self.mgda_normalization in MGDA_NORMALIZATIONS,
+            f"mgda_normalization in {MGDA_NORMALIZATIONS}",
+            mgda_normalization=self.mgda_normalization,
+        )
+        require(self.olaux_horizon >= 1, "olaux_horizon >= 1", olaux_horizon=self.olaux_horizon)
 
 
 # What a claim compares (see `Claim.metric`): accuracies are higher-is-better, CE lower-is-better.

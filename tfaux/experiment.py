@@ -103,11 +103,15 @@ def steps_per_epoch(recipe: Recipe, info: data.DatasetInfo) -> int:
 def example_passes(recipe: Recipe, variant: str, info: data.DatasetInfo, steps: int) -> int:
     """Forward-backward passes over training examples in `steps` optimizer steps of `variant`
     (the budget): examples per step, twice for a two-view task (two views of each), times the
-    loop's passes per step (attack steps; Free-AT's backward pass for δ with aux tasks)."""
-    tasks = Variant.parse(variant).tasks
+    loop's passes per step (attack steps; Free-AT's backward pass for δ with aux tasks) and the
+    weighting's extra backward passes (one per aux term for a combination of gradients; each
+    counted as a whole pass, an upper bound)."""
+    parsed = Variant.parse(variant)
+    tasks = parsed.tasks
     views = task_views(tasks)
     examples_per_step = info.num_train / steps_per_epoch(recipe, info) * views
     passes = loop_of(recipe, variant).passes_per_step(tasks)
+    passes += WEIGHTINGS.get(parsed.weighting).extra_backward_passes(len(tasks))
     return round(steps * examples_per_step * passes)
 
 
@@ -176,8 +180,9 @@ def check_weights(variant: Variant, default: float) -> None:
     """Refuses an aux task at λ = 0 (its own, or the `default` it takes) under fixed weights: its
     head trains nothing, so the variant is "none" at extra cost. A two-view task at λ = 0 is
     kept: its classifier still trains on two augmented views of every image (seed 002's control,
-    "projection=0"). Learned weightings replace λ, so they are not checked."""
-    if variant.weighting != "fixed":
+    "projection=0"). Learned weightings replace λ, so they are not checked; a combination of
+    gradients scales each row by its λ, so it is."""
+    if WEIGHTINGS.get(variant.weighting).learned:
         return
     for task, weight in variant.weights(default).items():
         if weight == 0 and task_class(task).views < 2:
@@ -216,8 +221,8 @@ def tuning_variant(recipe: Recipe) -> str:
         variant = t.variant
     parsed = Variant.parse(variant)
     require(
-        parsed.weighting == "fixed",
-        "a tuning.variant with fixed λ (learned weighting has no λ to tune)",
+        not WEIGHTINGS.get(parsed.weighting).learned,
+        "a tuning.variant whose weighting uses λ (learned weights have no λ to tune)",
         variant=variant,
     )
     loop = loop_class(parsed.loop)
@@ -385,7 +390,10 @@ def fit(
     """`model.fit` on the training split, validated on the validation split, the way every
     variant trains: one iterator per split for the whole fit, never one per epoch (`repeated`);
     under multi-worker training each worker takes its share of every batch; the pipeline
-    shuffles, with the run's seed, so Keras does not."""
+    shuffles, with the run's seed, so Keras does not. The weighting's callbacks (DWA's epoch
+    history) go first, so the epoch's backup holds what they did at its end."""
+    weighting = getattr(model, "weighting", None)
+    callbacks = [*(weighting.callbacks() if weighting else []), *callbacks]
     train, steps = repeated(shard_by_data(splits.train))
     val, val_steps = repeated(shard_by_data(splits.val))
     with (strategy or tf.distribute.get_strategy()).scope():

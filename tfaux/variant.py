@@ -32,7 +32,8 @@ class Variant:
         loop: the training loop's name, "standard" when none is named.
         settings: `AdversarialConfig` overrides from the brackets after the loop, typed.
         augmentation: the in-graph augmentation, or None.
-        weighting: "fixed" (λ), or a learned weighting that replaces every λ.
+        weighting: "fixed" (λ), or another of `tfaux.weighting` (learned weights, a gradient
+            combination).
     """
 
     text: str
@@ -86,17 +87,6 @@ def _parse(text: str) -> Variant:
             tasks.append(name)
     require(len(set(tasks)) == len(tasks), "distinct tasks", variant=text)
     weighting = weighting or "fixed"
-    if weighting != "fixed":
-        require(
-            not own_weights,
-            f"no task λ with '~{weighting}' (learned weights replace λ)",
-            variant=text,
-        )
-        require(
-            weighting != "gradnorm" or bool(tasks),
-            "at least one aux task with '~gradnorm' (with the primary alone its weight stays 1)",
-            variant=text,
-        )
     settings = _settings(text, inside)
     AdversarialConfig(**settings)  # known keys, valid values
     return Variant(

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import ROOT, quick_eval, random_images, tiny_model
+from tests.helpers import ROOT, quick_eval, random_images, tiny_model, with_loop
 from tfaux import experiment
 from tfaux.attacks import ATTACKS, AttackedModel, create_attack
 from tfaux.cli import load_recipe_file
@@ -20,6 +20,7 @@ from tfaux.config import DataConfig
 from tfaux.evaluate import attack_jobs
 from tfaux.models import list_backbones
 from tfaux.models.registry import BACKBONES
+from tfaux.tasks import FourierTask
 from tfaux.tasks.base import TASKS
 from tfaux.training.loop import LOOPS, list_loops
 from tfaux.weighting import WEIGHTINGS, list_weightings
@@ -51,13 +52,13 @@ def _run(source: str, module_name: str, monkeypatch) -> types.ModuleType:
     return module
 
 
-def test_the_section_says_what_each_plugin_takes_and_shows_all_six():
+def test_the_section_says_what_each_plugin_takes_and_shows_an_example_of_each():
     intro = " ".join(_section().split())
     kinds = "an attack, a training loop, an auxiliary task, a backbone, a loss weighting or "
     kinds += "a recipe"
     assert f"Adding {kinds} is one new file each." in intro
     markers = ("@register_backbone", "@register_task", "@register_loop", "@register_weighting")
-    markers += ("RECIPE = Recipe(", "@register_attack")
+    markers += ("@register_weighting", "RECIPE = Recipe(", "@register_attack")
     examples = _examples()
     assert len(examples) == len(markers)
     assert all(marker in example for marker, example in zip(markers, examples, strict=True))
@@ -65,7 +66,7 @@ def test_the_section_says_what_each_plugin_takes_and_shows_all_six():
 
 
 def test_the_extension_examples_register_and_train(tmp_path, monkeypatch, scoped_registries):
-    backbone, task, loop, weighting, recipe_file, _ = _examples()
+    backbone, task, loop, weighting, _, recipe_file, _ = _examples()
     for index, source in enumerate((backbone, task, loop, weighting)):
         _run(source, f"readme_extension_{index}", monkeypatch)
     assert "strided_cnn" in list_backbones() and "gaussian_noise" in list_loops()
@@ -114,6 +115,19 @@ def test_the_extension_examples_register_and_train(tmp_path, monkeypatch, scoped
     assert float(revived.weighting.steps_taken) == 0
     revived.set_weights(warm.get_weights())
     assert float(revived.weighting.steps_taken) == len(logs) > 1
+
+
+def test_the_gradient_combination_example_registers_and_trains(monkeypatch, scoped_registries):
+    _run(_examples()[4], "readme_extension_combination", monkeypatch)
+    assert "equal_norms" in list_weightings()
+    model = with_loop(tiny_model([FourierTask(0.01)]), "standard", weighting="equal_norms")
+    gram = tf.constant([[4.0, 1.0], [1.0, 0.25]])
+    np.testing.assert_allclose(model.weighting.combine(gram, None, None), [1.0, 4.0])
+    model.compile(optimizer=keras.optimizers.SGD(0.05), jit_compile=False)
+    x, y = random_images(16, (16, 16, 1), seed=3), np.arange(16) % 4
+    logs = model.fit(x, y, batch_size=16, epochs=1, verbose=0).history
+    assert logs["weight_logits"] == [1.0] and logs["weight_fourier"][0] > 0
+    assert -1 <= logs["cosine_fourier"][0] <= 1
 
 
 def test_the_attack_example_registers_and_joins_the_report(monkeypatch, scoped_registries):

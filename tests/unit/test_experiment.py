@@ -108,8 +108,9 @@ def test_the_tuned_variant_is_the_first_with_aux_tasks_and_its_loop_must_use_the
     with pytest.raises(ValueError, match="a loop that trains at adversarial.eps"):
         experiment.tuning_variant(searched_eps)
     learned = _recipe("fourier~uncertainty")
-    with pytest.raises(ValueError, match="with fixed λ"):
+    with pytest.raises(ValueError, match="whose weighting uses λ"):
         experiment.tuning_variant(learned)
+    assert experiment.tuning_variant(_recipe("fourier~pcgrad")) == "fourier~pcgrad"  # λ scales
 
 
 def test_a_variants_loop_carries_its_bracketed_settings_and_nothing_else_changes():

@@ -16,7 +16,8 @@ from tfaux.tasks import FourierTask, ReconTask
 from tfaux.training.loops.adversarial import AdversarialModel
 from tfaux.training.loops.free import FreeATModel
 from tfaux.variant import Variant
-from tfaux.weighting import list_weightings, shared_kernel
+from tfaux.weighting import list_weightings
+from tfaux.weighting.gradnorm import shared_kernel
 
 X, Y = random_images(16, (16, 16, 1), seed=1), np.arange(16) % 4
 SMALL = AdversarialConfig(eps=0.1, pgd_steps=2, replays=2)
@@ -150,7 +151,8 @@ def test_config_round_trip_keeps_the_weighting(weighting, loop):
     model = _model(weighting, loop=loop, config=config)
     revived = type(model).from_config(model.get_config())
     assert type(revived) is type(model) and revived.weighting.name == weighting
-    assert (revived.gradnorm_alpha, revived.gradnorm_learning_rate) == (0.5, 0.1)
+    options = revived.weighting_options
+    assert (options["gradnorm_alpha"], options["gradnorm_learning_rate"]) == (0.5, 0.1)
     assert [w.path for w in revived.weights] == [w.path for w in model.weights]
     if weighting == "gradnorm":
         assert (revived.weighting.alpha, revived.weighting.learning_rate) == (0.5, 0.1)
@@ -232,7 +234,10 @@ def test_variant_weighting_is_parsed_after_everything_else(variant, weighting):
             "fixed loss weights with the loop '@corruption_augment'",
         ),
         ("fourier=0.5~uncertainty", "no task λ with '~uncertainty'"),
-        ("none~gradnorm", "at least one aux task with '~gradnorm'"),
+        ("none~gradnorm", "at least 1 aux task with '~gradnorm'"),
+        ("none~pcgrad", "at least 1 aux task with '~pcgrad'"),
+        ("fourier=0.5~rlw", "no task λ with '~rlw'"),
+        ("fourier@trades~uncertainty", "fixed loss weights with the loop '@trades'"),
     ],
 )
 def test_bad_weighting_variants_say_what_is_wrong(variant, message):
@@ -241,7 +246,22 @@ def test_bad_weighting_variants_say_what_is_wrong(variant, message):
 
 
 def test_weighting_config_is_validated_and_settable():
-    assert list_weightings() == ["fixed", "gradnorm", "uncertainty"]
+    assert list_weightings() == [
+        "aligned_mtl",
+        "cagrad",
+        "dwa",
+        "fixed",
+        "gradcosine",
+        "gradnorm",
+        "imtl_g",
+        "mgda",
+        "nash_mtl",
+        "olaux",
+        "pcgrad",
+        "primary_projection",
+        "rlw",
+        "uncertainty",
+    ]
     recipe = apply_overrides(Recipe(name="r"), ["weighting.gradnorm_alpha=0.5"])
     assert recipe.weighting == WeightingConfig(gradnorm_alpha=0.5)
     with pytest.raises(ValueError, match="gradnorm_learning_rate > 0"):

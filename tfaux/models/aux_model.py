@@ -8,7 +8,7 @@ extension points: `augment` (in-graph augmentation, and the two views of contras
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import keras
 import tensorflow as tf
@@ -17,7 +17,7 @@ from tfaux.config import AUX_TARGETS
 from tfaux.data.augment import get_augmentation, two_views
 from tfaux.data.pipeline import labels_of
 from tfaux.tasks.base import AuxTask
-from tfaux.weighting import create_weighting
+from tfaux.weighting import FixedWeighting, create_weighting, weighting_class
 
 PRIMARY = "logits"
 VALIDATION_SEED = 20200614  # fixed augmentations and corruptions in validation, so epochs compare
@@ -42,7 +42,7 @@ def repeat_batch(y, times: int):
     return tf.nest.map_structure(lambda t: tf.tile(t, [times] + [1] * (len(t.shape) - 1)), y)
 
 
-_WEIGHTING_PARAMS = ("gradnorm_alpha", "gradnorm_learning_rate")
+_OLD_WEIGHTING_PARAMS = ("gradnorm_alpha", "gradnorm_learning_rate")
 
 
 def _unscaled(value: tf.Tensor) -> tf.Tensor:
@@ -68,12 +68,12 @@ class AuxModel(keras.Model):
             projection) train on two augmented views of each image ("simclr" by default), with
             the labels repeated, so the classifier predicts both (seed 002 eq. 5).
         flip: whether the augmentation may mirror images (not for digits).
-        weighting: how the loss terms are weighted: "fixed" (λ as above), or learned, replacing
-            every λ and the primary's 1: "uncertainty" (Kendall et al.) or "gradnorm" (Chen et
-            al.; a persistent tape then gives the per-term gradients). Learned weightings log
-            `weight_<term>` for every term (`weight_logits`, `weight_fourier`, ...).
-        gradnorm_alpha: GradNorm's α (the pull toward equal training rates).
-        gradnorm_learning_rate: the step size of GradNorm's weights.
+        weighting: how the loss terms become the update (`tfaux.weighting`): "fixed" (λ as
+            above), learned weights replacing every λ and the primary's 1 ("uncertainty",
+            "gradnorm", ...), or a combination of the per-term gradients ("pcgrad", ...; a
+            persistent tape then gives them). They log `weight_<term>` for every term.
+        weighting_options: `WeightingConfig` fields by name (GradNorm's α, CAGrad's c, ...);
+            each weighting takes those it declares.
         aux_targets: what aux targets are computed from in training: "clean" (the augmented,
             unperturbed images) or "perturbed" (the adversarial or noisy images the weights
             train on). Tasks that reproduce the pre-augmentation image (the denoiser) keep it.
@@ -87,10 +87,13 @@ class AuxModel(keras.Model):
 
     # Constructor arguments of a training loop, saved in the config (subclasses extend it).
     LOOP_PARAMS: tuple[str, ...] = ()
-    # Loss weightings the loop supports (loops with their own fixed weights allow only "fixed").
-    # Its objective fixes the weights of its terms (TRADES' β, eq. (7) of Auxiliary Training): no
-    # learned weighting. The one declaration: `Loop.check_variant` reads it from the loop's model.
+    # Loss weightings the loop supports, read by `accepts_weighting` (which `Loop.check_variant`
+    # asks). Its objective fixes the weights of its terms (TRADES' β, eq. (7) of Auxiliary
+    # Training): no learned weighting.
     fixed_loss_weights: bool = False
+    # Its objective fixes the weights of its aux terms too (Auxiliary Training's eq. (7)): only
+    # fixed λ, no combination of gradients either.
+    fixed_aux_weights: bool = False
 
     def __init__(
         self,
@@ -99,8 +102,7 @@ class AuxModel(keras.Model):
         augmentation: str | None = None,
         flip: bool = True,
         weighting: str = "fixed",
-        gradnorm_alpha: float = 1.5,
-        gradnorm_learning_rate: float = 0.025,
+        weighting_options: Mapping[str, float] | None = None,
         aux_targets: str = "clean",
         **kwargs,
     ):
@@ -128,28 +130,35 @@ class AuxModel(keras.Model):
                 f"Expected aux_targets in {AUX_TARGETS}. Received: aux_targets={aux_targets!r}"
             )
         self.aux_targets = aux_targets
-        if weighting != "fixed" and self.fixed_loss_weights:
+        if weighting != "fixed" and not self.accepts_weighting(weighting_class(weighting)):
             raise ValueError(
                 f"Expected weighting 'fixed' for {type(self).__name__} (its loss has its own fixed "
                 f"weights). Received: weighting={weighting!r}"
             )
+        self.weighting_options = dict(weighting_options or {})
         self.weighting = create_weighting(
             weighting,
             self,
             {PRIMARY: 1.0, **{t.name: t.weight for t in self.tasks}},
-            gradnorm_alpha=gradnorm_alpha,
-            gradnorm_learning_rate=gradnorm_learning_rate,
+            self.weighting_options,
         )
-        self.gradnorm_alpha = float(gradnorm_alpha)
-        self.gradnorm_learning_rate = float(gradnorm_learning_rate)
         self._cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self._trackers = {
             name: keras.metrics.Mean(name=name)
             for name in ["loss", f"{PRIMARY}_loss", *(f"{t.name}_loss" for t in self.tasks)]
         }
-        for name in self.weighting.weights():
-            self._trackers[f"weight_{name}"] = keras.metrics.Mean(name=f"weight_{name}")
+        for name in self.weighting.metrics():
+            self._trackers[name] = keras.metrics.Mean(name=name)
         self._accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+    @classmethod
+    def accepts_weighting(cls, weighting: type[FixedWeighting]) -> bool:
+        """Whether the loop's objective takes `weighting`: fixed weights of its aux terms take
+        fixed λ only; fixed weights within the primary's objective (TRADES' β) take no learned
+        weights, but a combination of gradients, which keeps the primary's objective whole."""
+        if weighting.name == FixedWeighting.name:
+            return True
+        return not cls.fixed_aux_weights and not (cls.fixed_loss_weights and weighting.learned)
 
     # === Steps ===
     def augment(self, x: tf.Tensor, y, seed: tf.Tensor | None = None):
@@ -209,10 +218,11 @@ class AuxModel(keras.Model):
             loss = self.optimizer.scale_loss(loss)
             if separate:
                 primary = self.optimizer.scale_loss(terms[PRIMARY])
-        # Gradients and update (of the weights, then of learned loss weights)
+        # Gradients (the weighting's: the loss's, or its per-term gradients combined) and update
+        # (of the weights, then of learned loss weights)
         with_input = input_gradient is not None and not separate
         sources = [*self.trainable_weights, *([x_train] if with_input else [])]
-        gradients = tape.gradient(loss, sources)
+        gradients = self.weighting.gradients(tape, loss, terms, sources, self.optimizer)
         x_gradient = gradients[-1] if with_input else None
         if separate:
             x_gradient = tape.gradient(primary, x_train)
@@ -239,7 +249,7 @@ class AuxModel(keras.Model):
             on_views = self(views, training=False)
             outputs = {**outputs, **{t.name: on_views[t.name] for t in self.tasks if t.views == 2}}
         _, terms = self.loss_terms(x, y, outputs)
-        return self._update_metrics(y, outputs, terms)
+        return self._update_metrics(y, outputs, terms, training=False)
 
     # === Loss ===
     def loss_terms(self, x, y, outputs, originals=None) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
@@ -278,22 +288,25 @@ class AuxModel(keras.Model):
     def metrics(self):
         return [*self._trackers.values(), self._accuracy]
 
-    def _update_metrics(self, y, outputs, terms):
+    def _update_metrics(self, y, outputs, terms, training: bool = True):
+        """The step's logs; a validation step (`training=False`) logs no weighting metrics: the
+        weights and cosines are the training steps' state, not the validation data's."""
         for name, value in terms.items():
             key = name if name == "loss" else f"{name}_loss"
             self._trackers[key].update_state(_unscaled(value))
-        for name, value in self.weighting.weights().items():
-            self._trackers[f"weight_{name}"].update_state(value)
+        weighting = self.weighting.metrics()
+        if training:
+            for name, value in weighting.items():
+                self._trackers[name].update_state(value)
         self._accuracy.update_state(labels_of(y), outputs[PRIMARY])
-        return {m.name: m.result() for m in self.metrics}
+        return {m.name: m.result() for m in self.metrics if training or m.name not in weighting}
 
     # === Config ===
     def get_config(self):
         config = super().get_config()
         config["tasks"] = [keras.saving.serialize_keras_object(t) for t in self.tasks]
         config.update(augmentation=self.augmentation, flip=self.flip, aux_targets=self.aux_targets)
-        config.update({key: getattr(self, key) for key in _WEIGHTING_PARAMS})
-        config["weighting"] = self.weighting.name
+        config.update(weighting=self.weighting.name, weighting_options=self.weighting_options)
         config.update({key: getattr(self, key) for key in self.LOOP_PARAMS})
         return config
 
@@ -301,9 +314,12 @@ class AuxModel(keras.Model):
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         tasks = [keras.saving.deserialize_keras_object(t) for t in config.pop("tasks", [])]
+        options = dict(config.pop("weighting_options", None) or {})
+        for key in _OLD_WEIGHTING_PARAMS:  # configs saved before `weighting_options`
+            if key in config:
+                options[key] = config.pop(key)
         keys = (
             *cls.LOOP_PARAMS,
-            *_WEIGHTING_PARAMS,
             "weighting",
             "augmentation",
             "flip",
@@ -312,4 +328,11 @@ class AuxModel(keras.Model):
         loop = {key: config.pop(key) for key in keys if key in config}
         # Revive the plain functional graph, then wrap it so __init__ sees the tasks.
         graph = keras.Model.from_config(config, custom_objects=custom_objects)
-        return cls(inputs=graph.input, outputs=graph.output, tasks=tasks, name=graph.name, **loop)
+        return cls(
+            inputs=graph.input,
+            outputs=graph.output,
+            tasks=tasks,
+            name=graph.name,
+            weighting_options=options,
+            **loop,
+        )

@@ -19,6 +19,7 @@ imports:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ from tfaux.names import require
 from tfaux.precision import dtype_policy
 from tfaux.registry import Registry
 from tfaux.variant import STANDARD, Variant
+from tfaux.weighting import weighting_class
 
 if TYPE_CHECKING:
     import numpy as np
@@ -98,13 +100,24 @@ class Loop:
                 "already [clean, T_1(x), …])",
                 variant=variant.text,
             )
-        if variant.weighting != "fixed":
-            require(
-                not cls.model().fixed_loss_weights,
-                f"fixed loss weights with the loop '@{cls.name}' (its objective fixes them), not "
-                f"'~{variant.weighting}'",
-                variant=variant.text,
-            )
+        weighting = weighting_class(variant.weighting)
+        require(
+            cls.model().accepts_weighting(weighting),
+            f"fixed loss weights with the loop '@{cls.name}' (its objective fixes them), not "
+            f"'~{variant.weighting}'",
+            variant=variant.text,
+        )
+        require(
+            not (weighting.learned and variant.own_weights),
+            f"no task λ with '~{variant.weighting}' (learned weights replace λ)",
+            variant=variant.text,
+        )
+        require(
+            len(variant.tasks) >= weighting.min_tasks,
+            f"at least {weighting.min_tasks} aux task with '~{variant.weighting}' (with the "
+            "primary alone there is nothing to weigh)",
+            variant=variant.text,
+        )
 
     # === Model ===
     def model_options(self, batch_size: int) -> dict:
@@ -129,9 +142,10 @@ class Loop:
     def wrap(self, model: keras.Model, *, augmentation=None, weighting="fixed") -> keras.Model:
         """`model`'s graph in `model_class` (call inside the strategy scope).
 
-        `augmentation` (an in-graph augmentation, two-view tasks) and `weighting` ("fixed",
-        "uncertainty", "gradnorm") come from the variant; the flip rule from the dataset; what
-        aux targets are computed from (`adversarial.aux_targets`) from the recipe.
+        `augmentation` (an in-graph augmentation, two-view tasks) and `weighting` (a name from
+        `tfaux.weighting`) come from the variant; the weighting's settings and what aux targets
+        are computed from (`adversarial.aux_targets`) from the recipe; the flip rule from the
+        dataset.
         """
 
         recipe = self.recipe
@@ -143,8 +157,7 @@ class Loop:
             "augmentation": augmentation,
             "flip": dataset_spec(recipe.data.dataset).flip_invariant,
             "weighting": weighting,
-            "gradnorm_alpha": recipe.weighting.gradnorm_alpha,
-            "gradnorm_learning_rate": recipe.weighting.gradnorm_learning_rate,
+            "weighting_options": dataclasses.asdict(recipe.weighting),
             "aux_targets": recipe.adversarial.aux_targets,
             **self.model_options(recipe.data.batch_size),
         }

@@ -1,15 +1,24 @@
-"""How the loss terms are weighted: fixed λ, uncertainty weighting or GradNorm.
+"""How the loss terms become one update: fixed λ, learned weights, or a combination of gradients.
 
 A train step hands its unweighted terms (the primary cross-entropy first, then one per aux task,
-each already scaled per replica) to `total`, and after the backward pass lets the weighting
-`update` itself from the same tape. Learned weights are model weights (`model.add_weight`), so
-`save_weights`, `BackupAndRestore` and a resumed run keep them. Learned weightings replace every
-λ, the primary's implicit 1 included: they learn the balance λ fixes by hand. A new weighting
-is a `FixedWeighting` subclass decorated with `register_weighting` (README, "Extending it").
+each already scaled per replica) to `total`, and asks the weighting for the gradients of the
+step's sources (`gradients`); after that it lets the weighting `update` itself. Three kinds:
+
+- `FixedWeighting`: L = L_primary + Σ_i λ_i·L_i, one backward pass.
+- Learned loss weights (`learned = True`: uncertainty, GradNorm, DWA, RLW): they replace every
+  λ, the primary's implicit 1 included, and learn or draw the balance λ fixes by hand.
+- `GradientWeighting` (PCGrad, CAGrad, MGDA, GradCosine, ...): one gradient per term on the
+  weights the terms share, combined into the update by the method's rule; heads keep their own.
+
+State a weighting keeps is a model weight (`model.add_weight`), so `save_weights`,
+`BackupAndRestore` and a resumed run keep it. Each method is one module of this package,
+registered with `register_weighting` and found by name; a new one is one new file (README,
+"Extending it").
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import keras
@@ -17,26 +26,34 @@ import tensorflow as tf
 
 from tfaux.registry import Registry
 
-# GradNorm keeps every weight above this floor before renormalizing, so no task is switched off
-# for good (a zero weight would zero its gradient norm and the rule could never raise it again).
-_MIN_GRADNORM_WEIGHT = 1e-3
 
-
-def _replicas() -> int:
+def replicas() -> int:
+    """Replicas in sync under the current strategy (1 outside one)."""
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
 class FixedWeighting:
     """Today's objective, L = L_primary + Σ_i λ_i·L_i, with each task's λ from `AuxTask.weight`.
 
+    Declared properties (class attributes), read by the variant checks and the budget:
+        name: what a variant writes after "~".
+        learned: it replaces every λ (and the primary's 1) with weights of its own, so a variant
+            names no λ and a loop whose objective fixes its weights refuses it.
+        needs_term_gradients: `gradients`/`update` read per-term gradients from the step's tape
+            (which must then be persistent).
+        settings: the `WeightingConfig` fields its constructor takes, as keyword arguments.
+        min_tasks: aux tasks a variant needs for the weighting to act.
+
     Args:
-        model: the model the terms come from (unused: fixed weights are not variables).
+        model: the model the terms come from (weightings with state add their weights to it).
         lambdas: term name → λ, the primary first (λ = 1).
     """
 
     name = "fixed"
-    # Whether `update` reads per-term gradients from the step's tape (then it must be persistent).
+    learned = False
     needs_term_gradients = False
+    settings: tuple[str, ...] = ()
+    min_tasks = 0
 
     def __init__(self, model: keras.Model, lambdas: Mapping[str, float]):
         self.lambdas = dict(lambdas)
@@ -54,6 +71,18 @@ class FixedWeighting:
             total += self.lambdas[name] * terms[name]
         return total
 
+    def gradients(
+        self,
+        tape: tf.GradientTape,
+        loss: tf.Tensor,
+        terms: Mapping[str, tf.Tensor],
+        sources: list,
+        optimizer: keras.optimizers.Optimizer,
+    ) -> list:
+        """The gradients of `sources` (the model's trainable weights first, then any input the
+        step differentiates) that the optimizer applies: here those of the (scaled) `loss`."""
+        return tape.gradient(loss, sources)
+
     def update(self, tape: tf.GradientTape, terms: Mapping[str, tf.Tensor]) -> None:
         """Learns the weights after the backward pass; fixed weights do not move."""
 
@@ -62,6 +91,14 @@ class FixedWeighting:
         metrics stay what they were."""
         return {}
 
+    def metrics(self) -> dict[str, tf.Tensor]:
+        """What the step logs besides the losses: `weight_<term>` for every weight."""
+        return {f"weight_{name}": value for name, value in self.weights().items()}
+
+    def callbacks(self) -> list[keras.callbacks.Callback]:
+        """Callbacks the fit needs (per-epoch state, as DWA's loss history), before the backup."""
+        return []
+
     def decay_free_variables(self) -> list:
         """Trainable variables the optimizer must not weight-decay."""
         return []
@@ -69,164 +106,151 @@ class FixedWeighting:
     def get_config(self) -> dict:
         return {}
 
+    @classmethod
+    def extra_backward_passes(cls, tasks: int) -> int:
+        """Backward passes over a batch a step takes beyond the loss's own (the budget)."""
+        return 0
 
-class UncertaintyWeighting(FixedWeighting):
-    """Homoscedastic-uncertainty weighting: L = Σ_i ½·exp(−s_i)·L_i + ½·s_i.
 
-    One learned log-variance s_i = log σ_i² per term, the primary included (as in the paper),
-    initialized to 0 and trained with the model. The paper writes regression terms as
-    L/(2σ²) + log σ and classification terms as L/σ² + log σ; we use the regression form for all:
-    both reach their equilibrium (∂/∂s = 0) at the same effective weight 1/(2·L_i), which is what
-    the weighting is for, and one form keeps every task's head free of a per-kind rule. The
-    effective weights ½·exp(−s_i) are logged; s is excluded from weight decay, which would pull
-    every σ² toward 1 and bias the balance.
+class GradientWeighting(FixedWeighting):
+    """Base of the weightings that combine the terms' gradients on the shared weights.
 
-    Reference:
-        Kendall, Gal, Cipolla, "Multi-Task Learning Using Uncertainty to Weigh Losses for Scene
-        Geometry and Semantics", CVPR 2018.
+    The rows: g_0, the gradient of the primary's objective (the loss without its aux terms: the
+    cross-entropy and what the loop adds to it, as TRADES' KL), and g_i = ∇(λ_i·L_i) for each
+    aux term, over the shared weights: those on the paths of both the primary logits and some
+    aux output (the backbone, a front end), found once from the model's graph. A subclass maps
+    the Gram matrix G·Gᵀ of the rows (and the losses) to weights w in `combine`; the shared
+    weights step along d = Σ_i w_i·g_i, every other weight (the heads) and the input along its
+    own gradient, as with fixed λ. The λ scale the rows: with λ = 1 a method sees the raw
+    per-task gradients, as in its paper.
+
+    Costs: one backward pass per aux term besides the loss's own (the primary row is the
+    loss's gradient minus the aux rows), and T×P floats kept per step.
+
+    Under tf.distribute the rows are summed over replicas before they are combined (each term is
+    scaled per replica, so the sums are the global batch's gradients; combining per replica and
+    summing would not be the method's update), every replica computes the same d, and hands the
+    optimizer d / replicas, which its cross-replica sum restores. Under loss scaling the rows are
+    unscaled before the combination (several rules are not linear in the scale) and d rescaled.
+
+    Logged per step: `weight_<term>` (the w applied) and `cosine_<aux>` (between g_0 and g_i).
     """
 
-    name = "uncertainty"
+    needs_term_gradients = True
+    min_tasks = 1
 
     def __init__(self, model: keras.Model, lambdas: Mapping[str, float]):
         super().__init__(model, lambdas)
-        self.log_variances = model.add_weight(
-            shape=(len(self.lambdas),),
-            initializer="zeros",
-            trainable=True,
-            name="uncertainty_log_variances",
-        )
-
-    def total(self, terms):
-        s = tf.convert_to_tensor(self.log_variances)
-        losses = tf.stack([terms[name] for name in self.names])
-        # The terms are already divided by the replica count and the gradients are summed across
-        # replicas; the regularizer ½·s must be divided likewise to count once per global batch.
-        return tf.reduce_sum(0.5 * tf.exp(-s) * losses + 0.5 * s / _replicas())
-
-    def weights(self):
-        weights = 0.5 * tf.exp(-tf.convert_to_tensor(self.log_variances))
-        return {name: weights[i] for i, name in enumerate(self.names)}
-
-    def decay_free_variables(self):
-        return [self.log_variances]
-
-
-class GradNorm(FixedWeighting):
-    """GradNorm: weights w_i (primary included, all starting at 1) that equalize training rates.
-
-    At every step, with W the last shared weights (`shared_kernel`): G_i = ‖∇_W (w_i·L_i)‖,
-    r_i = (L_i/L_i(0)) / mean_j (L_j/L_j(0)), target_i = mean(G)·r_i^α (held constant), and
-    L_grad = Σ_i |G_i − target_i|. The model trains on Σ_i w_i·L_i with w held constant; w takes
-    one gradient-descent step on L_grad, is floored above 0 and renormalized to Σ_i w_i = T, the
-    number of terms. A task whose gradients dominate W thus loses weight, a task that trains
-    slower than the others gains it. L_i(0), the losses of the first step, are a model weight, so
-    a resumed run keeps its reference. A term that does not depend on W (a front end before the
-    backbone) has G_i = 0 and moves only by the renormalization.
-
-    Under tf.distribute the per-term gradients w.r.t. W and the losses are summed across replicas
-    (each is scaled per replica, so the sums are the global-batch values) before the norms and
-    ratios are taken: every replica computes the same update, and the variables' MEAN
-    aggregation keeps their copies identical.
-
-    Args:
-        model: the model; its backbone holds W and its weights receive w and L(0).
-        lambdas: term name → λ, the primary first (only the names are used).
-        alpha: α, the strength of the pull toward equal training rates (0: equal norms).
-        learning_rate: the step size of the gradient descent on w.
-
-    Reference:
-        Chen, Badrinarayanan, Lee, Rabinovich, "GradNorm: Gradient Normalization for Adaptive
-        Loss Balancing in Deep Multitask Networks", ICML 2018.
-    """
-
-    name = "gradnorm"
-    needs_term_gradients = True
-
-    def __init__(
-        self,
-        model: keras.Model,
-        lambdas: Mapping[str, float],
-        alpha: float = 1.5,
-        learning_rate: float = 0.025,
-    ):
-        super().__init__(model, lambdas)
-        check_gradnorm(alpha, learning_rate)
-        self.alpha, self.learning_rate = float(alpha), float(learning_rate)
-        self.kernel = shared_kernel(model)
-        terms = len(self.lambdas)
-        # Not trainable: the model's optimizer never sees w, `update` steps it by its own rule.
-        self.task_weights = model.add_weight(
-            shape=(terms,),
+        self.shared = shared_weights(model, self.names)
+        self.applied = model.add_weight(
+            shape=(len(self.names),),
             initializer="ones",
             trainable=False,
             aggregation="mean",
-            name="gradnorm_weights",
+            name=f"{self.name}_applied_weights",
         )
-        self.initial_losses = model.add_weight(  # all zero until the first step records them
-            shape=(terms,),
+        self.cosines = model.add_weight(
+            shape=(len(self.names) - 1,),
             initializer="zeros",
             trainable=False,
             aggregation="mean",
-            name="gradnorm_initial_losses",
+            name=f"{self.name}_cosines",
         )
 
-    def total(self, terms):
-        weights = tf.stop_gradient(tf.convert_to_tensor(self.task_weights))
-        losses = tf.stack([terms[name] for name in self.names])
-        return tf.reduce_sum(weights * losses)
+    def combine(self, gram: tf.Tensor, losses: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        """The weights w (T,) of the rows, from their Gram matrix (T, T), the terms' losses (T,)
+        and a stateless seed (2,) that is the same on every replica and fresh every step."""
+        raise NotImplementedError
 
-    def update(self, tape, terms):
-        context = tf.distribute.get_replica_context()
-        term_gradients = [
-            tf.reshape(
-                tape.gradient(
-                    terms[name], self.kernel, unconnected_gradients=tf.UnconnectedGradients.ZERO
-                ),
-                [-1],
+    def gradients(self, tape, loss, terms, sources, optimizer):
+        gradients = list(tape.gradient(loss, sources))
+        variables = [v for v in sources if isinstance(v, keras.Variable)]
+        shared = [k for k, v in enumerate(variables) if v.path in self.shared]
+        if not shared:
+            return gradients
+        shared_variables = [variables[k] for k in shared]
+        scale = tf.cast(optimizer.scale_loss(tf.constant(1.0)), tf.float32)
+        primary, *tasks = self.names
+        rows = []
+        for name in tasks:  # seeded with the loss scale, as the loss's own backward pass is
+            row = tape.gradient(
+                terms[name],
+                shared_variables,
+                output_gradients=tf.cast(scale, terms[name].dtype),
+                unconnected_gradients=tf.UnconnectedGradients.ZERO,
             )
-            for name in self.names
-        ]
-        # Summed over replicas: the gradients and losses of the global batch (see the class doc).
-        term_gradients, losses = context.all_reduce(
-            tf.distribute.ReduceOp.SUM,
-            [tf.stack(term_gradients), tf.stack([terms[name] for name in self.names])],
+            rows.append(self.lambdas[name] * flatten(row))
+        rows.insert(0, flatten([gradients[k] for k in shared]) - tf.add_n(rows))
+        losses = tf.stack([tf.cast(terms[name], tf.float32) for name in self.names])
+        context = tf.distribute.get_replica_context()
+        matrix, losses = context.all_reduce(
+            tf.distribute.ReduceOp.SUM, [tf.stack(rows) / scale, losses]
         )
-        norms = tf.norm(term_gradients, axis=1)
-        recorded = tf.reduce_any(self.initial_losses > 0)
-        initial = tf.where(recorded, tf.convert_to_tensor(self.initial_losses), losses)
-        rates = tf.math.divide_no_nan(losses, initial)
-        rates = tf.math.divide_no_nan(rates, tf.reduce_mean(rates))
-        weights = tf.convert_to_tensor(self.task_weights)
-        with tf.GradientTape() as weight_tape:
-            weight_tape.watch(weights)
-            norms_weighted = weights * norms  # G_i = ‖∇_W (w_i·L_i)‖ = w_i·‖∇_W L_i‖
-            target = tf.stop_gradient(tf.reduce_mean(norms_weighted) * rates**self.alpha)
-            gradnorm_loss = tf.reduce_sum(tf.abs(norms_weighted - target))
-        step = weight_tape.gradient(gradnorm_loss, weights)
-        weights = tf.maximum(weights - self.learning_rate * step, _MIN_GRADNORM_WEIGHT)
-        self.task_weights.assign(weights * len(self.names) / tf.reduce_sum(weights))
-        self.initial_losses.assign(initial)
+        gram = tf.matmul(matrix, matrix, transpose_b=True)
+        seed = tf.stack([tf.cast(optimizer.iterations, tf.int32), tf.constant(7_919)])
+        weights = tf.cast(self.combine(gram, losses, seed), tf.float32)
+        direction = tf.linalg.matvec(matrix, weights, transpose_a=True) * (scale / replicas())
+        for k, value in zip(shared, unflatten(direction, shared_variables), strict=True):
+            gradients[k] = value
+        self.applied.assign(weights)
+        norms = tf.sqrt(tf.linalg.diag_part(gram))
+        self.cosines.assign(tf.math.divide_no_nan(gram[0, 1:], norms[0] * norms[1:]))
+        return gradients
 
     def weights(self):
-        weights = tf.convert_to_tensor(self.task_weights)
+        weights = tf.convert_to_tensor(self.applied)
         return {name: weights[i] for i, name in enumerate(self.names)}
 
-    def get_config(self):
-        return {"gradnorm_alpha": self.alpha, "gradnorm_learning_rate": self.learning_rate}
+    def metrics(self):
+        cosines = tf.convert_to_tensor(self.cosines)
+        return {
+            **super().metrics(),
+            **{f"cosine_{name}": cosines[i] for i, name in enumerate(self.names[1:])},
+        }
+
+    @classmethod
+    def extra_backward_passes(cls, tasks: int) -> int:
+        return tasks
 
 
-WEIGHTINGS: Registry[type[FixedWeighting]] = Registry("loss weighting")
+def flatten(tensors) -> tf.Tensor:
+    """The tensors as one float32 vector, in order."""
+    return tf.concat([tf.reshape(tf.cast(t, tf.float32), [-1]) for t in tensors], axis=0)
+
+
+def unflatten(vector: tf.Tensor, variables) -> list[tf.Tensor]:
+    """`vector` cut into the shapes (and dtypes) of `variables`, in order."""
+    sizes = [math.prod(v.shape) for v in variables]
+    parts = tf.split(vector, sizes)
+    return [tf.cast(tf.reshape(p, v.shape), v.dtype) for p, v in zip(parts, variables, strict=True)]
+
+
+def shared_weights(model: keras.Model, outputs: list[str]) -> set[str]:
+    """Paths of the trainable weights on the path to the first output (the primary) and to at
+    least one other: what the terms share, read from the functional graph."""
+    primary, *others = outputs
+    on_path = {
+        name: {v.path for v in keras.Model(model.input, model.output[name]).trainable_weights}
+        for name in (primary, *others)
+        if name in model.output
+    }
+    aux = set().union(*(on_path[name] for name in others if name in on_path))
+    return on_path[primary] & aux
+
+
+WEIGHTINGS: Registry[type[FixedWeighting]] = Registry(
+    "loss weighting", packages=("tfaux.weighting",)
+)
 
 
 def register_weighting(cls: type[FixedWeighting]) -> type[FixedWeighting]:
     """Class decorator: makes a `FixedWeighting` subclass selectable as "~<cls.name>" in a
-    variant. It is built as `cls(model, lambdas)`; settings it needs are class attributes."""
+    variant. It is built as `cls(model, lambdas, **settings)`, with the `WeightingConfig` fields
+    it names in `settings`; settings without a field are class attributes."""
     return WEIGHTINGS.register(cls)
 
 
-for _weighting in (FixedWeighting, UncertaintyWeighting, GradNorm):
-    register_weighting(_weighting)
+register_weighting(FixedWeighting)
 
 
 def list_weightings() -> list[str]:
@@ -234,56 +258,26 @@ def list_weightings() -> list[str]:
     return WEIGHTINGS.names()
 
 
-def check_gradnorm(alpha: float, learning_rate: float) -> None:
-    """Raises ValueError unless α >= 0 and the learning rate of w is > 0."""
-    if not alpha >= 0 or not learning_rate > 0:
-        raise ValueError(
-            "Expected gradnorm_alpha >= 0 and gradnorm_learning_rate > 0. Received: "
-            f"gradnorm_alpha={alpha}, gradnorm_learning_rate={learning_rate}"
-        )
+def weighting_class(name: str) -> type[FixedWeighting]:
+    """The class registered as `name`; an unknown name suggests the closest."""
+    return WEIGHTINGS.get(name)
 
 
 def create_weighting(
     name: str,
     model: keras.Model,
     lambdas: Mapping[str, float],
-    *,
-    gradnorm_alpha: float = 1.5,
-    gradnorm_learning_rate: float = 0.025,
+    options: Mapping[str, float] | None = None,
 ) -> FixedWeighting:
-    """The weighting `name` ("fixed", "uncertainty", "gradnorm", or a registered one) of
-    `model`'s terms.
+    """The weighting `name` of `model`'s terms.
 
     Args:
         name: a name from `list_weightings()`; unknown names suggest the closest.
-        model: the model; learned weightings add their variables to it (call inside the
+        model: the model; weightings with state add their variables to it (call inside the
             strategy scope the model was built in).
-        lambdas: term name → λ, the primary first with λ = 1 (learned weightings use the names).
-        gradnorm_alpha, gradnorm_learning_rate: GradNorm's α and the step size of its weights.
+        lambdas: term name → λ, the primary first with λ = 1.
+        options: `WeightingConfig` fields by name; each weighting takes those it declares.
     """
-    weighting = WEIGHTINGS.get(name)
-    check_gradnorm(gradnorm_alpha, gradnorm_learning_rate)
-    if weighting is GradNorm:
-        return GradNorm(model, lambdas, gradnorm_alpha, gradnorm_learning_rate)
-    return weighting(model, lambdas)
-
-
-def shared_kernel(model: keras.Model) -> keras.Variable:
-    """W of GradNorm: the kernel of the last layer with a kernel inside the backbone.
-
-    The backbone is the nested `keras.Model` among `model.layers` (what `tfaux.models.build`
-    wraps its heads around); its last kernel is the last weight every head shares.
-    """
-    backbones = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    if len(backbones) != 1:
-        raise ValueError(
-            "Expected exactly one nested keras.Model (the backbone) among the model's layers. "
-            f"Received: {[layer.name for layer in backbones]}"
-        )
-    kernels = [layer.kernel for layer in backbones[0].layers if hasattr(layer, "kernel")]
-    if not kernels:
-        raise ValueError(
-            f"Expected a layer with a kernel in the backbone {backbones[0].name!r}. "
-            f"Received layers: {[layer.name for layer in backbones[0].layers]}"
-        )
-    return kernels[-1]
+    cls = weighting_class(name)
+    options = options or {}
+    return cls(model, lambdas, **{key: options[key] for key in cls.settings if key in options})

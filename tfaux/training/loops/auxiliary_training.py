@@ -73,7 +73,7 @@ class AuxiliaryTrainingModel(AuxModel):
         "adversarial_steps",
         "distillation",
     )
-    fixed_loss_weights = True  # eq. (7) fixes its weights
+    fixed_loss_weights = fixed_aux_weights = True  # eq. (7) fixes its weights
 
     def __init__(
         self,
@@ -150,7 +150,7 @@ class AuxiliaryTrainingModel(AuxModel):
         seed = tf.constant([VALIDATION_SEED, 0])
         outputs = self(corrupted_batch(x, self.corruptions, seed), training=False)
         _, terms = self.loss_terms(x, y, outputs)
-        return self._update_metrics(y, outputs, terms)
+        return self._update_metrics(y, outputs, terms, training=False)
 
     # === Loss ===
     def loss_terms(self, x, y, outputs, originals=None):
@@ -172,8 +172,8 @@ class AuxiliaryTrainingModel(AuxModel):
         terms.update(distill=distill, merge=merge, loss=total)
         return total, terms
 
-    def _update_metrics(self, y, outputs, terms):
-        return super()._update_metrics(y, self._clean_outputs(outputs), terms)
+    def _update_metrics(self, y, outputs, terms, training: bool = True):
+        return super()._update_metrics(y, self._clean_outputs(outputs), terms, training)
 
     def _clean_outputs(self, outputs: dict) -> dict:
         branches = {t.name for t in self.branches}
@@ -208,7 +208,7 @@ class CorruptionAugmentModel(AuxModel):
     """
 
     LOOP_PARAMS = ("corruptions",)
-    fixed_loss_weights = True  # the baseline of Auxiliary Training keeps its objective
+    fixed_loss_weights = fixed_aux_weights = True  # the AT baseline keeps its objective
 
     def __init__(self, *args, corruptions: Sequence[str] = (), **kwargs):
         super().__init__(*args, **kwargs)
