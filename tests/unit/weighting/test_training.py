@@ -174,10 +174,12 @@ def test_two_replicas_combine_the_global_batchs_gradients_like_one(loop, weighti
 
 def test_a_loss_scaled_step_combines_the_unscaled_gradients():
     # mixed_float16: the rows are unscaled before the combination, so the weights and the step
-    # are float32's (up to half precision), not the loss scale's.
+    # are float32's (up to half precision), not the loss scale's; mixed_bfloat16 (no scaling)
+    # likewise.
     steps = {}
-    for precision in ("float32", "mixed_float16"):
+    for precision in ("float32", "mixed_float16", "mixed_bfloat16"):
         model = loop_model("standard", TASKS, weighting="nash_mtl", precision=precision)
         history = _one_step(model)
         steps[precision] = [history[f"weight_{n}"][0] for n in model.weighting.names]
-    np.testing.assert_allclose(steps["mixed_float16"], steps["float32"], rtol=0.05)
+    for precision in ("mixed_float16", "mixed_bfloat16"):
+        np.testing.assert_allclose(steps[precision], steps["float32"], rtol=0.05, err_msg=precision)
