@@ -29,6 +29,7 @@ COMBINED = (
     "nash_mtl",
     "aligned_mtl",
     "mgda",
+    "upgrad",
 )
 # Under FGSM-AT: the auxiliary-learning combinations, the two best-known multi-task ones, and
 # GradNorm (the learned weighting seed 000's weighting recipe measured).

@@ -261,6 +261,7 @@ def test_weighting_config_is_validated_and_settable():
         "primary_projection",
         "rlw",
         "uncertainty",
+        "upgrad",
     ]
     recipe = apply_overrides(Recipe(name="r"), ["weighting.gradnorm_alpha=0.5"])
     assert recipe.weighting == WeightingConfig(gradnorm_alpha=0.5)

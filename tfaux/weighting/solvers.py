@@ -114,3 +114,25 @@ def nash_bargaining(gram: np.ndarray, start: np.ndarray, iterations: int = 100) 
         alpha = alpha - size * step
     converged = np.max(np.abs(alpha * (gram @ alpha) - 1.0)) < 1e-6
     return alpha if converged and np.all(np.isfinite(alpha)) else start
+
+
+def dual_cone_projection(gram: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """v minimizing vᵀKv subject to v ≥ `start` (K positive definite), exactly: v = start + s with
+    s = 0 on an active set A and ∇ = K·v = 0 off it; the one support whose s is ≥ 0 and whose
+    gradient is ≥ 0 on A (the KKT conditions of a strictly convex problem) is the solution."""
+    terms = len(gram)
+    for size in range(terms + 1):
+        for free in itertools.combinations(range(terms), size):
+            index = list(free)
+            shift = np.zeros(terms)
+            if index:
+                rhs = -(gram @ start)[index]
+                shift[index] = np.linalg.solve(gram[np.ix_(index, index)], rhs)
+            if np.any(shift < -1e-12):
+                continue
+            v = start + np.maximum(shift, 0.0)
+            gradient = gram @ v
+            active = [i for i in range(terms) if i not in free]
+            if np.all(gradient[active] >= -1e-10 * max(1.0, np.abs(gradient).max())):
+                return v
+    raise np.linalg.LinAlgError("no KKT point: the Gram matrix is not positive definite")

@@ -19,6 +19,7 @@ from tfaux.weighting.olaux import olaux_step
 from tfaux.weighting.pcgrad import pcgrad_weights
 from tfaux.weighting.primary_projection import primary_projection_weights
 from tfaux.weighting.rlw import RandomLossWeighting
+from tfaux.weighting.upgrad import upgrad_weights
 
 CASES = {
     "orthogonal": [[1.0, 0.0], [0.0, 1.0]],
@@ -231,6 +232,17 @@ def test_nash_mtl_clips_the_update_and_keeps_its_weights_without_an_agreement():
     previous = np.array([0.3, 0.7])
     _, kept = nash_mtl_weights(gram(opposite), previous, max_norm=1.0)
     np.testing.assert_allclose(kept, previous)
+
+
+@pytest.mark.parametrize("grads", all_inputs(), ids=ids())
+def test_upgrad_is_torchjds_update_and_conflicts_with_no_gradient(grads):
+    g = np.asarray(grads)
+    expected, expected_weights = ref.upgrad(g)
+    weights = upgrad_weights(gram(g)).numpy()
+    np.testing.assert_allclose(weights, expected_weights, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(update(weights, g), expected, rtol=1e-6, atol=1e-9)
+    # In the dual cone, up to the 1e-4 regularization: no term's loss rises along it.
+    assert (g @ update(weights, g)).min() >= -1e-3 * np.abs(g).max() ** 2
 
 
 def test_olaux_follows_the_authors_update_over_two_horizons():
