@@ -55,7 +55,15 @@ def _start_workers(
     processes = []
     for index in range(len(cluster["worker"])):
         task = {"cluster": cluster, "task": {"type": "worker", "index": index}}
-        extra = {"TF_CONFIG": json.dumps(task), "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+        extra = {
+            "TF_CONFIG": json.dumps(task),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            # One compute thread each: two workers beside the suite's other process on two
+            # cores would otherwise run six threads and slow every test beside them.
+            "TF_NUM_INTRAOP_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            **(env or {}),
+        }
         env_of_worker = {**os.environ, **extra}
         with open(logs / f"worker{index}.log", "w") as log:
             processes.append(
