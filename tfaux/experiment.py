@@ -133,7 +133,7 @@ def check_recipe(recipe: Recipe, input_shape: tuple[int, int, int] | None = None
         variant = Variant.parse(text)
         if variant.augmentation:
             get_augmentation(variant.augmentation)  # an unknown name suggests the closest
-        WEIGHTINGS.get(variant.weighting)
+        WEIGHTINGS.get(variant.weighting).check_variant(variant)
         loop = loop_class(variant.loop)
         loop.check_variant(variant, task_views(variant.tasks))
         check_weights(variant, recipe.aux_weight)

@@ -130,7 +130,7 @@ class AuxModel(keras.Model):
                 f"Expected aux_targets in {AUX_TARGETS}. Received: aux_targets={aux_targets!r}"
             )
         self.aux_targets = aux_targets
-        if weighting != "fixed" and not self.accepts_weighting(weighting_class(weighting)):
+        if not self.accepts_weighting(weighting_class(weighting)):
             raise ValueError(
                 f"Expected weighting 'fixed' for {type(self).__name__} (its loss has its own fixed "
                 f"weights). Received: weighting={weighting!r}"
@@ -147,7 +147,8 @@ class AuxModel(keras.Model):
             name: keras.metrics.Mean(name=name)
             for name in ["loss", f"{PRIMARY}_loss", *(f"{t.name}_loss" for t in self.tasks)]
         }
-        for name in self.weighting.metrics():
+        self._weighting_metrics = tuple(self.weighting.metrics())
+        for name in self._weighting_metrics:
             self._trackers[name] = keras.metrics.Mean(name=name)
         self._accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
 
@@ -294,12 +295,15 @@ class AuxModel(keras.Model):
         for name, value in terms.items():
             key = name if name == "loss" else f"{name}_loss"
             self._trackers[key].update_state(_unscaled(value))
-        weighting = self.weighting.metrics()
         if training:
-            for name, value in weighting.items():
+            for name, value in self.weighting.metrics().items():
                 self._trackers[name].update_state(value)
         self._accuracy.update_state(labels_of(y), outputs[PRIMARY])
-        return {m.name: m.result() for m in self.metrics if training or m.name not in weighting}
+        return {
+            m.name: m.result()
+            for m in self.metrics
+            if training or m.name not in self._weighting_metrics
+        }
 
     # === Config ===
     def get_config(self):

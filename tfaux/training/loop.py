@@ -100,22 +100,10 @@ class Loop:
                 "already [clean, T_1(x), …])",
                 variant=variant.text,
             )
-        weighting = weighting_class(variant.weighting)
         require(
-            cls.model().accepts_weighting(weighting),
+            cls.model().accepts_weighting(weighting_class(variant.weighting)),
             f"fixed loss weights with the loop '@{cls.name}' (its objective fixes them), not "
             f"'~{variant.weighting}'",
-            variant=variant.text,
-        )
-        require(
-            not (weighting.learned and variant.own_weights),
-            f"no task λ with '~{variant.weighting}' (learned weights replace λ)",
-            variant=variant.text,
-        )
-        require(
-            len(variant.tasks) >= weighting.min_tasks,
-            f"at least {weighting.min_tasks} aux task with '~{variant.weighting}' (with the "
-            "primary alone there is nothing to weigh)",
             variant=variant.text,
         )
 

@@ -24,7 +24,9 @@ from collections.abc import Mapping
 import keras
 import tensorflow as tf
 
+from tfaux.names import require
 from tfaux.registry import Registry
+from tfaux.variant import Variant
 
 
 def replicas() -> int:
@@ -57,6 +59,22 @@ class FixedWeighting:
 
     def __init__(self, model: keras.Model, lambdas: Mapping[str, float]):
         self.lambdas = dict(lambdas)
+
+    @classmethod
+    def check_variant(cls, variant: Variant) -> None:
+        """Refuses, in one line, a variant this weighting cannot act on: one naming a λ it
+        would replace, or with fewer aux tasks than it needs (whatever the loop)."""
+        require(
+            not (cls.learned and variant.own_weights),
+            f"no task λ with '~{variant.weighting}' (learned weights replace λ)",
+            variant=variant.text,
+        )
+        require(
+            len(variant.tasks) >= cls.min_tasks,
+            f"at least {cls.min_tasks} aux task with '~{variant.weighting}' (with the "
+            "primary alone there is nothing to weigh)",
+            variant=variant.text,
+        )
 
     @property
     def names(self) -> list[str]:
