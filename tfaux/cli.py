@@ -264,6 +264,10 @@ def _run(args: argparse.Namespace) -> int:
     from tfaux.export import METADATA
     from tfaux.runner import run
 
+    # Keras traces a step function per batch shape; small data (an image folder of a few
+    # hundred images, whose splits end in odd-sized batches) trips TensorFlow's "triggered
+    # tf.function retracing" warning, which nobody running a recipe can act on.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     # First TF work: multi_worker configures collectives at start-up and blocks until every
     # worker of TF_CONFIG has joined.
     create_strategy(recipe.training.strategy)

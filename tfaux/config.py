@@ -65,7 +65,15 @@ def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which data and how it is split, subset and batched (see `tfaux.data.load`)."""
+    """Which data and how it is split, subset and batched (see `tfaux.data.load`).
+
+    `dataset="folder"` reads your own images from `path` (one subfolder per class, optionally
+    under `train/` and `test/`), `dataset="tfds:<name>"` any TFDS image-classification dataset
+    prepared in `data_dir`. For those, `image_size` defaults to the most common size, `channels`
+    to what the images hold, `test_fraction` of each class is the test split when there is none,
+    `skip_bad_images` skips undecodable images instead of failing, and decoded images above
+    `memory_limit` ("4GiB"; default a quarter of the memory) are streamed from `cache_dir`.
+    """
 
     dataset: str = "fashion_mnist"
     batch_size: int = 128
@@ -76,6 +84,12 @@ class DataConfig:
     image_size: int | None = None
     download: bool = False
     data_dir: str | None = None
+    path: str | None = None
+    channels: int | None = None
+    test_fraction: float = 0.2
+    skip_bad_images: bool = False
+    memory_limit: str | None = None
+    cache_dir: str = "~/.cache/tfaux/images"
 
     def __post_init__(self):
         require(self.batch_size > 0, "batch_size > 0", batch_size=self.batch_size)
@@ -83,6 +97,15 @@ class DataConfig:
         for key in ("train_size", "test_size", "image_size"):
             value = getattr(self, key)
             require(value is None or value > 0, f"{key} > 0 or None", **{key: value})
+        require(self.channels in (None, 1, 3), "channels 1, 3 or None", channels=self.channels)
+        require(
+            0 < self.test_fraction < 1, "0 < test_fraction < 1", test_fraction=self.test_fraction
+        )
+        require(
+            self.dataset != "folder" or bool(self.path),
+            "data.path=DIR (a folder with one subfolder per class) with dataset 'folder'",
+            path=self.path,
+        )
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,11 @@ def run(
         info.mean,
         info.std,
     )
+    log.info(
+        "data per class (train): %s", dict(zip(info.class_names, info.class_counts, strict=True))
+    )
+    for note in info.notes:
+        log.info("data: %s", note)
 
     # Training: every worker of a multi-worker job takes part.
     for variant in recipe.variants:

@@ -8,6 +8,9 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+
+from tfaux.data.folder import BadDataError
 from tfaux.data.pipeline import (
     Arrays,
     DatasetInfo,
@@ -20,6 +23,7 @@ from tfaux.data.sources import (
     DATASETS,
     DataNotFoundError,
     DatasetSpec,
+    ImageOptions,
     RawData,
     check_name,
     dataset_spec,
@@ -32,9 +36,11 @@ from tfaux.data.sources import (
 __all__ = [
     "DATASETS",
     "Arrays",
+    "BadDataError",
     "DataNotFoundError",
     "DatasetInfo",
     "DatasetSpec",
+    "ImageOptions",
     "RawData",
     "Splits",
     "dataset_spec",
@@ -60,6 +66,7 @@ def load(
     data_dir: str | None = None,
     download: bool = False,
     autotune: bool = False,
+    options: ImageOptions | None = None,
 ) -> Splits:
     """Loads a dataset as batched train/val/test pipelines.
 
@@ -85,6 +92,9 @@ def load(
         data_dir: the TFDS data dir (default `$TFDS_DATA_DIR` or `~/tensorflow_datasets`).
         download: let TFDS download a dataset that is not on disk.
         autotune: tf.data autotuning (off: see `tfaux.data.pipeline.make_dataset`).
+        options: how an image folder (`name="folder"`, `ImageOptions.path`) or a
+            `tfds:<name>` dataset is read: size, channels, test split, bad images, memory
+            budget (above it the images are streamed from a local cache), cache folder.
 
     Returns:
         `Splits(train, val, test, info)`; each split yields `(x, y)` with y int64.
@@ -105,6 +115,7 @@ def load(
         coarse=coarse,
         data_dir=data_dir,
         download=download,
+        options=options,
     )
     crop, flip = default_augmentation(name, augment)
     return make_splits(
@@ -123,6 +134,7 @@ def load_arrays(
     coarse: bool = False,
     data_dir: str | None = None,
     download: bool = False,
+    options: ImageOptions | None = None,
 ) -> Arrays:
     """Loads the same splits as `load`, as float32 [0, 1] NHWC numpy arrays (no augmentation).
 
@@ -144,10 +156,19 @@ def load_arrays(
         coarse=coarse,
         data_dir=data_dir,
         download=download,
+        options=options,
     ).as_float()
 
 
-def _prepare(name: str, *, coarse: bool, data_dir: str | None, download: bool, **kwargs) -> Arrays:
+def _prepare(
+    name: str,
+    *,
+    coarse: bool,
+    data_dir: str | None,
+    download: bool,
+    options: ImageOptions | None,
+    **kwargs,
+) -> Arrays:
     # Validate everything before reading a single file.
     check_name(name)
     if not 0.0 < kwargs["val_fraction"] < 1.0:
@@ -165,5 +186,9 @@ def _prepare(name: str, *, coarse: bool, data_dir: str | None, download: bool, *
             f"Expected coarse=True only for datasets with coarse labels ({', '.join(with_coarse)})."
             f" Received: name={name!r}, coarse=True"
         )
-    raw = load_raw(name, data_dir=data_dir, download=download)
+    if dataset_spec(name).num_classes is None:
+        # Its loader decodes at the final size (`options.image_size`), so that streamed images
+        # never need resizing.
+        options = dataclasses.replace(options or ImageOptions(), image_size=kwargs["image_size"])
+    raw = load_raw(name, data_dir=data_dir, download=download, options=options)
     return prepare_arrays(raw, name=name, coarse=coarse, **kwargs)

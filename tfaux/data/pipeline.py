@@ -14,14 +14,19 @@ same seed yield identical batches, and each epoch draws new shuffles and crops.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import tensorflow as tf
 
+from tfaux.data.image_cache import is_streamed, take_rows
 from tfaux.data.sources import RawData, dataset_spec
 
 CROP_PADDING = 4
 """Zero padding (pixels per side) of the random-crop augmentation, as in the CIFAR ResNets."""
+
+IMBALANCE_RATIO = 10.0
+"""Largest over smallest class count from which a training split is called strongly imbalanced."""
 
 # Images per chunk when resizing or computing statistics, to bound temporary float memory.
 _CHUNK = 2048
@@ -42,6 +47,8 @@ class DatasetInfo:
         num_val: examples in the validation split.
         num_test: examples in the test split (after `test_size`).
         coarse_names: one name per coarse label (CIFAR-100 superclasses), or None.
+        class_counts: training examples per class.
+        notes: how the data was read (`RawData.notes`), for the run's log.
     """
 
     name: str
@@ -54,6 +61,8 @@ class DatasetInfo:
     num_val: int
     num_test: int
     coarse_names: tuple[str, ...] | None = None
+    class_counts: tuple[int, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -145,6 +154,11 @@ def resize_images(images: np.ndarray, size: int) -> np.ndarray:
         raise ValueError(f"Expected image_size > 0. Received: image_size={size}")
     if images.shape[1:3] == (size, size):
         return images
+    if is_streamed(images):  # their loader resizes while decoding
+        raise ValueError(
+            f"Expected streamed images at their final size. Received: {images.shape[1:3]}, "
+            f"image_size={size}"
+        )
     chunks = []
     for start in range(0, len(images), _CHUNK):
         resized = tf.image.resize(
@@ -173,8 +187,8 @@ def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, .
 
 
 def to_float(images: np.ndarray) -> np.ndarray:
-    """uint8 images to float32 in [0, 1]."""
-    return images.astype(np.float32) / np.float32(255.0)
+    """uint8 images to float32 in [0, 1] (streamed ones are read into memory)."""
+    return np.asarray(images).astype(np.float32) / np.float32(255.0)
 
 
 def prepare_arrays(
@@ -220,10 +234,14 @@ def prepare_arrays(
         _check_size("test_size", test_size, len(test_rows))
         test_rows = test_rows[:test_size]
 
-    x_train, x_val, x_test = raw.x_train[train_index], raw.x_train[val_index], raw.x_test[test_rows]
+    x_train = take_rows(raw.x_train, train_index)
+    x_val = take_rows(raw.x_train, val_index)
+    x_test = take_rows(raw.x_test, test_rows)
     if image_size is not None:
         x_train, x_val, x_test = (resize_images(x, image_size) for x in (x_train, x_val, x_test))
     mean, std = channel_stats(x_train)
+    class_counts = np.bincount(raw.y_train[train_index], minlength=len(raw.class_names))
+    _warn_imbalance(class_counts, raw.class_names)
     info = DatasetInfo(
         name=name,
         num_classes=len(raw.class_names),
@@ -235,6 +253,8 @@ def prepare_arrays(
         num_val=len(x_val),
         num_test=len(x_test),
         coarse_names=tuple(raw.coarse_names) if coarse else None,
+        class_counts=tuple(int(n) for n in class_counts),
+        notes=raw.notes,
     )
     return Arrays(
         x_train=x_train,
@@ -250,6 +270,19 @@ def prepare_arrays(
         coarse_val=raw.coarse_train[val_index] if coarse else None,
         coarse_test=raw.coarse_test[test_rows] if coarse else None,
     )
+
+
+def _warn_imbalance(counts: np.ndarray, names) -> None:
+    """A one-line warning when the largest class has `IMBALANCE_RATIO` times the training
+    examples of the smallest: accuracy then mostly measures the large classes."""
+    most, least = int(counts.max()), int(counts.min())
+    if most >= IMBALANCE_RATIO * max(least, 1):
+        big, small = names[int(counts.argmax())], names[int(counts.argmin())]
+        warnings.warn(
+            f"strongly imbalanced classes: {most} training examples of {big!r}, {least} of "
+            f"{small!r}; accuracy will mostly reflect the large classes",
+            stacklevel=3,
+        )
 
 
 def _check_size(arg: str, value: int, available: int) -> None:
@@ -356,12 +389,12 @@ def make_dataset(
     Returns:
         A prefetched `tf.data.Dataset` of known cardinality.
     """
-    images_t = tf.convert_to_tensor(images)
     labels_t = tf.nest.map_structure(tf.convert_to_tensor, labels)
     indices = tf.data.Dataset.range(len(images))
+    gather_images = _streamed_gather(images) if is_streamed(images) else _gather(images)
 
     def gather(index):
-        x = tf.cast(tf.gather(images_t, index), tf.float32) / 255.0
+        x = tf.cast(gather_images(index), tf.float32) / 255.0
         return x, tf.nest.map_structure(lambda y: tf.gather(y, index), labels_t)
 
     if not training:
@@ -387,6 +420,25 @@ def make_dataset(
     else:
         ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
     return _with_autotune(ds.prefetch(tf.data.AUTOTUNE), autotune)
+
+
+def _gather(images: np.ndarray):
+    """Batches by index from images held once as a tensor."""
+    images_t = tf.convert_to_tensor(images)
+    return lambda index: tf.gather(images_t, index)
+
+
+def _streamed_gather(images):
+    """Batches by index read from the cache file (a memory map): the same batches as
+    `_gather` over the same images, without holding them in memory."""
+    shape = [None, *images.shape[1:]]
+
+    def gather(index):
+        batch = tf.numpy_function(lambda i: images[i], [index], tf.uint8, stateful=False)
+        batch.set_shape(shape)
+        return batch
+
+    return gather
 
 
 def repeated(dataset: tf.data.Dataset) -> tuple[tf.data.Dataset, int]:

@@ -24,6 +24,7 @@ names of their own.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import math
 import os
@@ -89,6 +90,8 @@ class RawData:
         coarse_train: int64 coarse labels (e.g. CIFAR-100 superclasses), or None.
         coarse_test: int64 coarse labels of the test split, or None.
         coarse_names: one name per coarse label, or None.
+        notes: how the data was read, one line each, for the run's log (a folder's: cached
+            or streamed, images skipped, files ignored).
     """
 
     x_train: np.ndarray
@@ -99,6 +102,7 @@ class RawData:
     coarse_train: np.ndarray | None = None
     coarse_test: np.ndarray | None = None
     coarse_names: tuple[str, ...] | None = None
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self):
         for split, x, y in (
@@ -142,7 +146,9 @@ class DatasetSpec:
         name: the name `load_raw` accepts.
         title: the dataset's usual written name, for messages ("CIFAR-100").
         num_classes: number of (fine) labels; `load_raw` checks the loaded data against it.
-        loader: `loader(data_dir=..., download=...)` returns the `RawData`.
+            None for data that brings its own classes (an image folder, `tfds:<name>`).
+        loader: `loader(data_dir=..., download=...)` returns the `RawData`; a loader of data
+            that brings its own classes also gets `options` (`ImageOptions`).
         coarse_labels: the data carries a second, coarser label (CIFAR-100's 20 superclasses).
         flip_invariant: a left-right mirror keeps every label (clothes and natural images, not
             digits), so training may flip and evaluation may test flips.
@@ -151,7 +157,7 @@ class DatasetSpec:
 
     name: str
     title: str
-    num_classes: int
+    num_classes: int | None
     loader: Loader = dataclasses.field(repr=False)
     coarse_labels: bool = False
     flip_invariant: bool = False
@@ -165,7 +171,7 @@ def register_dataset(
     name: str,
     *,
     title: str,
-    num_classes: int,
+    num_classes: int | None,
     coarse_labels: bool = False,
     flip_invariant: bool = False,
     default_crop: bool = True,
@@ -177,7 +183,7 @@ def register_dataset(
         def _load_cifar10(*, data_dir, download): ...
     """
     DATASETS.check_free(name)  # fails at the decorator's line, before the loader is defined
-    if num_classes < 2:
+    if num_classes is not None and num_classes < 2:
         raise ValueError(f"Expected num_classes >= 2. Received: num_classes={num_classes}")
 
     def wrap(fn: Loader) -> Loader:
@@ -197,13 +203,54 @@ def register_dataset(
     return wrap
 
 
+TFDS_PREFIX = "tfds:"
+"""`tfds:<name>` names any TFDS image-classification dataset prepared in the TFDS data dir."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageOptions:
+    """How data that brings its own classes and image sizes is read (an image folder,
+    `tfds:<name>`); see `tfaux.data.folder.load_folder`.
+
+    Attributes:
+        path: the image folder (`folder` only).
+        image_size: resize to `image_size` x `image_size`; None: the most common size.
+        channels: 1 or 3; None: 1 if every image is grayscale, else 3.
+        test_fraction: share of each class held out for testing when the data has no test split.
+        skip_bad_images: skip and count images that cannot be decoded instead of failing.
+        memory_limit: decoded images above this size ("4GiB") are streamed from the cache;
+            None: a quarter of the machine's memory.
+        cache_dir: where decoded images are cached.
+    """
+
+    path: str | None = None
+    image_size: int | None = None
+    channels: int | None = None
+    test_fraction: float = 0.2
+    skip_bad_images: bool = False
+    memory_limit: str | None = None
+    cache_dir: str = "~/.cache/tfaux/images"
+
+
 def dataset_spec(name: str) -> DatasetSpec:
-    """The registry entry of dataset `name`; an unknown name raises, suggesting the closest."""
+    """The registry entry of dataset `name` (a `tfds:<name>` gets one made for it); an unknown
+    name raises, suggesting the closest."""
+    if name.startswith(TFDS_PREFIX) and len(name) > len(TFDS_PREFIX):
+        from tfaux.data.tfds_images import load_tfds_images
+
+        tfds_name = name[len(TFDS_PREFIX) :]
+        return DatasetSpec(
+            name=name,
+            title=f"TFDS {tfds_name!r}",
+            num_classes=None,
+            loader=functools.partial(load_tfds_images, tfds_name),
+        )
     return DATASETS.get(name)
 
 
 def list_datasets() -> list[str]:
-    """Returns the names `load_raw` (and `tfaux.data.load`) accept, sorted."""
+    """Returns the names `load_raw` (and `tfaux.data.load`) accept, sorted (`tfds:<name>` for
+    any prepared TFDS dataset aside)."""
     return DATASETS.names()
 
 
@@ -217,7 +264,13 @@ def has_coarse_labels(name: str) -> bool:
     return dataset_spec(name).coarse_labels
 
 
-def load_raw(name: str, *, data_dir: str | None = None, download: bool = False) -> RawData:
+def load_raw(
+    name: str,
+    *,
+    data_dir: str | None = None,
+    download: bool = False,
+    options: ImageOptions | None = None,
+) -> RawData:
     """Loads the train and test splits of dataset `name` as uint8 NHWC arrays.
 
     Args:
@@ -226,6 +279,8 @@ def load_raw(name: str, *, data_dir: str | None = None, download: bool = False) 
             Ignored by `digits`.
         download: let TFDS download and prepare the dataset if it is not on disk. Off by
             default: offline, a TFDS download retries for minutes before it fails.
+        options: how data that brings its own classes is read (`ImageOptions`); ignored by
+            the datasets of fixed shape.
 
     Returns:
         A `RawData`.
@@ -236,6 +291,8 @@ def load_raw(name: str, *, data_dir: str | None = None, download: bool = False) 
             failed); the message names the ways to provide it.
     """
     spec = dataset_spec(name)
+    if spec.num_classes is None:
+        return spec.loader(data_dir=data_dir, download=download, options=options or ImageOptions())
     raw = spec.loader(data_dir=data_dir, download=download)
     # Other modules act on the spec without loading any data, so hold the spec to the data here.
     loaded = (len(raw.class_names), raw.coarse_names is not None)
@@ -257,7 +314,7 @@ def _load_fashion_mnist(*, data_dir: str | None, download: bool) -> RawData:
             return _read_fashion_mnist(folder)
 
     # An already prepared TFDS copy is read without asking TFDS to download anything.
-    if download or _tfds_is_prepared("fashion_mnist", data_dir):
+    if download or tfds_is_prepared("fashion_mnist", data_dir):
         try:
             raw = _load_tfds("fashion_mnist", data_dir=data_dir, download=download)
         except DataNotFoundError as e:
@@ -364,7 +421,7 @@ def _tfds_data_dir(data_dir: str | None) -> str:
     )
 
 
-def _tfds_is_prepared(name: str, data_dir: str | None) -> bool:
+def tfds_is_prepared(name: str, data_dir: str | None) -> bool:
     """Whether TFDS has `name` prepared in `data_dir`; looks at files only, never downloads."""
     import tensorflow_datasets as tfds
 
@@ -398,7 +455,7 @@ def _load_tfds(
         # `from None`: the message carries TFDS' reason; its traceback would only bury it.
         text = str(e).strip()
         reason = f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
-        raise DataNotFoundError(_tfds_missing(name, data_dir, reason), reason) from None
+        raise DataNotFoundError(tfds_missing(name, data_dir, reason), reason) from None
     return RawData(
         x_train=train[0],
         y_train=train[1],
@@ -429,11 +486,13 @@ def _tfds_split_to_numpy(builder, split: str, coarse_key: str | None):
     return images, labels, coarse
 
 
-def _tfds_missing(name: str, data_dir: str | None, reason: str) -> str:
-    title = dataset_spec(name).title
+def tfds_missing(name: str, data_dir: str | None, reason: str) -> str:
+    """The one line that says how to provide TFDS dataset `name` (after TFDS' `reason`)."""
+    known = name in DATASETS.names()
+    title = f"{DATASETS.get(name).title} (TFDS {name!r})" if known else f"TFDS {name!r}"
     folder = _tfds_data_dir(data_dir)
     return (
-        f"{title} (TFDS {name!r}) not found in the TFDS data dir {folder}. Prepare it there with "
+        f"{title} not found in the TFDS data dir {folder}. Prepare it there with "
         f"`tfds build {name} --data_dir={folder}` (or place the downloaded files in "
         f"{os.path.join(folder, 'downloads', 'manual')} first), or point data_dir / "
         "TFDS_DATA_DIR to a folder where it is prepared, or pass download=True "

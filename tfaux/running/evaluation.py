@@ -5,6 +5,7 @@ the per-example records behind every number (paired tests read them)."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -226,6 +227,10 @@ def corrupted_test_set(recipe: Recipe, splits, progress: bool):
     x, y = _test_prefix(splits, config.examples)
     # One directory per constants, so switching back and forth reuses both sets.
     name = f"{splits.info.name}-{len(x)}-{config.constants}"
+    if dataset_spec(recipe.data.dataset).num_classes is None:
+        # Your own data ("folder", "tfds:<name>"): its name says nothing about its images.
+        digest = hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:12]
+        name = f"{name.replace(':', '_')}-{digest}"
     return corrupted_set(
         x,
         y,

@@ -101,7 +101,7 @@ def test_fashion_mnist_from_a_prepared_tfds_dir(no_fashion_sources, monkeypatch)
     import tensorflow_datasets as tfds
 
     # A prepared TFDS copy is simulated: mock_data serves the examples, the check says "prepared".
-    monkeypatch.setattr(sources, "_tfds_is_prepared", lambda name, data_dir: True)
+    monkeypatch.setattr(sources, "tfds_is_prepared", lambda name, data_dir: True)
     with tfds.testing.mock_data(num_examples=20):
         raw = data.load_raw("fashion_mnist")
     assert raw.x_train.shape == (20, 28, 28, 1) and raw.class_names == sources.FASHION_MNIST_CLASSES
@@ -196,6 +196,7 @@ def test_unknown_name_suggests_the_closest():
         "cifar100",
         "digits",
         "fashion_mnist",
+        "folder",
         "mnist",
         "svhn_cropped",
     ]
