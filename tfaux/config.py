@@ -73,6 +73,8 @@ class DataConfig:
     to what the images hold, `test_fraction` of each class is the test split when there is none,
     `skip_bad_images` skips undecodable images instead of failing, and decoded images above
     `memory_limit` ("4GiB"; default a quarter of the memory) are streamed from `cache_dir`.
+    `flip` says whether a left-right mirror keeps every label (random flips in training, the
+    flip test in evaluation); None: the dataset's rule (your own images: no).
     """
 
     dataset: str = "fashion_mnist"
@@ -90,6 +92,7 @@ class DataConfig:
     skip_bad_images: bool = False
     memory_limit: str | None = None
     cache_dir: str = "~/.cache/tfaux/images"
+    flip: bool | None = None
 
     def __post_init__(self):
         require(self.batch_size > 0, "batch_size > 0", batch_size=self.batch_size)

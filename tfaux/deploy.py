@@ -268,7 +268,8 @@ def dataset_images(export: Export, dataset: str, count: int) -> tuple[np.ndarray
 
     if count <= 0:
         raise ValueError(f"Expected count > 0. Received: count={count}")
-    raw = load_raw(dataset)
+    own = dataset == export.metadata.get("dataset")  # its recipe may have resized it
+    raw = load_raw(dataset, **_data_settings(export, dataset, own))
     if len(raw.class_names) != len(export.class_names):
         raise ValueError(
             f"Expected a dataset with the export's {len(export.class_names)} classes. "
@@ -276,7 +277,6 @@ def dataset_images(export: Export, dataset: str, count: int) -> tuple[np.ndarray
         )
     images = raw.x_test[:count]
     height, width, _ = export.input_shape
-    own = dataset == export.metadata.get("dataset")  # its recipe may have resized it
     if own and images.shape[1:3] != (height, width) and height == width:
         images = resize_images(images, height)
     if images.shape[1:] != export.input_shape:
@@ -286,6 +286,24 @@ def dataset_images(export: Export, dataset: str, count: int) -> tuple[np.ndarray
             f"Received: {images.shape[1:]}"
         )
     return to_float(images), raw.y_test[:count]
+
+
+def _data_settings(export: Export, dataset: str, own: bool) -> dict:
+    """`load_raw` arguments for `dataset`: an image folder or `tfds:<name>` is read the way the
+    export's recipe read it (its `data` settings are in the metadata)."""
+    from tfaux.data import ImageOptions, dataset_spec
+
+    if dataset_spec(dataset).num_classes is not None:
+        return {}
+    if not own:
+        raise ValueError(
+            f"Expected the export's own dataset ({export.metadata.get('dataset')!r}) for data "
+            f"that brings its own classes. Received: {dataset!r}"
+        )
+    settings = export.metadata.get("recipe", {}).get("data", {})
+    fields = {f.name for f in dataclasses.fields(ImageOptions)}
+    options = ImageOptions(**{k: v for k, v in settings.items() if k in fields})
+    return {"data_dir": settings.get("data_dir"), "options": options}
 
 
 def tflite(export: Export | str | os.PathLike, out_dir: str | os.PathLike) -> dict[str, Path]:

@@ -94,6 +94,7 @@ def load_splits(recipe: Recipe) -> data.Splits:
             memory_limit=d.memory_limit,
             cache_dir=d.cache_dir,
         ),
+        flip=d.flip,
     )
 
 

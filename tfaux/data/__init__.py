@@ -67,6 +67,7 @@ def load(
     download: bool = False,
     autotune: bool = False,
     options: ImageOptions | None = None,
+    flip: bool | None = None,
 ) -> Splits:
     """Loads a dataset as batched train/val/test pipelines.
 
@@ -95,6 +96,8 @@ def load(
         options: how an image folder (`name="folder"`, `ImageOptions.path`) or a
             `tfds:<name>` dataset is read: size, channels, test split, bad images, memory
             budget (above it the images are streamed from a local cache), cache folder.
+        flip: whether left-right mirrors keep the labels (random flips in training); None for
+            the dataset's rule (`tfaux.data.pipeline.mirrors_keep_labels`).
 
     Returns:
         `Splits(train, val, test, info)`; each split yields `(x, y)` with y int64.
@@ -117,7 +120,7 @@ def load(
         download=download,
         options=options,
     )
-    crop, flip = default_augmentation(name, augment)
+    crop, flip = default_augmentation(name, augment, flip)
     return make_splits(
         arrays, batch_size=batch_size, seed=seed, crop=crop, flip=flip, autotune=autotune
     )

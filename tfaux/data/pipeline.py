@@ -293,16 +293,19 @@ def _check_size(arg: str, value: int, available: int) -> None:
 # === Augmentation ===
 
 
-def default_augmentation(name: str, augment: bool | None = None) -> tuple[bool, bool]:
+def default_augmentation(
+    name: str, augment: bool | None = None, flip: bool | None = None
+) -> tuple[bool, bool]:
     """Which augmentations the training split gets: (random crop, random horizontal flip).
 
     The dataset's `DatasetSpec` decides: `default_crop` (off for `digits`, where a 4-pixel shift
     erases a stroke of an 8x8 digit) and `flip_invariant` (off for every digit dataset: a
-    mirrored 2, 3 or 7 is not a digit, let alone the same one).
+    mirrored 2, 3 or 7 is not a digit, let alone the same one), unless `flip` says otherwise
+    (see `mirrors_keep_labels`).
 
     - `augment=False`: none.
-    - `augment=None` (the dataset default): crop if `default_crop`, flip if `flip_invariant`.
-    - `augment=True`: crop for every dataset, flip if `flip_invariant`.
+    - `augment=None` (the dataset default): crop if `default_crop`, flip if mirrors keep labels.
+    - `augment=True`: crop for every dataset, flip if mirrors keep labels.
 
     Raises:
         ValueError: `name` is not a registered dataset.
@@ -310,7 +313,15 @@ def default_augmentation(name: str, augment: bool | None = None) -> tuple[bool, 
     spec = dataset_spec(name)
     if augment is False:
         return False, False
-    return augment is True or spec.default_crop, spec.flip_invariant
+    return augment is True or spec.default_crop, mirrors_keep_labels(name, flip)
+
+
+def mirrors_keep_labels(name: str, flip: bool | None = None) -> bool:
+    """Whether a left-right mirror keeps every label of dataset `name`, so training may flip and
+    evaluation may test flips: `flip` when given (`data.flip`), else the dataset's
+    `flip_invariant` (clothes and natural images yes, digits no; your own images no, since
+    only you know whether a mirrored image keeps its class)."""
+    return dataset_spec(name).flip_invariant if flip is None else bool(flip)
 
 
 def random_crop_flip(

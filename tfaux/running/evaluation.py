@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from tfaux.config import Recipe
 from tfaux.data.corrupted_set import corrupted_set
+from tfaux.data.pipeline import mirrors_keep_labels
 from tfaux.data.sources import dataset_spec
 from tfaux.evaluate import robustness
 from tfaux.evaluate.augmented import augmented_accuracy
@@ -201,7 +202,7 @@ def _input_robustness(recipe, variant, model, classifier, splits, surrogate) -> 
 
 def _flip_invariant(recipe: Recipe) -> bool:
     """Whether mirroring keeps the labels of the recipe's dataset (not for digits)."""
-    return dataset_spec(recipe.data.dataset).flip_invariant
+    return mirrors_keep_labels(recipe.data.dataset, recipe.data.flip)
 
 
 def trained_model(

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import keras
 
-from tfaux.data.sources import dataset_spec
+from tfaux.data.pipeline import mirrors_keep_labels
 from tfaux.models.layers import NormFactory, batch_norm
 from tfaux.names import require
 from tfaux.precision import dtype_policy
@@ -143,7 +143,7 @@ class Loop:
             "tasks": model.tasks,
             "name": model.name,
             "augmentation": augmentation,
-            "flip": dataset_spec(recipe.data.dataset).flip_invariant,
+            "flip": mirrors_keep_labels(recipe.data.dataset, recipe.data.flip),
             "weighting": weighting,
             "weighting_options": dataclasses.asdict(recipe.weighting),
             "aux_targets": recipe.adversarial.aux_targets,

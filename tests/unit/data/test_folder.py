@@ -249,3 +249,12 @@ def test_any_prepared_tfds_dataset_by_name_with_its_label_names(tmp_path, monkey
 def test_a_tfds_dataset_that_is_not_prepared_says_how_to_prepare_it(tmp_path):
     with pytest.raises(data.DataNotFoundError, match="tfds build tf_flowers"):
         data.load_raw("tfds:tf_flowers", data_dir=str(tmp_path), options=_options(tmp_path))
+
+
+def test_your_own_images_are_not_mirrored_unless_you_say_mirrors_keep_their_labels():
+    from tfaux.data.pipeline import default_augmentation
+
+    assert default_augmentation("folder") == (True, False)
+    assert default_augmentation("folder", flip=True) == (True, True)
+    assert default_augmentation("fashion_mnist", flip=False) == (True, False)
+    assert default_augmentation("tfds:beans", augment=False, flip=True) == (False, False)
