@@ -63,6 +63,9 @@ def test_a_folder_trains_evaluates_exports_and_predicts_with_its_class_names(
     counts = results["dataset"]["class_counts"]  # 180 training images less 18 for validation
     assert sum(counts) == 162 and min(counts) >= 48, counts
     assert results["dataset"]["num_test"] == 36
+    header = (run_dir / "results.md").read_text().split("## ")[0]
+    assert "Data: folder, 162 train / 18 val / 36 test images of 28x28x1" in header
+    assert f"boot {counts[0]}, coat {counts[1]}, trouser {counts[2]}" in header
     log = (run_dir / "log.txt").read_text()
     assert "streamed from the cache" in log and "per class (train)" in log
     # Two epochs on 162 images: well above the 33 % of chance on three distinct garments.

@@ -19,6 +19,7 @@ from tfaux.reporting.tables import (
     backbone_table,
     comparison_table,
     corruption_table,
+    data_lines,
     denoiser_table,
     input_robustness_table,
     markdown_table,
@@ -120,7 +121,14 @@ def write_report(
         added["robustbench"] = "robustbench.json"
     results = results.replace(**added)
     (run_dir / "results.md").write_text(
-        "\n".join([f"# {results.recipe} ({results.run})", "", *provenance_lines(results)])
+        "\n".join(
+            [
+                f"# {results.recipe} ({results.run})",
+                "",
+                *provenance_lines(results),
+                *data_lines(results),
+            ]
+        )
         + "\n"
         + "\n".join(sections)
     )

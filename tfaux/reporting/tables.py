@@ -490,6 +490,31 @@ def provenance_lines(results: RunResults | dict) -> list[str]:
     return [f"Commit: {commit}", ""] if commit else []
 
 
+def data_lines(results: RunResults) -> list[str]:
+    """A report header's "Data: ..." line (sizes, image shape, training images per class) and
+    a blank one, so a reader sees what the numbers were measured on; none for results from
+    before per-class counts were recorded."""
+    info = results.dataset
+    counts = info.get("class_counts")
+    if not counts:
+        return []
+    shape = "x".join(str(d) for d in info["image_shape"])
+    names = info["class_names"]
+    if len(counts) <= 20:
+        per_class = ", ".join(f"{k} {n}" for k, n in zip(names, counts, strict=True))
+    else:  # a hundred classes would bury the header
+        least, most = (
+            min(range(len(counts)), key=counts.__getitem__),
+            max(range(len(counts)), key=counts.__getitem__),
+        )
+        per_class = f"{counts[least]} ({names[least]}) to {counts[most]} ({names[most]})"
+    return [
+        f"Data: {info['name']}, {info['num_train']} train / {info['num_val']} val / "
+        f"{info['num_test']} test images of {shape}; training images per class: {per_class}",
+        "",
+    ]
+
+
 def backbone_table(summary: dict) -> str:
     """A backbone sweep's results.md: one row per backbone and variant, accuracies and the
     clean and robust difference to that backbone's baseline with its CI and verdict; with
