@@ -279,15 +279,16 @@ def load_folder(
         raise BadDataError(f"Expected data.image_size > 0. Received: {image_size}")
     listing = list_folder(path, test_fraction=test_fraction)
     files = listing.train_files + listing.test_files
-    size, found_channels = image_format(listing.train_files)
-    if image_size is not None:
-        size = (image_size, image_size)
-    channels = channels or found_channels
-    shape = (*size, channels)
-    cache = ImageCache(os.path.expanduser(cache_dir), _cache_key(files, shape), shape)
-    if not cache.complete():
-        bad = cache.write(decode_files(files, size, channels), len(files))
+    cache = ImageCache(os.path.expanduser(cache_dir), _cache_key(files, image_size, channels))
+    if not cache.complete():  # only now look at the files' sizes and modes
+        size, found_channels = image_format(listing.train_files)
+        if image_size is not None:
+            size = (image_size, image_size)
+        channels = channels or found_channels
+        decoded = decode_files(files, size, channels)
+        bad = cache.write(decoded, len(files), (*size, channels))
         cache.finish(bad=[files[i] for i in bad])
+    shape = cache.shape
     bad = set(cache.bad())
     if bad and not skip_bad_images:
         first = sorted(bad)[0]
@@ -351,10 +352,12 @@ def _load_folder_dataset(*, data_dir: str | None, download: bool, options: Image
     )
 
 
-def _cache_key(files, shape) -> str:
+def _cache_key(files, image_size: int | None, channels: int | None) -> str:
     """Digest of what the decoded images depend on: each file's path, size and modification
-    time, the target shape and the decoder (TensorFlow's version)."""
-    digest = hashlib.sha256(f"{shape} tf{tf.__version__} v{DECODER_VERSION}".encode())
+    time, the requested size and channels (None: found in the files, which the key covers) and
+    the decoder (TensorFlow's version, `DECODER_VERSION`)."""
+    settings = f"{image_size} {channels} tf{tf.__version__} v{DECODER_VERSION}"
+    digest = hashlib.sha256(settings.encode())
     for file in files:
         stat = os.stat(file)
         digest.update(f"\0{file}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())

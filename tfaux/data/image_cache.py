@@ -50,31 +50,31 @@ def memory_budget(limit: str | int | None = None) -> int:
 
 
 class ImageCache:
-    """The cache entry of one set of images of one shape.
+    """The cache entry of one set of images.
 
     Args:
         root: the cache folder (created when written).
-        key: a digest of what the pixels depend on (files, shape, decoder).
-        shape: (H, W, C) of every image.
+        key: a digest of what the pixels depend on (sources, requested size and channels,
+            decoder); the shape the images were decoded to is recorded in the entry.
     """
 
-    def __init__(self, root: str | Path, key: str, shape: tuple[int, int, int]):
+    def __init__(self, root: str | Path, key: str):
         self.directory = Path(root) / key
-        self.shape = tuple(int(d) for d in shape)
         self._meta = self.directory / "meta.json"
         self._images = self.directory / "images.u8"
 
     def complete(self) -> bool:
-        """Whether a finished entry exists (for the same shape)."""
-        return self._meta.is_file() and tuple(self._read_meta()["shape"]) == self.shape
+        """Whether a finished entry exists."""
+        return self._meta.is_file()
 
-    def write(self, batches, count: int) -> list[int]:
-        """Writes the images of `batches` (`(rows, uint8 images)` in increasing row order, rows
-        in [0, count)) one after the other, and returns the rows that never came (the sources
-        that could not be decoded). Call `finish` afterwards."""
+    def write(self, batches, count: int, shape: tuple[int, int, int]) -> list[int]:
+        """Writes the images of `batches` (`(rows, uint8 images of `shape`)` in increasing row
+        order, rows in [0, count)) one after the other, and returns the rows that never came
+        (the sources that could not be decoded). Call `finish` afterwards."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._shape = tuple(int(d) for d in shape)
         partial = self._images.with_suffix(f".{os.getpid()}.partial")
-        images = np.memmap(partial, np.uint8, "w+", shape=(max(count, 1), *self.shape))
+        images = np.memmap(partial, np.uint8, "w+", shape=(max(count, 1), *self._shape))
         seen, cursor = np.zeros(count, bool), 0
         for rows, batch in batches:
             rows, batch = np.asarray(rows), np.asarray(batch)
@@ -83,17 +83,23 @@ class ImageCache:
             cursor += len(rows)
         images.flush()
         del images
-        os.truncate(partial, cursor * int(np.prod(self.shape)))  # the undecodable rows' room
+        os.truncate(partial, cursor * int(np.prod(self._shape)))  # the undecodable rows' room
         os.replace(partial, self._images)
         return [int(r) for r in np.flatnonzero(~seen)]
 
     def finish(self, *, bad: list[str]) -> None:
-        """Marks the entry complete, recording the sources that could not be decoded."""
-        count = self._images.stat().st_size // int(np.prod(self.shape))
-        meta = {"shape": list(self.shape), "count": int(count), "bad": list(bad)}
+        """Marks the entry complete, recording the shape and the sources that could not be
+        decoded."""
+        count = self._images.stat().st_size // int(np.prod(self._shape))
+        meta = {"shape": list(self._shape), "count": int(count), "bad": list(bad)}
         partial = self._meta.with_suffix(f".{os.getpid()}.partial")
         partial.write_text(json.dumps(meta, indent=1))
         os.replace(partial, self._meta)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of every image."""
+        return tuple(self._read_meta()["shape"])
 
     def bad(self) -> list[str]:
         """The sources that could not be decoded."""
@@ -117,7 +123,9 @@ class ImageCache:
         return np.memmap(self._images, np.uint8, "r", shape=shape)
 
     def _read_meta(self) -> dict:
-        return json.loads(self._meta.read_text())
+        if not hasattr(self, "_meta_cache"):
+            self._meta_cache = json.loads(self._meta.read_text())
+        return self._meta_cache
 
 
 class ImageRows:

@@ -70,7 +70,7 @@ def load_tfds_images(
     key = hashlib.sha256(
         f"tfds {name} {builder.info.version} {builder.data_dir} {shape} tf{tf.__version__}".encode()
     ).hexdigest()[:20]
-    cache = ImageCache(os.path.expanduser(options.cache_dir), key, shape)
+    cache = ImageCache(os.path.expanduser(options.cache_dir), key)
     if not cache.complete():
         batches, offset = None, 0
         for split, y in labels.items():  # train's images, then test's
@@ -79,7 +79,7 @@ def load_tfds_images(
                 part if batches is None else batches.concatenate(part),
                 offset + len(y),
             )
-        missing = cache.write(batches, offset)
+        missing = cache.write(batches, offset, shape)
         cache.finish(bad=[str(row) for row in missing])
     if cache.bad():  # TFDS served fewer images than labels
         raise BadDataError(
