@@ -103,12 +103,14 @@ def list_folder(path: str, *, test_fraction: float = 0.2) -> FolderListing:
                 f"Expected the class folders of {test_dir} to equal those of {train_dir}. "
                 f"Received: missing {missing}, extra {extra}"
             )
+        test_files = np.array([f for k in classes for f in test[k]])
+        order = _test_order(len(test_files))
         return FolderListing(
             class_names=classes,
             train_files=tuple(f for k in classes for f in train[k]),
             train_labels=_labels(train, classes),
-            test_files=tuple(f for k in classes for f in test[k]),
-            test_labels=_labels(test, classes),
+            test_files=tuple(test_files[order]),
+            test_labels=_labels(test, classes)[order],
             test_from_train=False,
             ignored=ignored + test_ignored,
         )
@@ -121,6 +123,7 @@ def list_folder(path: str, *, test_fraction: float = 0.2) -> FolderListing:
     files = np.array([f for k in classes for f in train[k]])
     labels = _labels(train, classes)
     test_rows = stratified_test_rows(labels, test_fraction)
+    test_rows = test_rows[_test_order(len(test_rows))]
     train_rows = np.setdiff1d(np.arange(len(files)), test_rows)
     return FolderListing(
         class_names=classes,
@@ -131,6 +134,12 @@ def list_folder(path: str, *, test_fraction: float = 0.2) -> FolderListing:
         test_from_train=True,
         ignored=ignored,
     )
+
+
+def _test_order(count: int) -> np.ndarray:
+    """A fixed permutation of the test files: evaluations that take the first N test images
+    (PGD on 1,000, AutoAttack, the -C set) then see every class, not the first class folders."""
+    return np.random.default_rng(TEST_SPLIT_SEED + 1).permutation(count)
 
 
 def _list_classes(folder: str) -> tuple[dict[str, list[str]], tuple[str, ...]]:

@@ -49,10 +49,26 @@ def test_a_nested_folder_keeps_its_test_split_class_names_and_exact_pixels(tmp_p
     assert raw.class_names == ("class_0", "class_1", "class_2")
     assert raw.x_train.shape == (15, 28, 28, 1) and raw.x_test.shape == (6, 28, 28, 1)
     np.testing.assert_array_equal(raw.y_train, np.repeat([0, 1, 2], 5))
-    np.testing.assert_array_equal(raw.y_test, np.repeat([0, 1, 2], 2))
+    np.testing.assert_array_equal(np.sort(raw.y_test), np.repeat([0, 1, 2], 2))
     expected = [written[p] for p in sorted(written) if "/train/" in str(p)]
     np.testing.assert_array_equal(raw.x_train[..., 0], np.stack(expected))  # PNG is lossless
+    for image, label in zip(raw.x_test[..., 0], raw.y_test, strict=True):  # test images keep labels
+        folder_images = [x for p, x in written.items() if f"/test/class_{label}/" in str(p)]
+        assert any(np.array_equal(image, x) for x in folder_images)
     assert any("28x28, grayscale" in note for note in raw.notes)
+
+
+def test_the_test_split_is_in_a_fixed_mixed_order_so_its_first_images_span_the_classes(
+    tmp_path, fashion
+):
+    # Evaluations take the first N test images; class-sorted files would give one class.
+    _fashion_tree(tmp_path / "d", fashion, per_class=2, test_per_class=10, classes=range(10))
+    _fashion_tree(tmp_path / "flat", fashion, per_class=10, classes=range(10))
+    for root in ("d", "flat"):
+        options = _options(tmp_path, path=str(tmp_path / root), test_fraction=0.5)
+        first = data.load_raw("folder", options=options).y_test
+        assert len(set(first[:20].tolist())) >= 6, first
+        np.testing.assert_array_equal(first, data.load_raw("folder", options=options).y_test)
 
 
 def test_a_flat_folder_gets_a_stratified_test_split_that_no_run_seed_moves(tmp_path, fashion):
