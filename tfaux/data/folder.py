@@ -243,16 +243,23 @@ def decode_files(files, size: tuple[int, int], channels: int) -> tf.data.Dataset
 
 def to_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
     """A uint8 (H, W, 1|2|3|4) image as (H, W, `channels`): alpha dropped, gray repeated, and
-    color made gray by ITU-R 601 luma (a gray image stored as RGB keeps its exact values)."""
-    image = image[..., : 1 if tf.shape(image)[-1] < 3 else 3]  # without alpha
+    color made gray by ITU-R 601 luma (a gray image stored as RGB keeps its exact values).
+    Computed in int32: oneDNN has no uint8 kernels here and says so on the console."""
+    image = tf.cast(image, tf.int32)
+    rgb = tf.cond(
+        tf.shape(image)[-1] >= 3,
+        lambda: image[..., :3],
+        lambda: tf.tile(image[..., :1], [1, 1, 3]),
+    )
     if channels == 3:
-        image = tf.broadcast_to(image, tf.concat([tf.shape(image)[:2], [3]], 0))
-    elif tf.shape(image)[-1] == 3:
-        gray = tf.reduce_all(image == image[..., :1])
-        luma = tf.image.rgb_to_grayscale(tf.cast(image, tf.float32))
-        image = tf.cond(gray, lambda: image[..., :1], lambda: tf.cast(tf.round(luma), tf.uint8))
-    image.set_shape([None, None, channels])
-    return image
+        out = rgb
+    else:
+        luma = tf.round(tf.image.rgb_to_grayscale(tf.cast(rgb, tf.float32)))
+        gray = tf.reduce_all(rgb == rgb[..., :1])
+        out = tf.where(gray, rgb[..., :1], tf.cast(luma, tf.int32))
+    out = tf.cast(out, tf.uint8)
+    out.set_shape([None, None, channels])
+    return out
 
 
 def load_folder(
