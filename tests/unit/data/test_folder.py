@@ -274,3 +274,15 @@ def test_your_own_images_are_not_mirrored_unless_you_say_mirrors_keep_their_labe
     assert default_augmentation("folder", flip=True) == (True, True)
     assert default_augmentation("fashion_mnist", flip=False) == (True, False)
     assert default_augmentation("tfds:beans", augment=False, flip=True) == (False, False)
+
+
+def test_streaming_is_chosen_by_the_default_budget_a_share_of_the_memory(
+    tmp_path, fashion, monkeypatch
+):
+    _fashion_tree(tmp_path / "d", fashion, per_class=4)
+    options = _options(tmp_path, path=str(tmp_path / "d"))  # no memory_limit
+    assert not isinstance(data.load_raw("folder", options=options).x_train, np.memmap)
+    ram = image_cache.memory_budget() / image_cache.DEFAULT_MEMORY_SHARE
+    # 12 images of 784 bytes: above the budget on a machine whose quarter is 9,000 bytes.
+    monkeypatch.setattr(image_cache, "DEFAULT_MEMORY_SHARE", 9000 / ram)
+    assert isinstance(data.load_raw("folder", options=options).x_train, np.memmap)
