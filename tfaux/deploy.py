@@ -301,9 +301,7 @@ def _data_settings(export: Export, dataset: str, own: bool) -> dict:
             f"that brings its own classes. Received: {dataset!r}"
         )
     settings = export.metadata.get("recipe", {}).get("data", {})
-    fields = {f.name for f in dataclasses.fields(ImageOptions)}
-    options = ImageOptions(**{k: v for k, v in settings.items() if k in fields})
-    return {"data_dir": settings.get("data_dir"), "options": options}
+    return {"data_dir": settings.get("data_dir"), "options": ImageOptions.from_settings(settings)}
 
 
 def tflite(export: Export | str | os.PathLike, out_dir: str | os.PathLike) -> dict[str, Path]:

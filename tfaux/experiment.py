@@ -86,14 +86,7 @@ def load_splits(recipe: Recipe) -> data.Splits:
         data_dir=d.data_dir,
         download=d.download,
         coarse=wants_coarse and has_coarse_labels(d.dataset),
-        options=data.ImageOptions(
-            path=d.path,
-            channels=d.channels,
-            test_fraction=d.test_fraction,
-            skip_bad_images=d.skip_bad_images,
-            memory_limit=d.memory_limit,
-            cache_dir=d.cache_dir,
-        ),
+        options=data.ImageOptions.from_settings(recipe.to_dict()["data"]),
         flip=d.flip,
     )
 

@@ -262,40 +262,34 @@ def to_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
     return out
 
 
+@register_dataset("folder", title="image folder", num_classes=None)
 def load_folder(
-    path: str,
-    *,
-    image_size: int | None = None,
-    channels: int | None = None,
-    test_fraction: float = 0.2,
-    skip_bad_images: bool = False,
-    memory_limit: str | int | None = None,
-    cache_dir: str = "~/.cache/tfaux/images",
+    *, data_dir: str | None = None, download: bool = False, options: ImageOptions
 ) -> RawData:
-    """Lists, checks and decodes an image folder (see the module docstring).
-
-    Args:
-        path: the folder.
-        image_size: resize every image to `image_size` x `image_size`; None: the most common
-            size of the training images.
-        channels: 1 or 3; None: 1 if every image is grayscale, else 3.
-        test_fraction: share of each class held out for testing when there is no `test/`.
-        skip_bad_images: skip (and count) images that cannot be decoded instead of failing.
-        memory_limit: decoded images above this many bytes ("4GiB", "500MB" or an int) are
-            streamed from the cache; None: a quarter of the machine's memory.
-        cache_dir: where decoded images are cached.
+    """Lists, checks and decodes the image folder `options.path` (see the module docstring and
+    `ImageOptions` for the settings); `data_dir` and `download` do not apply to a folder.
 
     Raises:
-        BadDataError: see `list_folder`; an image that cannot be decoded (without
-            `skip_bad_images`); a bad `image_size` or `channels`.
+        BadDataError: no `options.path`; see `list_folder`; an image that cannot be decoded
+            (without `options.skip_bad_images`); a bad `image_size` or `channels`.
     """
+    del data_dir, download  # a folder is on disk or it is not
+    if not options.path:
+        raise BadDataError(
+            "Expected data.path=DIR (a folder with one subfolder per class) with "
+            "data.dataset=folder. Received: no data.path"
+        )
+    path, image_size, channels = options.path, options.image_size, options.channels
+    test_fraction = options.test_fraction
     if channels not in (None, 1, 3):
         raise BadDataError(f"Expected data.channels 1, 3 or None. Received: {channels}")
     if image_size is not None and image_size <= 0:
         raise BadDataError(f"Expected data.image_size > 0. Received: {image_size}")
     listing = list_folder(path, test_fraction=test_fraction)
     files = listing.train_files + listing.test_files
-    cache = ImageCache(os.path.expanduser(cache_dir), _cache_key(files, image_size, channels))
+    cache = ImageCache(
+        os.path.expanduser(options.cache_dir), _cache_key(files, image_size, channels)
+    )
     if not cache.complete():  # only now look at the files' sizes and modes
         size, found_channels = image_format(listing.train_files)
         if image_size is not None:
@@ -306,7 +300,7 @@ def load_folder(
         cache.finish(bad=[files[i] for i in bad])
     shape = cache.shape
     bad = set(cache.bad())
-    if bad and not skip_bad_images:
+    if bad and not options.skip_bad_images:
         first = sorted(bad)[0]
         raise BadDataError(
             f"Expected images TensorFlow can decode. Received: {len(bad)} that cannot be, e.g. "
@@ -315,7 +309,7 @@ def load_folder(
     # The cache holds the decodable images only, in file order: train's, then test's.
     keep = np.array([f not in bad for f in files])
     num_train = int(keep[: len(listing.train_files)].sum())
-    streamed = cache.nbytes() > memory_budget(memory_limit)
+    streamed = cache.nbytes() > memory_budget(options.memory_limit)
     images = cache.images(in_memory=not streamed)
     labels = np.concatenate([listing.train_labels, listing.test_labels])[keep]
     raw = RawData(
@@ -347,25 +341,6 @@ def load_folder(
             f"ignored {len(listing.ignored)} files that are not images, e.g. {listing.ignored[0]}"
         )
     return dataclasses.replace(raw, notes=tuple(notes))
-
-
-@register_dataset("folder", title="image folder", num_classes=None)
-def _load_folder_dataset(*, data_dir: str | None, download: bool, options: ImageOptions) -> RawData:
-    del data_dir, download  # a folder is on disk or it is not
-    if not options.path:
-        raise BadDataError(
-            "Expected data.path=DIR (a folder with one subfolder per class) with "
-            "data.dataset=folder. Received: no data.path"
-        )
-    return load_folder(
-        options.path,
-        image_size=options.image_size,
-        channels=options.channels,
-        test_fraction=options.test_fraction,
-        skip_bad_images=options.skip_bad_images,
-        memory_limit=options.memory_limit,
-        cache_dir=options.cache_dir,
-    )
 
 
 def _cache_key(files, image_size: int | None, channels: int | None) -> str:

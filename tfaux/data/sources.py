@@ -231,6 +231,12 @@ class ImageOptions:
     memory_limit: str | None = None
     cache_dir: str = "~/.cache/tfaux/images"
 
+    @classmethod
+    def from_settings(cls, settings: dict) -> ImageOptions:
+        """The options among a recipe's `data` settings (a dict of `DataConfig`'s fields)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in settings.items() if k in names})
+
 
 def dataset_spec(name: str) -> DatasetSpec:
     """The registry entry of dataset `name` (a `tfds:<name>` gets one made for it); an unknown
