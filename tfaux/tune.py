@@ -40,6 +40,7 @@ import math
 import re
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,19 +48,34 @@ import keras
 import keras_tuner
 import numpy as np
 from keras_tuner.errors import FailedTrialError
+from tensorboard.plugins.hparams import api as hparams_api
 
 from tfaux.config import Recipe, with_testable_claims
 from tfaux.distribute import create_strategy
 from tfaux.experiment import (
     build_model,
     check_recipe,
+    first_examples,
     fit,
     load_splits,
     log_to,
     loop_of,
+    steps_per_epoch,
     training_callbacks,
     tuning_variant,
 )
+from tfaux.models.build import primary_classifier
+from tfaux.statistics import (
+    BETTER,
+    WORSE,
+    accuracy_ci,
+    judge,
+    paired_bootstrap,
+    paired_correctness,
+    table_verdict,
+)
+from tfaux.tasks.base import task_class
+from tfaux.training.callbacks import ModelSelection, RobustAccuracy
 from tfaux.training.resume import RunBackup, TrainingFailedError
 from tfaux.variant import Variant
 
@@ -68,19 +84,25 @@ SEARCH_FILE = "search.json"
 HISTORY_FILE = "history.csv"
 SUMMARY_FILE = "summary.json"
 BACKUP_DIR = "backup"
+CORRECT_FILE = "correct.npz"
+REFERENCE = "reference"  # the λ = 0 trial's directory and name
+CONVERGED_GAIN = 0.01  # a last epoch that adds more validation accuracy has not converged
 COMPLETED = "COMPLETED"  # keras_tuner TrialStatus
 log = logging.getLogger("tfaux")
 
 
 @dataclass(frozen=True)
 class TuneResult:
-    """A search's outcome: its directory, one row per trial, the best row and recipe file."""
+    """A search's outcome: its directory, one row per trial, the best row and recipe file, the
+    λ = 0 reference's row and the verdicts that compare them."""
 
     search_dir: Path
     trials: list[dict]
     best: dict | None
     best_recipe: Path | None
     table: str
+    reference: dict | None = None  # the λ = 0 trial's row
+    summary: tuple[str, ...] = ()  # the verdicts: best vs λ = 0 first, then vs the runner-up
 
 
 def tune(
@@ -119,10 +141,35 @@ def tune(
     log.info("search %s: %s", search_dir, json.dumps(search_description(recipe)))
 
     report = _Report(recipe, variant, search_dir, verbose)
-    tuner = _tuner(recipe, LambdaHyperModel(recipe, variant, info, progress=progress), report)
+    hypermodel = LambdaHyperModel(recipe, variant, info, progress=progress)
+    tuner = _tuner(recipe, hypermodel, report)
     done = sum(t.status == COMPLETED for t in tuner.oracle.trials.values())
     if tuner.oracle.trials:
         report.say(f"continuing the search in {search_dir}: {done} trial(s) done")
+    short = short_trials_warning(recipe, info)
+    if short:
+        warnings.warn(short, stacklevel=2)
+    # The λ = 0 reference first: every trial is judged against it.
+    report.say(f"reference (λ = 0): {reference_variant(variant)}")
+    board = search_dir / "tensorboard" / REFERENCE
+    hparams = {name: 0.0 for name in search_description(recipe)["hyperparameters"]}
+    report.reference = hypermodel.reference(
+        search_dir,
+        callbacks=[
+            keras.callbacks.TensorBoard(str(board)),
+            hparams_api.KerasCallback(str(board), hparams, trial_id=REFERENCE),
+        ],
+    )
+    report.say(
+        f"reference done: {report.objective}={report.reference['metrics'][report.objective]:.4f}"
+    )
+    gain = report.reference.get("last_epoch_gain")
+    if gain is not None and gain > CONVERGED_GAIN:
+        warnings.warn(
+            f"trials have not converged: the λ = 0 reference still gained {100 * gain:.1f} "
+            f"points of validation accuracy in its last epoch; raise tuning.epochs",
+            stacklevel=2,
+        )
     report.write(tuner.oracle)
     try:
         tuner.search(callbacks=[keras.callbacks.TensorBoard(str(search_dir / "tensorboard"))])
@@ -223,6 +270,18 @@ def weighted_variant(variant: str, weights: dict[str, float]) -> str:
     return f"{tasks}{at}{loop}{colon}{augmentation}"
 
 
+def reference_variant(variant: str) -> str:
+    """The λ = 0 counterpart of `variant`: the primary alone with the same loop, settings and
+    augmentation ("fourier@fgsm[eps=0.2]" → "none@fgsm[eps=0.2]"). A two-view task stays at λ = 0
+    ("projection=0"): its classifier trains on two views, the control its paper uses. A
+    weighting goes: with every λ at 0 there is nothing to weight."""
+    parsed = Variant.parse(variant)
+    kept = [f"{task}=0" for task in parsed.tasks if task_class(task).views > 1]
+    cut = min((i for i in (variant.find(c) for c in "@:~") if i >= 0), default=len(variant))
+    rest = variant[cut:].split("~")[0]
+    return ("+".join(kept) or "none") + rest
+
+
 def tuned_recipe(recipe: Recipe, values: dict, variant: str | None = None) -> Recipe:
     """`recipe` with a trial's λ written into the tuned variant and its ε and m into
     `adversarial` (so every variant of the recipe on those loops gets them). The paper's claims
@@ -252,14 +311,30 @@ def _rounded(value: float) -> float:
 
 
 def _trial_recipe(recipe: Recipe) -> Recipe:
-    """`recipe` with `tuning.epochs` epochs (its warm-up shortened to fit)."""
-    epochs = recipe.tuning.epochs or recipe.training.epochs
-    training = dataclasses.replace(
-        recipe.training,
-        epochs=epochs,
-        warmup_epochs=min(recipe.training.warmup_epochs, epochs - 1),
-    )
+    """`recipe` with `tuning.epochs` epochs and its schedule scaled to them: the warm-up keeps
+    its share of training (one-cycle and cosine anneal over the trial's own epochs, since they
+    follow `training.epochs`), so a short trial still warms up and anneals."""
+    t = recipe.training
+    epochs = recipe.tuning.epochs or t.epochs
+    warmup = min(round(t.warmup_epochs * epochs / t.epochs), epochs - 1)
+    training = dataclasses.replace(t, epochs=epochs, warmup_epochs=warmup)
     return dataclasses.replace(recipe, training=training)
+
+
+def short_trials_warning(recipe: Recipe, info) -> str | None:
+    """One line when a trial trains fewer optimizer steps than the recipe's own run: its score
+    then ranks λ by how fast a model starts, not where it ends, and the spread between trials is
+    mostly that. None when the trials get the recipe's budget."""
+    trial = _trial_recipe(recipe)
+    steps = steps_per_epoch(recipe, info)
+    if trial.training.epochs >= recipe.training.epochs:
+        return None
+    return (
+        f"trials too short to converge: {trial.training.epochs} epoch(s), "
+        f"{trial.training.epochs * steps} optimizer steps, against the recipe's "
+        f"{recipe.training.epochs} ({recipe.training.epochs * steps}); their scores rank λ "
+        f"early in training. Set --set tuning.epochs={recipe.training.epochs} (or unset it)"
+    )
 
 
 # === The hypermodel ===
@@ -313,7 +388,37 @@ class LambdaHyperModel(keras_tuner.HyperModel):
         **kwargs,
     ) -> dict:
         recipe, variant = self.trial_recipe(hp)
-        trial_dir = Path(trial_dir)
+        label = f"trial {Path(trial_dir).name.removeprefix('trial_')}"
+        return self.train(
+            recipe, variant, model, Path(trial_dir), label, callbacks, epochs, initial_epoch
+        )
+
+    def reference(self, search_dir: Path, callbacks=()) -> dict:
+        """Trains (or resumes, or reads back) the λ = 0 reference: `reference_variant` with the
+        trials' recipe, epochs and seed, in `<search>/reference/`. Returns its summary."""
+        directory = search_dir / REFERENCE
+        summary_file = directory / SUMMARY_FILE
+        if summary_file.exists():
+            return json.loads(summary_file.read_text())
+        recipe = _trial_recipe(self.recipe)
+        variant = reference_variant(self.variant)
+        model, strategy = build_model(recipe, variant, self.info)
+        self.train(recipe, variant, model, directory, REFERENCE, callbacks, None, 0)
+        return json.loads(summary_file.read_text())
+
+    def train(
+        self,
+        recipe: Recipe,
+        variant: str,
+        model: keras.Model,
+        trial_dir: Path,
+        label: str,
+        callbacks=(),
+        epochs: int | None = None,
+        initial_epoch: int = 0,
+    ) -> dict:
+        """One trial's training; returns the metrics of the epoch its loop selects."""
+        trial_dir.mkdir(parents=True, exist_ok=True)
         splits = load_splits(recipe)
         loop = loop_of(recipe, variant)
         # Hyperband sets its own epochs (for Free-AT, each of m replays) and compares trials at
@@ -333,7 +438,7 @@ class LambdaHyperModel(keras_tuner.HyperModel):
             robust_examples=t.robust_examples if robust else None,  # None: the monitor's
             robust_steps=t.pgd_steps if robust else None,
             robust_every=1 if robust else None,  # the objective reads every epoch's
-            progress=f"trial {trial_dir.name.removeprefix('trial_')}" if self.progress else None,
+            progress=label if self.progress else None,
             budget=not hyperband_epochs,
         )
         # Last of ours: it restores the state of those above (δ, early stopping, the guard);
@@ -348,9 +453,13 @@ class LambdaHyperModel(keras_tuner.HyperModel):
             callbacks=[*ours, *callbacks],
             strategy=create_strategy(recipe.training.strategy),
         )
-        return self._result(trial_dir, variant, history, initial_epoch, start)
+        selection = next(c for c in ours if isinstance(c, ModelSelection))
+        pgd = next((c for c in ours if isinstance(c, RobustAccuracy)), None) if robust else None
+        result = self._result(trial_dir, variant, history, initial_epoch, start, selection)
+        self._save_correct(trial_dir, model, splits, pgd)
+        return result
 
-    def _result(self, trial_dir: Path, variant: str, history, initial_epoch: int, start) -> dict:
+    def _result(self, trial_dir: Path, variant: str, history, initial_epoch, start, selection):
         epochs = read_history(trial_dir / HISTORY_FILE)
         if not epochs:
             raise FailedTrialError("no epoch finished")
@@ -359,20 +468,44 @@ class LambdaHyperModel(keras_tuner.HyperModel):
             raise FailedTrialError(
                 f"training diverged: loss {epochs[last]['loss']} at epoch {last}"
             )
-        objective = self.recipe.tuning.objective
-        best = max(epochs, key=lambda e: _finite(epochs[e].get(objective)))
+        # The epoch the loop's rule selects (best clean, best robust or last), as the runner
+        # evaluates it; its weights are the model's now (`ModelSelection` restored them).
+        selected = selection.best_epoch if selection.best_epoch in epochs else last
         first_run = history.epoch[0] if history.epoch else initial_epoch
+        metrics = {k: v for k, v in epochs[selected].items() if k != "epoch"}
         summary = {
             "variant": variant,
             "initial_epoch": initial_epoch,
             # The epoch this trial's last `fit` started at, when a backup brought it forward.
             "resumed_at": first_run if first_run > initial_epoch else None,
             "epochs": len(epochs),
-            "best_epoch": best,
+            "selection": selection.rule,
+            "selected_epoch": selected,
+            "best_epoch": selected,  # the name before the loop's rule chose it
             "last_fit_seconds": round(time.perf_counter() - start, 1),
+            "metrics": metrics,
+            # How far validation accuracy still moved in the last epoch: a trial that stops
+            # while it still climbs has not converged.
+            "last_epoch_gain": (
+                epochs[last].get("val_accuracy", math.nan)
+                - epochs[last - 1].get("val_accuracy", math.nan)
+                if last - 1 in epochs
+                else None
+            ),
         }
         (trial_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
-        return {k: v for k, v in epochs[best].items() if k != "epoch"}
+        return metrics
+
+    def _save_correct(self, trial_dir: Path, model, splits, pgd) -> None:
+        """Per validation image, whether the selected epoch's model gets it right (and, for a
+        robust objective, its PGD example on the robust subset): the paired tests between
+        trials and the λ = 0 reference read them."""
+        x, y = first_examples(splits.val, splits.info.num_val)
+        logits = primary_classifier(model).predict(x, batch_size=512, verbose=0)
+        correct = {"val_accuracy": np.argmax(logits, -1) == y}
+        if pgd is not None:
+            correct["val_pgd_accuracy"] = pgd.correct()
+        np.savez(trial_dir / CORRECT_FILE, **correct)
 
 
 def read_history(path: Path) -> dict[int, dict[str, float]]:
@@ -462,6 +595,7 @@ class _Report:
         self.recipe, self.variant = recipe, variant
         self.search_dir, self.verbose = search_dir, verbose
         self.objective = recipe.tuning.objective
+        self.reference: dict | None = None  # the λ = 0 trial's summary, once it has trained
         self._started: dict[str, float] = {}
 
     def say(self, line: str) -> None:
@@ -492,22 +626,26 @@ class _Report:
         self.say(f"trial {trial.trial_id} done in {seconds:.0f} s: {outcome}{best}")
 
     def write(self, oracle) -> TuneResult:
-        rows = [self._row(trial) for trial in sorted(oracle.trials.values(), key=_trial_number)]
-        best_trials = [t for t in oracle.get_best_trials(1) if t.status == COMPLETED]
-        best = next(
-            (r for r in rows if best_trials and r["trial"] == best_trials[0].trial_id), None
-        )
+        trials = sorted(oracle.trials.values(), key=_trial_number)
+        rows = [self._row(trial) for trial in trials]
+        reference = self._reference_row(trials) if self.reference is not None else None
+        ranked = [t for t in oracle.get_best_trials(len(trials)) if t.status == COMPLETED]
+        best = next((r for r in rows if ranked and r["trial"] == ranked[0].trial_id), None)
+        summary = self._verdicts(ranked[:2])
         best_recipe = None
         if best is not None:
             best_recipe = self.search_dir / "best_recipe.py"
-            best_recipe.write_text(self._best_recipe_source(best_trials[0], len(rows)))
-        table = self._table(rows, best, best_recipe)
+            best_recipe.write_text(self._best_recipe_source(ranked[0], len(trials), summary))
+        shown = [reference, *rows] if reference else rows
+        table = self._table(shown, best, best_recipe, summary)
         (self.search_dir / "trials.md").write_text(table)
         with (self.search_dir / "trials.csv").open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["trial"])
+            writer = csv.DictWriter(f, fieldnames=list(shown[0]) if shown else ["trial"])
             writer.writeheader()
-            writer.writerows(rows)
-        return TuneResult(self.search_dir, rows, best, best_recipe, table)
+            writer.writerows(shown)
+        return TuneResult(
+            self.search_dir, rows, best, best_recipe, table, reference, tuple(summary)
+        )
 
     def _row(self, trial) -> dict:
         row = {"trial": trial.trial_id, "status": trial.status.lower()}
@@ -517,21 +655,99 @@ class _Report:
         for name in dict.fromkeys([self.objective, "val_accuracy"]):
             exists = trial.status == COMPLETED and trial.metrics.exists(name)
             row[name] = float(trial.metrics.get_last_value(name)) if exists else None
-        summary_file = self.search_dir / PROJECT / f"trial_{trial.trial_id}" / SUMMARY_FILE
+        directory = self._trial_dir(trial.trial_id)
+        low, high = self._interval(directory) if trial.status == COMPLETED else (None, None)
+        row["ci_low"], row["ci_high"] = low, high
+        summary_file = directory / SUMMARY_FILE
         summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
         row["epochs"] = summary.get("epochs")
+        row["selected"] = summary.get("selected_epoch")
         row["resumed_at"] = summary.get("resumed_at")
         if self.recipe.tuning.tuner == "hyperband":
             row["continues"] = trial.hyperparameters.values.get("tuner/trial_id")
         return row
 
-    def _table(self, rows: list[dict], best: dict | None, best_recipe: Path | None) -> str:
+    def _reference_row(self, trials) -> dict:
+        """The λ = 0 trial's row, with the trials' columns (every λ 0)."""
+        ref = self.reference
+        searched = list(_searched(trials[0])) if trials else []
+        values = {k: 0.0 if k.startswith("lambda_") else None for k in searched}
+        row = {"trial": "λ = 0", "status": "completed", **values}
+        for name in dict.fromkeys([self.objective, "val_accuracy"]):
+            row[name] = ref["metrics"].get(name)
+        row["ci_low"], row["ci_high"] = self._interval(self.search_dir / REFERENCE)
+        row["epochs"], row["selected"] = ref.get("epochs"), ref.get("selected_epoch")
+        row["resumed_at"] = ref.get("resumed_at")
+        if self.recipe.tuning.tuner == "hyperband":
+            row["continues"] = None
+        return row
+
+    def _trial_dir(self, trial_id: str) -> Path:
+        return self.search_dir / PROJECT / f"trial_{trial_id}"
+
+    def _interval(self, directory: Path) -> tuple[float | None, float | None]:
+        """The 95 % interval of a trial's score from its per-example results: Wilson's for an
+        accuracy, the normal one for the mean of clean and PGD accuracy."""
+        correct = _correct(directory)
+        if correct is None:
+            return None, None
+        if self.objective != "val_clean_pgd_accuracy":
+            estimate = accuracy_ci(correct[self.objective])
+            return _rounded(estimate.low), _rounded(estimate.high)
+        parts = [correct["val_accuracy"], correct["val_pgd_accuracy"]]
+        mean = sum(p.mean() for p in parts) / 2
+        spread = math.sqrt(sum(p.mean() * (1 - p.mean()) / len(p) for p in parts)) / 2
+        return _rounded(max(0.0, mean - 1.96 * spread)), _rounded(min(1.0, mean + 1.96 * spread))
+
+    def _verdicts(self, ranked) -> list[str]:
+        """The search's summary: the best trial against λ = 0 (first, always) and against the
+        runner-up, each a paired test on the same validation images, Holm-corrected over the
+        two, with its word, interval and the smallest difference this validation set detects."""
+        if self.reference is None or not ranked:
+            return []
+        reference = _correct(self.search_dir / REFERENCE)
+        best = _correct(self._trial_dir(ranked[0].trial_id))
+        if reference is None or best is None:
+            return []
+        named = f"trial {ranked[0].trial_id} ({_values_text(ranked[0])})"
+        evidence = {"reference": _evidence(self.objective, best, reference)}
+        runner_up = _correct(self._trial_dir(ranked[1].trial_id)) if len(ranked) > 1 else None
+        if runner_up is not None:
+            evidence["runner_up"] = _evidence(self.objective, best, runner_up)
+        judged = judge(evidence)
+        lines = []
+        j = judged["reference"]
+        word = table_verdict(j)
+        if word == BETTER:
+            lines.append(f"The best λ beats λ = 0 beyond the noise: {named} − λ = 0: {_diff(j)}.")
+        elif word == WORSE:
+            lines.append(
+                f"λ = 0 is better than every λ searched: {named}, the best, − λ = 0: {_diff(j)}."
+            )
+        else:
+            lines.append(
+                f"No λ beat λ = 0 beyond the noise: {named}, the best, − λ = 0: {_diff(j)}; {word}."
+            )
+        if "runner_up" in judged:
+            j = judged["runner_up"]
+            other = f"trial {ranked[1].trial_id} ({_values_text(ranked[1])})"
+            lines.append(f"Best − runner-up {other}: {_diff(j)}; {table_verdict(j)}.")
+        return lines
+
+    def _table(
+        self, rows: list[dict], best: dict | None, best_recipe: Path | None, summary: list[str]
+    ) -> str:
         t = self.recipe.tuning
+        completed = sum(r["status"] == "completed" and r["trial"] != "λ = 0" for r in rows)
         lines = [
             f"# λ search: {self.recipe.name}, variant {self.variant}",
             "",
-            f"KerasTuner {t.tuner}, objective {self.objective} (max), "
-            f"{sum(r['status'] == 'completed' for r in rows)} of {t.max_trials} trials completed.",
+            *summary,
+            *([""] if summary else []),
+            f"KerasTuner {t.tuner}, objective {self.objective} (max) at the epoch the loop "
+            f"selects, with its 95 % interval (ci_low, ci_high) on the validation images; "
+            f"{completed} of {t.max_trials} trials completed, beside the λ = 0 reference "
+            f"({reference_variant(self.variant)}).",
             "",
         ]
         if rows:
@@ -546,7 +762,7 @@ class _Report:
             lines += ["", f"Best recipe: `python recipes/run.py {best_recipe}`"]
         return "\n".join(lines) + "\n"
 
-    def _best_recipe_source(self, trial, trial_count: int) -> str:
+    def _best_recipe_source(self, trial, trial_count: int, summary: list[str]) -> str:
         values = trial.hyperparameters.values
         recipe = tuned_recipe(self.recipe, values, self.variant)
         t = self.recipe.tuning
@@ -563,7 +779,45 @@ class _Report:
             f"{recipe.tuning.variant}. Run it with\n`python recipes/run.py "
             f"{self.search_dir / 'best_recipe.py'}`.\n"
         )
+        if summary:
+            doc = "\n".join(summary) + "\n\n" + doc
         return recipe_source(recipe, doc)
+
+
+def _correct(directory: Path) -> dict[str, np.ndarray] | None:
+    """A trial's per-example results at its selected epoch (`CORRECT_FILE`), or None."""
+    path = directory / CORRECT_FILE
+    if not path.exists():
+        return None
+    with np.load(path) as arrays:
+        return {k: arrays[k] for k in arrays.files}
+
+
+def _evidence(objective: str, a: dict, b: dict):
+    """a − b on the objective, paired on the same validation images: McNemar for an accuracy,
+    a paired bootstrap resampling the clean and the PGD images for their mean."""
+    if objective != "val_clean_pgd_accuracy":
+        return paired_correctness([(a[objective], b[objective])])
+    parts = [(a[k].astype(float), b[k].astype(float)) for k in ("val_accuracy", "val_pgd_accuracy")]
+    evidence = paired_bootstrap(
+        [lambda w, x=x, y=y: w @ (x - y) for x, y in parts], [len(x) for x, _ in parts]
+    )
+    return dataclasses.replace(
+        evidence,
+        test=f"paired bootstrap over {len(parts[0][0])} clean and {len(parts[1][0])} PGD images",
+    )
+
+
+def _diff(j) -> str:
+    """a − b in points with its Holm-step interval, adjusted p and detectable difference."""
+    return (
+        f"{100 * j.difference:+.2f} points [{100 * j.low:+.2f}, {100 * j.high:+.2f}] "
+        f"(p adj. {j.adjusted_p:.2g}, detectable ≥ {100 * j.mde:.2f}, {j.test})"
+    )
+
+
+def _values_text(trial) -> str:
+    return ", ".join(f"{k}={v:.4g}" for k, v in _searched(trial).items())
 
 
 def _searched(trial) -> dict:

@@ -72,9 +72,12 @@ def _summaries(runs: Path) -> dict[str, dict]:
     return {f.parent.name.removeprefix("trial_"): json.loads(f.read_text()) for f in files}
 
 
-def _csv_rows(runs: Path) -> list[dict]:
+def _csv_rows(runs: Path, reference: bool = False) -> list[dict]:
+    """The trials' rows of trials.csv; with `reference`, the λ = 0 row (always the first)."""
     with (_search_dir(runs) / "trials.csv").open() as f:
-        return list(csv.DictReader(f))
+        rows = list(csv.DictReader(f))
+    assert rows[0]["trial"] == "λ = 0"
+    return rows[0] if reference else rows[1:]
 
 
 @pytest.fixture(scope="module")
@@ -317,3 +320,48 @@ def test_a_search_killed_during_its_second_trial_completes_when_run_again(tmp_pa
     assert {k: s["resumed_at"] for k, s in summaries.items()} == {"0": None, "1": 1, "2": None}
     assert all(s["epochs"] == 2 for s in summaries.values())
     assert not list(_search_dir(runs).rglob("backup"))  # every backup consumed and deleted
+
+
+# === The λ = 0 reference and the verdicts ===
+def test_a_lambda_without_effect_is_no_detectable_difference_from_lambda_0(tmp_path):
+    # λ in [1e-9, 1e-8]: the aux loss moves nothing, so every trial is the reference within
+    # a few validation images. The backbone's initial weights are the same (seeded, the head
+    # built after it).
+    runs = tmp_path / "runs"
+    args = ["--set", "tuning.weight_min=1e-9", "--set", "tuning.weight_max=1e-8"]
+    assert _tune(*args, "--set", "tuning.max_trials=2", runs=runs) == 0
+    table = (_search_dir(runs) / "trials.md").read_text()
+    summary = table.split("\n\n")[1]
+    assert summary.startswith("No λ beat λ = 0 beyond the noise"), table
+    assert "no detectable difference at this budget" in summary
+    reference = _csv_rows(runs, reference=True)
+    assert float(reference["lambda_fourier"]) == 0.0
+    low, high = float(reference["ci_low"]), float(reference["ci_high"])
+    assert low < float(reference["val_accuracy"]) < high  # Wilson interval on 72 images
+    for row in _csv_rows(runs):
+        assert float(row["ci_low"]) < float(row["val_accuracy"]) < float(row["ci_high"])
+    header = (_search_dir(runs) / "best_recipe.py").read_text().split('"""')[1]
+    assert header.startswith("No λ beat λ = 0 beyond the noise")
+
+    # Continued with one more trial, the search keeps its reference: not trained again.
+    summary = _search_dir(runs) / "reference" / "summary.json"
+    before = summary.read_text(), summary.stat().st_mtime_ns
+    assert _tune(*args, "--set", "tuning.max_trials=3", runs=runs) == 0
+    assert (summary.read_text(), summary.stat().st_mtime_ns) == before
+    assert [r["trial"] for r in _csv_rows(runs)] == ["0", "1", "2"]
+
+
+def test_lambda_0_clearly_best_is_reported_first(tmp_path):
+    # SimCLR's loss at λ in [30, 100] drowns the classifier's (measured: 90 % vs 32–45 %);
+    # its λ = 0 reference is "projection=0", the same two views without the contrastive loss.
+    runs = tmp_path / "runs"
+    args = ["--set", "variants=none,projection", "--set", "tuning.variant=projection"]
+    args += ["--set", "tuning.weight_min=30", "--set", "tuning.weight_max=100"]
+    args += ["--set", "tuning.max_trials=1", "--set", "data.val_fraction=0.25"]
+    args += ["--set", "training.epochs=2"]
+    assert _tune(*args, runs=runs) == 0
+    table = (_search_dir(runs) / "trials.md").read_text()
+    assert table.split("\n\n")[1].startswith("λ = 0 is better than every λ searched"), table
+    reference = _csv_rows(runs, reference=True)
+    for row in _csv_rows(runs):
+        assert float(row["ci_high"]) < float(reference["ci_low"])  # apart beyond both intervals

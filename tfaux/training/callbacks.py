@@ -103,15 +103,20 @@ class _PGDAccuracy(TimedMonitor):
         super().on_train_begin(logs)
         self._pgd = PGD(self._attackers(self.model), steps=self.steps)
 
-    def accuracy(self) -> float:
-        correct = 0
+    def correct(self) -> np.ndarray:
+        """Per image, whether the model classifies its PGD example correctly (the paired tests
+        of a λ search compare trials on these)."""
+        parts = []
         with self.timed():
             for start in range(0, len(self.x), self.batch_size):
                 x = self.x[start : start + self.batch_size]
                 y = self.y[start : start + self.batch_size]
                 x_adv = self._pgd(x, y, eps=self.eps, seed=0)
-                correct += int(np.sum(np.argmax(self._pgd.model.predict(x_adv).numpy(), -1) == y))
-        return correct / len(self.x)
+                parts.append(np.argmax(self._pgd.model.predict(x_adv).numpy(), -1) == y)
+        return np.concatenate(parts)
+
+    def accuracy(self) -> float:
+        return float(np.mean(self.correct()))
 
 
 class RobustAccuracy(_PGDAccuracy):
