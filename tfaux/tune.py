@@ -47,6 +47,7 @@ from pathlib import Path
 import keras
 import keras_tuner
 import numpy as np
+import tensorflow as tf
 from keras_tuner.errors import FailedTrialError
 from tensorboard.plugins.hparams import api as hparams_api
 
@@ -149,6 +150,7 @@ def tune(
     short = short_trials_warning(recipe, info)
     if short:
         warnings.warn(short, stacklevel=2)
+        report.cautions.append(short)
     # The λ = 0 reference first: every trial is judged against it.
     report.say(f"reference (λ = 0): {reference_variant(variant)}")
     board = search_dir / "tensorboard" / REFERENCE
@@ -163,13 +165,16 @@ def tune(
     report.say(
         f"reference done: {report.objective}={report.reference['metrics'][report.objective]:.4f}"
     )
+    reference_row = report.write(tuner.oracle).reference
+    report.log_interval(board, reference_row)
     gain = report.reference.get("last_epoch_gain")
     if gain is not None and gain > CONVERGED_GAIN:
-        warnings.warn(
+        caution = (
             f"trials have not converged: the λ = 0 reference still gained {100 * gain:.1f} "
-            f"points of validation accuracy in its last epoch; raise tuning.epochs",
-            stacklevel=2,
+            f"points of validation accuracy in its last epoch; raise tuning.epochs"
         )
+        warnings.warn(caution, stacklevel=2)
+        report.cautions.append(caution)
     report.write(tuner.oracle)
     try:
         tuner.search(callbacks=[keras.callbacks.TensorBoard(str(search_dir / "tensorboard"))])
@@ -596,6 +601,7 @@ class _Report:
         self.search_dir, self.verbose = search_dir, verbose
         self.objective = recipe.tuning.objective
         self.reference: dict | None = None  # the λ = 0 trial's summary, once it has trained
+        self.cautions: list[str] = []  # why the scores may not mean what they seem
         self._started: dict[str, float] = {}
 
     def say(self, line: str) -> None:
@@ -616,6 +622,8 @@ class _Report:
         row = next(r for r in result.trials if r["trial"] == trial.trial_id)
         log.info("trial %s: %s", trial.trial_id, json.dumps(row))
         if trial.status == COMPLETED:
+            board = self.search_dir / "tensorboard" / trial.trial_id / "execution0"
+            self.log_interval(board, row)
             scores = f"{self.objective}={row[self.objective]:.4f}"
             if self.objective != "val_accuracy":
                 scores += f", val_accuracy={row['val_accuracy']:.4f}"
@@ -625,13 +633,21 @@ class _Report:
         best = f"; best so far trial {result.best['trial']}" if result.best else ""
         self.say(f"trial {trial.trial_id} done in {seconds:.0f} s: {outcome}{best}")
 
+    def log_interval(self, board: Path, row: dict) -> None:
+        """The trial's score at its selected epoch and its interval, as scalars beside its
+        hparams: columns of TensorBoard's HParams table."""
+        with tf.summary.create_file_writer(str(board)).as_default():
+            for name in (self.objective, "ci_low", "ci_high"):
+                if row.get(name) is not None:
+                    tf.summary.scalar(f"selected_{name}", row[name], step=0)
+
     def write(self, oracle) -> TuneResult:
         trials = sorted(oracle.trials.values(), key=_trial_number)
         rows = [self._row(trial) for trial in trials]
         reference = self._reference_row(trials) if self.reference is not None else None
         ranked = [t for t in oracle.get_best_trials(len(trials)) if t.status == COMPLETED]
         best = next((r for r in rows if ranked and r["trial"] == ranked[0].trial_id), None)
-        summary = self._verdicts(ranked[:2])
+        summary = self._verdicts(ranked[:2]) + [f"Caution: {c}." for c in self.cautions]
         best_recipe = None
         if best is not None:
             best_recipe = self.search_dir / "best_recipe.py"

@@ -170,6 +170,8 @@ def test_the_robust_objective_is_measured_in_every_trial(robust_search):
             event = tf.compat.v1.Event.FromString(record.numpy())
             tags |= {v.tag for v in event.summary.value}
     assert {"_hparams_/session_start_info", "epoch_pgd_accuracy"} <= tags
+    # The score at the selected epoch and its interval: columns of the HParams table.
+    assert {"selected_val_pgd_accuracy", "selected_ci_low", "selected_ci_high"} <= tags
 
 
 def test_tables_and_a_best_recipe_the_cli_accepts(robust_search, capsys):
@@ -329,10 +331,13 @@ def test_a_lambda_without_effect_is_no_detectable_difference_from_lambda_0(tmp_p
     # built after it).
     runs = tmp_path / "runs"
     args = ["--set", "tuning.weight_min=1e-9", "--set", "tuning.weight_max=1e-8"]
+    args += ["--set", "training.epochs=2", "--set", "tuning.epochs=1"]  # trials shorter
     assert _tune(*args, "--set", "tuning.max_trials=2", runs=runs) == 0
     table = (_search_dir(runs) / "trials.md").read_text()
     summary = table.split("\n\n")[1]
     assert summary.startswith("No λ beat λ = 0 beyond the noise"), table
+    # One epoch against the recipe's 2: the table says its scores are early ones.
+    assert "Caution: trials too short to converge: 1 epoch(s)" in summary
     assert "no detectable difference at this budget" in summary
     reference = _csv_rows(runs, reference=True)
     assert float(reference["lambda_fourier"]) == 0.0
