@@ -58,13 +58,18 @@ def resolve(name: str, assignments: list[str], recipes: dict, *, check: bool = T
         raise unknown_name("recipe", name, recipes, cutoff=0.4)
     else:
         recipe = recipes[name][0]
-    declared = len(recipe.claims)
+    declared, dataset = len(recipe.claims), recipe.data.dataset
     recipe = apply_overrides(recipe, assignments)
     if check:
         from tfaux.experiment import check_recipe  # imports TensorFlow: once a recipe is chosen
 
         check_recipe(recipe)
-    if len(recipe.claims) < declared:  # on stdout: stderr is a failure's one line
+    if declared and recipe.data.dataset != dataset:  # on stdout: stderr is a failure's line
+        print(
+            f"note: the recipe's {declared} claims are about {dataset}; none is judged on "
+            f"{recipe.data.dataset}"
+        )
+    elif len(recipe.claims) < declared:
         print(
             f"note: {declared - len(recipe.claims)} of the recipe's {declared} claims are not "
             "tested by this run (its variants or metrics are not in it)"

@@ -9,7 +9,9 @@ TensorFlow. The library itself never calls it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 
 
 def quiet_tensorflow_start() -> None:
@@ -20,12 +22,22 @@ def quiet_tensorflow_start() -> None:
     strategy could no longer configure its collectives.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
+    with silenced_stderr():
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # the CUDA probe prints here
+
+
+@contextlib.contextmanager
+def silenced_stderr():
+    """File descriptor 2 pointed at /dev/null for the block: what C++ libraries print there
+    (TensorFlow's start-up, libjpeg's "Improper call to JPEG library") never reaches the user.
+    Python exceptions still propagate."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)

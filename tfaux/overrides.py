@@ -32,10 +32,12 @@ def apply_overrides(recipe: Recipe, assignments: list[str]) -> Recipe:
             raise _unknown_key(key, recipe)
         updates[key] = text.strip()
     # Claims are checked against the final recipe: those it can no longer test (a variant left
-    # out with --set variants=...) are dropped, and the CLI says how many.
-    return with_testable_claims(
-        _with_updates(dataclasses.replace(recipe, claims=()), updates), recipe.claims
-    )
+    # out with --set variants=...) are dropped, and the CLI says how many. On other data (your
+    # own images, another dataset) none applies: a paper's numbers are about its data.
+    updated = _with_updates(dataclasses.replace(recipe, claims=()), updates)
+    if updated.data.dataset != recipe.data.dataset:
+        return updated
+    return with_testable_claims(updated, recipe.claims)
 
 
 def field_paths(obj, prefix: str = "") -> list[str]:

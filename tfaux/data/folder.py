@@ -26,6 +26,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from tfaux.console import silenced_stderr
 from tfaux.data.image_cache import ImageCache, memory_budget
 from tfaux.data.sources import ImageOptions, RawData, register_dataset
 
@@ -290,21 +291,27 @@ def load_folder(
     cache = ImageCache(
         os.path.expanduser(options.cache_dir), _cache_key(files, image_size, channels)
     )
-    if not cache.complete():  # only now look at the files' sizes and modes
+    decoded_now = not cache.complete()
+    if decoded_now:  # only now look at the files' sizes and modes
         size, found_channels = image_format(listing.train_files)
         if image_size is not None:
             size = (image_size, image_size)
         channels = channels or found_channels
-        decoded = decode_files(files, size, channels)
-        bad = cache.write(decoded, len(files), (*size, channels))
-        cache.finish(bad=[files[i] for i in bad])
+        # libjpeg prints "Improper call to JPEG library" for a truncated file; the load names
+        # the file itself (a row missing from the decoder's output).
+        with silenced_stderr():
+            missing = cache.write(
+                decode_files(files, size, channels), len(files), (*size, channels)
+            )
+        cache.finish(bad=[files[i] for i in missing])
     shape = cache.shape
     bad = set(cache.bad())
     if bad and not options.skip_bad_images:
-        first = sorted(bad)[0]
+        shown = ", ".join(sorted(bad)[:3]) + (", …" if len(bad) > 3 else "")
         raise BadDataError(
-            f"Expected images TensorFlow can decode. Received: {len(bad)} that cannot be, e.g. "
-            f"{first}; fix or remove them, or set data.skip_bad_images=true to skip them"
+            f"Expected images TensorFlow can decode. Received: {_count(len(bad), 'image')} "
+            f"that cannot be: {shown}; fix or remove them, or set data.skip_bad_images=true "
+            "to skip them"
         )
     # The cache holds the decodable images only, in file order: train's, then test's.
     keep = np.array([f not in bad for f in files])
@@ -331,16 +338,24 @@ def load_folder(
         f"image folder {os.path.abspath(path)}: {len(raw.x_train)} train / {len(raw.x_test)} "
         f"test images at {h}x{w}, {'RGB' if c == 3 else 'grayscale'}"
         + (f" (test: {test_fraction:.0%} of each class)" if listing.test_from_train else ""),
-        f"decoded images {'streamed from' if streamed else 'read into memory from'} the cache "
-        f"{cache.directory} ({cache.nbytes() / 2**20:.1f} MiB)",
+        f"{'decoded into' if decoded_now else 'found in'} the cache {cache.directory} "
+        f"({cache.nbytes() / 2**20:.1f} MiB); "
+        f"{'streamed from the cache' if streamed else 'read into memory'}",
     ]
     if bad:
-        notes.append(f"skipped {len(bad)} images that cannot be decoded, e.g. {sorted(bad)[0]}")
+        notes.append(
+            f"skipped {_count(len(bad), 'image')} that cannot be decoded, e.g. {sorted(bad)[0]}"
+        )
     if listing.ignored:
         notes.append(
-            f"ignored {len(listing.ignored)} files that are not images, e.g. {listing.ignored[0]}"
+            f"ignored {_count(len(listing.ignored), 'file')} that are not images, e.g. "
+            f"{listing.ignored[0]}"
         )
     return dataclasses.replace(raw, notes=tuple(notes))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def _cache_key(files, image_size: int | None, channels: int | None) -> str:

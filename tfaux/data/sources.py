@@ -241,7 +241,9 @@ class ImageOptions:
 def dataset_spec(name: str) -> DatasetSpec:
     """The registry entry of dataset `name` (a `tfds:<name>` gets one made for it); an unknown
     name raises, suggesting the closest."""
-    if name.startswith(TFDS_PREFIX) and len(name) > len(TFDS_PREFIX):
+    if name == TFDS_PREFIX:
+        raise ValueError("Expected a TFDS dataset's name after 'tfds:', e.g. tfds:beans")
+    if name.startswith(TFDS_PREFIX):
         from tfaux.data.tfds_images import load_tfds_images
 
         tfds_name = name[len(TFDS_PREFIX) :]

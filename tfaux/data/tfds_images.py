@@ -43,6 +43,13 @@ def load_tfds_images(
     if options.channels not in (None, 1, 3):
         raise BadDataError(f"Expected data.channels 1, 3 or None. Received: {options.channels}")
     try:
+        tfds.builder_cls(name.split("/")[0].split(":")[0])
+    except Exception:  # DatasetNotFoundError: no such dataset in this TFDS
+        raise BadDataError(
+            f"Unknown TFDS dataset {name!r}: `tfds.list_builders()` lists the names "
+            f"(tensorflow-datasets {tfds.__version__})"
+        ) from None
+    try:
         if not (download or tfds_is_prepared(name, data_dir)):
             raise AssertionError(f"Dataset {name} is not prepared")
         builder = tfds.builder(name, data_dir=data_dir)
@@ -108,8 +115,8 @@ def load_tfds_images(
         notes=(
             f"TFDS {name} {builder.info.version}: {len(y_train)} train / {len(y_test)} test "
             f"images at {h}x{w}, {'RGB' if c == 3 else 'grayscale'} ({note})",
-            f"decoded images {'streamed from' if streamed else 'read into memory from'} the "
-            f"cache {cache.directory} ({cache.nbytes() / 2**20:.1f} MiB)",
+            f"in the cache {cache.directory} ({cache.nbytes() / 2**20:.1f} MiB); "
+            f"{'streamed from the cache' if streamed else 'read into memory'}",
         ),
     )
 

@@ -139,7 +139,7 @@ def test_in_memory_and_streamed_give_the_same_batches_for_the_same_seed(tmp_path
             split: [(x.numpy(), y.numpy()) for _ in range(2) for x, y in getattr(splits, split)]
             for split in ("train", "val", "test")
         }
-        streamed = any("streamed from" in note for note in splits.info.notes)
+        streamed = any("streamed from the cache" in note for note in splits.info.notes)
         assert streamed == (limit == "0")
     for split in ("train", "val", "test"):
         for (x1, y1), (x2, y2) in zip(batches[None][split], batches["0"][split], strict=True):
@@ -163,7 +163,7 @@ def test_a_broken_image_is_named_or_skipped_and_counted(tmp_path, fashion):
         "folder", options=_options(tmp_path, path=str(tmp_path / "d"), skip_bad_images=True)
     )
     assert len(raw.x_train) + len(raw.x_test) == 11
-    assert any("skipped 1 images" in note and str(broken) in note for note in raw.notes)
+    assert any("skipped 1 image that" in note and str(broken) in note for note in raw.notes)
 
 
 def test_files_that_are_not_images_are_ignored_and_counted(tmp_path, fashion):
@@ -172,7 +172,7 @@ def test_files_that_are_not_images_are_ignored_and_counted(tmp_path, fashion):
     (tmp_path / "d" / ".hidden").mkdir()
     raw = data.load_raw("folder", options=_options(tmp_path, path=str(tmp_path / "d")))
     assert len(raw.x_train) + len(raw.x_test) == 9 and raw.class_names[0] == "class_0"
-    assert any("ignored 1 files" in note and "notes.txt" in note for note in raw.notes)
+    assert any("ignored 1 file that" in note and "notes.txt" in note for note in raw.notes)
 
 
 def _empty_class(root):
@@ -286,3 +286,10 @@ def test_streaming_is_chosen_by_the_default_budget_a_share_of_the_memory(
     # 12 images of 784 bytes: above the budget on a machine whose quarter is 9,000 bytes.
     monkeypatch.setattr(image_cache, "DEFAULT_MEMORY_SHARE", 9000 / ram)
     assert isinstance(data.load_raw("folder", options=options).x_train, np.memmap)
+
+
+def test_an_unknown_tfds_name_is_one_line_that_says_so(tmp_path):
+    with pytest.raises(data.BadDataError, match="Unknown TFDS dataset 'does_not_exist'"):
+        data.load_raw("tfds:does_not_exist", download=True, options=_options(tmp_path))
+    with pytest.raises(ValueError, match="e.g. tfds:beans"):
+        data.load_raw("tfds:", options=_options(tmp_path))
