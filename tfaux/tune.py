@@ -758,7 +758,7 @@ class _Report:
         lines = [
             f"# λ search: {self.recipe.name}, variant {self.variant}",
             "",
-            *summary,
+            *(f"- {line}" for line in summary),
             *([""] if summary else []),
             f"KerasTuner {t.tuner}, objective {self.objective} (max) at the epoch the loop "
             f"selects, with its 95 % interval (ci_low, ci_high) on the validation images; "

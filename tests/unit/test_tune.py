@@ -335,7 +335,7 @@ def test_a_lambda_without_effect_is_no_detectable_difference_from_lambda_0(tmp_p
     assert _tune(*args, "--set", "tuning.max_trials=2", runs=runs) == 0
     table = (_search_dir(runs) / "trials.md").read_text()
     summary = table.split("\n\n")[1]
-    assert summary.startswith("No λ beat λ = 0 beyond the noise"), table
+    assert summary.startswith("- No λ beat λ = 0 beyond the noise"), table
     # One epoch against the recipe's 2: the table says its scores are early ones.
     assert "Caution: trials too short to converge: 1 epoch(s)" in summary
     assert "no detectable difference at this budget" in summary
@@ -366,7 +366,7 @@ def test_lambda_0_clearly_best_is_reported_first(tmp_path):
     args += ["--set", "training.epochs=2"]
     assert _tune(*args, runs=runs) == 0
     table = (_search_dir(runs) / "trials.md").read_text()
-    assert table.split("\n\n")[1].startswith("λ = 0 is better than every λ searched"), table
+    assert table.split("\n\n")[1].startswith("- λ = 0 is better than every λ searched"), table
     reference = _csv_rows(runs, reference=True)
     for row in _csv_rows(runs):
         assert float(row["ci_high"]) < float(reference["ci_low"])  # apart beyond both intervals
