@@ -1,6 +1,7 @@
 """Test set-up: two logical CPU devices, so distribution tests run on any machine; a check that
 no test writes into the checkout."""
 
+import os
 from pathlib import Path
 
 from tfaux.console import quiet_tensorflow_start
@@ -18,6 +19,14 @@ _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
 )
+
+
+# Under `pytest -n N` with N >= the cores, the N processes share them: one compute thread each
+# keeps them from oversubscribing the machine (each would start a thread per core), and the CLI
+# runs the tests start inherit it.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) >= (os.cpu_count() or 1):
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    os.environ["TF_NUM_INTRAOP_THREADS"] = "1"
 
 
 CHECKOUT = Path(__file__).resolve().parents[1]
