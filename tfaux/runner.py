@@ -130,7 +130,7 @@ def run(
     budget_rule = compare_budgets(recipe, variants)
     corruption = None
     if reference is not None:
-        corruption, variants = corruption_summary(recipe, variants, reference)
+        corruption, variants = corruption_summary(recipe, variants, reference, len(cset))
     export_dir = None
     if recipe.export:
         export_dir = export_variant(

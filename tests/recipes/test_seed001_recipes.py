@@ -71,7 +71,12 @@ def test_seed001_aux_quick_mode_end_to_end(tmp_path, capsys):
     assert results["corruption"]["reference_epochs"] == 3 and results["corruption"]["epochs"] == 1
     trained = json.loads((run_dir / "variants" / "reference_alexnet.train.json").read_text())
     assert trained["epochs_run"] == 3
-    assert "The reference trained 3 epochs, the variants 1" in (run_dir / "results.md").read_text()
+    report = (run_dir / "results.md").read_text()
+    assert "The reference trained 3 epochs, the variants 1" in report
+    # The table says what ran: 16 images, 3 of the 15 common corruptions, severities 1 and 5.
+    assert "16 test images × corruptions × severities" in report
+    assert "mean over the 3 common corruptions run (of 15)" in report
+    assert "severities 1, 5" in report
 
 
 def test_merging_is_recorded_from_the_history_and_closes_the_distance(tmp_path):

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfaux.config import Recipe
-from tfaux.data.corrupted_set import corrupted_set
+from tfaux.data.corrupted_set import COMMON, VALIDATION, corrupted_set
 from tfaux.data.pipeline import mirrors_keep_labels
 from tfaux.data.sources import dataset_spec
 from tfaux.evaluate import robustness
@@ -298,24 +298,34 @@ def reference_recipe(recipe: Recipe) -> Recipe:
 
 
 def corruption_summary(
-    recipe: Recipe, variants: dict[str, VariantResult], reference: dict
+    recipe: Recipe, variants: dict[str, VariantResult], reference: dict, examples: int
 ) -> tuple[dict, dict[str, VariantResult]]:
-    """The run's -C summary, and every variant with its CE and mCE (%) against the reference
-    as its `corruption_error`."""
+    """The run's -C summary (`examples`: the test images the -C set holds, which a small test
+    split caps below `corruption.examples`), and every variant with its CE and mCE (%) against
+    the reference as its `corruption_error`."""
     variants = {
         name: result.replace(corruption_error=corruption_error(result.corruption, reference))
         for name, result in variants.items()
     }
+    chosen = recipe.corruption.corruptions
+    common = sum(c in COMMON for c in chosen)
+    validation = sum(c in VALIDATION for c in chosen)
     summary = {
         "reference": reference["name"],
         "reference_epochs": reference_recipe(recipe).training.epochs,
         "epochs": recipe.training.epochs,
         "reference_errors": reference,
-        "examples": recipe.corruption.examples,
-        "definition": "CE_c = sum_s E(c,s) / sum_s E_ref(c,s) in %; mCE = mean over the 15 "
-        "common corruptions, val. mCE over the 4 validation ones; a CE column per corruption",
+        "examples": examples,
+        "definition": "CE_c = sum_s E(c,s) / sum_s E_ref(c,s) in %; mCE = mean over the "
+        f"{_count(common, 'common corruption')} run (of {len(COMMON)}), val. mCE over the "
+        f"{_count(validation, 'validation one')} run (of {len(VALIDATION)}); severities "
+        f"{', '.join(map(str, recipe.corruption.severities))}; a CE column per corruption",
     }
     return summary, variants
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def _predictor(classifier: keras.Model):
