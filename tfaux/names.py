@@ -26,3 +26,8 @@ def require(condition: bool, expected: str, **received) -> None:
     if not condition:
         shown = ", ".join(f"{k}={v!r}" for k, v in received.items())
         raise ValueError(f"Expected {expected}. Received: {shown}")
+
+
+def count(n: int, noun: str) -> str:
+    """`n` and `noun`, plural unless n is 1: "1 file", "3 files"."""
+    return f"{n} {noun}{'s' * (n != 1)}"

@@ -29,6 +29,7 @@ import tensorflow as tf
 from tfaux.console import silenced_stderr
 from tfaux.data.image_cache import ImageCache, memory_budget
 from tfaux.data.sources import ImageOptions, RawData, register_dataset
+from tfaux.names import count
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 """File types read as images (case-insensitive); TensorFlow's `decode_image` reads them all."""
@@ -309,7 +310,7 @@ def load_folder(
     if bad and not options.skip_bad_images:
         shown = ", ".join(sorted(bad)[:3]) + (", …" if len(bad) > 3 else "")
         raise BadDataError(
-            f"Expected images TensorFlow can decode. Received: {_count(len(bad), 'image')} "
+            f"Expected images TensorFlow can decode. Received: {count(len(bad), 'image')} "
             f"that cannot be: {shown}; fix or remove them, or set data.skip_bad_images=true "
             "to skip them"
         )
@@ -344,18 +345,14 @@ def load_folder(
     ]
     if bad:
         notes.append(
-            f"skipped {_count(len(bad), 'image')} that cannot be decoded, e.g. {sorted(bad)[0]}"
+            f"skipped {count(len(bad), 'image')} that cannot be decoded, e.g. {sorted(bad)[0]}"
         )
     if listing.ignored:
         notes.append(
-            f"ignored {_count(len(listing.ignored), 'file')} that are not images, e.g. "
+            f"ignored {count(len(listing.ignored), 'file')} that are not images, e.g. "
             f"{listing.ignored[0]}"
         )
     return dataclasses.replace(raw, notes=tuple(notes))
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def _cache_key(files, image_size: int | None, channels: int | None) -> str:

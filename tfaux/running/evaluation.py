@@ -30,6 +30,7 @@ from tfaux.evaluate.disturbances import disturbance_accuracy
 from tfaux.evaluate.fourier_heatmap import fourier_heatmap, save_heatmap
 from tfaux.experiment import first_examples, load_trained
 from tfaux.models import primary_classifier
+from tfaux.names import count
 from tfaux.results import VariantResult
 from tfaux.training.monitor import write_heatmap, write_hparams
 from tfaux.variant import STANDARD, Variant
@@ -317,15 +318,11 @@ def corruption_summary(
         "reference_errors": reference,
         "examples": examples,
         "definition": "CE_c = sum_s E(c,s) / sum_s E_ref(c,s) in %; mCE = mean over the "
-        f"{_count(common, 'common corruption')} run (of {len(COMMON)}), val. mCE over the "
-        f"{_count(validation, 'validation one')} run (of {len(VALIDATION)}); severities "
+        f"{count(common, 'common corruption')} run (of {len(COMMON)}), val. mCE over the "
+        f"{count(validation, 'validation one')} run (of {len(VALIDATION)}); severities "
         f"{', '.join(map(str, recipe.corruption.severities))}; a CE column per corruption",
     }
     return summary, variants
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def _predictor(classifier: keras.Model):
