@@ -178,7 +178,6 @@ class AutoAttack:
                 f"Received: a model with {self.num_classes} classes; use "
                 "attacks=('apgd-ce', 'square')"
             )
-        self.requested_targets = targets
         self.targets = min(targets, self.num_classes - 1)
         self.batch_size, self.seed = batch_size, seed
         self._predict = tf.function(
@@ -337,17 +336,6 @@ class AutoAttack:
                 "the outputs are a probability distribution: attack the logits"
                 if softmax
                 else "the outputs are not a probability distribution",
-            )
-        )
-        targeted = any(self.by_name[name].targeted for name in self.attacks)
-        checks.append(
-            Check(
-                "enough classes",
-                not targeted or self.requested_targets <= self.num_classes - 1,
-                f"{self.requested_targets} target classes requested, "
-                f"{self.num_classes - 1} possible; ran {self.targets}"
-                if targeted
-                else f"{self.num_classes} classes",
             )
         )
         return checks
