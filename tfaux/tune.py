@@ -165,8 +165,6 @@ def tune(
     report.say(
         f"reference done: {report.objective}={report.reference['metrics'][report.objective]:.4f}"
     )
-    reference_row = report.write(tuner.oracle).reference
-    report.log_interval(board, reference_row)
     gain = report.reference.get("last_epoch_gain")
     if gain is not None and gain > CONVERGED_GAIN:
         caution = (
@@ -175,7 +173,7 @@ def tune(
         )
         warnings.warn(caution, stacklevel=2)
         report.cautions.append(caution)
-    report.write(tuner.oracle)
+    report.log_interval(board, report.write(tuner.oracle).reference)
     try:
         tuner.search(callbacks=[keras.callbacks.TensorBoard(str(search_dir / "tensorboard"))])
     except RuntimeError as error:  # KerasTuner's "Number of consecutive failures exceeded"
@@ -486,7 +484,6 @@ class LambdaHyperModel(keras_tuner.HyperModel):
             "epochs": len(epochs),
             "selection": selection.rule,
             "selected_epoch": selected,
-            "best_epoch": selected,  # the name before the loop's rule chose it
             "last_fit_seconds": round(time.perf_counter() - start, 1),
             "metrics": metrics,
             # How far validation accuracy still moved in the last epoch: a trial that stops
@@ -526,10 +523,6 @@ def read_history(path: Path) -> dict[int, dict[str, float]]:
             except (KeyError, TypeError, ValueError):  # a row cut short by a kill
                 continue
     return epochs
-
-
-def _finite(value) -> float:
-    return value if value is not None and math.isfinite(value) else -math.inf
 
 
 # === The tuners ===

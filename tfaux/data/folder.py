@@ -227,16 +227,11 @@ def _is_gray(image) -> bool:
 def decode_files(files, size: tuple[int, int], channels: int) -> tf.data.Dataset:
     """A parallel pipeline of `(row, uint8 image)` for the decodable files, in order; a row
     missing from it is a file that could not be decoded."""
-    height, width = size
 
     def decode(row, file):
         # Decoded as stored (GIF and BMP refuse one channel), then converted.
         image = tf.io.decode_image(tf.io.read_file(file), expand_animations=False)
-        image = to_channels(image, channels)
-        if tf.reduce_all(tf.shape(image)[:2] == [height, width]):
-            return row, image
-        resized = tf.image.resize(image, size, method="bilinear", antialias=True)
-        return row, tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+        return row, resized(to_channels(image, channels), size)
 
     rows = tf.data.Dataset.from_tensor_slices((tf.range(len(files), dtype=tf.int64), list(files)))
     decoded = rows.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -264,6 +259,17 @@ def to_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
     return out
 
 
+def resized(image: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
+    """A uint8 (H, W, C) image at `size` (bilinear with antialiasing, rounded); an image already
+    at `size` keeps its exact pixels."""
+
+    def resize():
+        image_f = tf.image.resize(image, size, method="bilinear", antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round(image_f), 0, 255), tf.uint8)
+
+    return tf.cond(tf.reduce_all(tf.shape(image)[:2] == size), lambda: image, resize)
+
+
 @register_dataset("folder", title="image folder", num_classes=None)
 def load_folder(
     *, data_dir: str | None = None, download: bool = False, options: ImageOptions
@@ -283,10 +289,6 @@ def load_folder(
         )
     path, image_size, channels = options.path, options.image_size, options.channels
     test_fraction = options.test_fraction
-    if channels not in (None, 1, 3):
-        raise BadDataError(f"Expected data.channels 1, 3 or None. Received: {channels}")
-    if image_size is not None and image_size <= 0:
-        raise BadDataError(f"Expected data.image_size > 0. Received: {image_size}")
     listing = list_folder(path, test_fraction=test_fraction)
     files = listing.train_files + listing.test_files
     cache = ImageCache(
@@ -339,9 +341,7 @@ def load_folder(
         f"image folder {os.path.abspath(path)}: {len(raw.x_train)} train / {len(raw.x_test)} "
         f"test images at {h}x{w}, {'RGB' if c == 3 else 'grayscale'}"
         + (f" (test: {test_fraction:.0%} of each class)" if listing.test_from_train else ""),
-        f"{'decoded into' if decoded_now else 'found in'} the cache {cache.directory} "
-        f"({cache.nbytes() / 2**20:.1f} MiB); "
-        f"{'streamed from the cache' if streamed else 'read into memory'}",
+        cache.note(written=decoded_now, streamed=streamed),
     ]
     if bad:
         notes.append(

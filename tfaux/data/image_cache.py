@@ -113,6 +113,15 @@ class ImageCache:
         """Bytes of the decoded images."""
         return self.count() * int(np.prod(self.shape))
 
+    def note(self, *, written: bool, streamed: bool) -> str:
+        """One line for a run's log: whether this load wrote the entry or found it, its size,
+        and how the images are read."""
+        return (
+            f"{'decoded into' if written else 'found in'} the cache {self.directory} "
+            f"({self.nbytes() / 2**20:.1f} MiB); "
+            f"{'streamed from the cache' if streamed else 'read into memory'}"
+        )
+
     def images(self, *, in_memory: bool) -> np.ndarray:
         """The images, (count, H, W, C) uint8: read into memory, or a read-only memory map."""
         shape = (self.count(), *self.shape)

@@ -33,6 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from tfaux.names import require
 from tfaux.registry import Registry
 
 DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -230,6 +231,18 @@ class ImageOptions:
     skip_bad_images: bool = False
     memory_limit: str | None = None
     cache_dir: str = "~/.cache/tfaux/images"
+
+    def __post_init__(self):
+        # One check for both loaders (a recipe's `DataConfig` checks the same before any load).
+        require(self.channels in (None, 1, 3), "channels 1, 3 or None", channels=self.channels)
+        require(
+            self.image_size is None or self.image_size > 0,
+            "image_size > 0 or None",
+            image_size=self.image_size,
+        )
+        require(
+            0 < self.test_fraction < 1, "0 < test_fraction < 1", test_fraction=self.test_fraction
+        )
 
     @classmethod
     def from_settings(cls, settings: dict) -> ImageOptions:

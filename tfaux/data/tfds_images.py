@@ -16,7 +16,13 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tfaux.data.folder import BadDataError, stratified_test_rows
+from tfaux.data.folder import (
+    DECODER_VERSION,
+    BadDataError,
+    resized,
+    stratified_test_rows,
+    to_channels,
+)
 from tfaux.data.image_cache import ImageCache, memory_budget, take_rows
 from tfaux.data.sources import (
     DataNotFoundError,
@@ -40,8 +46,6 @@ def load_tfds_images(
     """
     import tensorflow_datasets as tfds
 
-    if options.channels not in (None, 1, 3):
-        raise BadDataError(f"Expected data.channels 1, 3 or None. Received: {options.channels}")
     try:
         tfds.builder_cls(name.split("/")[0].split(":")[0])
     except Exception:  # DatasetNotFoundError: no such dataset in this TFDS
@@ -66,19 +70,20 @@ def load_tfds_images(
             f"Expected a TFDS image-classification dataset (an 'image' feature and a class "
             f"'label'). Received: {name!r} with features {sorted(features.keys())}"
         )
-    if not _has_split(builder, "train"):
+    splits = [s for s in ("train", "test") if _has_split(builder, s)]
+    if "train" not in splits:
         raise BadDataError(
             f"Expected a 'train' split in TFDS {name!r}. Received: {list(builder.info.splits)}"
         )
-    labels = {s: _labels(builder, s) for s in ("train", "test") if _has_split(builder, s)}
+    labels = {s: _labels(builder, s) for s in splits}
     image = features["image"]
     size, channels = _format(builder, image, options)
     shape = (*size, channels)
-    key = hashlib.sha256(
-        f"tfds {name} {builder.info.version} {builder.data_dir} {shape} tf{tf.__version__}".encode()
-    ).hexdigest()[:20]
+    settings = f"{builder.info.version} {builder.data_dir} {shape} tf{tf.__version__}"
+    key = hashlib.sha256(f"tfds {name} {settings} v{DECODER_VERSION}".encode()).hexdigest()[:20]
     cache = ImageCache(os.path.expanduser(options.cache_dir), key)
-    if not cache.complete():
+    written = not cache.complete()
+    if written:
         batches, offset = None, 0
         for split, y in labels.items():  # train's images, then test's
             part = _decoded(builder, split, size, channels, offset)
@@ -115,8 +120,7 @@ def load_tfds_images(
         notes=(
             f"TFDS {name} {builder.info.version}: {len(y_train)} train / {len(y_test)} test "
             f"images at {h}x{w}, {'RGB' if c == 3 else 'grayscale'} ({note})",
-            f"in the cache {cache.directory} ({cache.nbytes() / 2**20:.1f} MiB); "
-            f"{'streamed from the cache' if streamed else 'read into memory'}",
+            cache.note(written=written, streamed=streamed),
         ),
     )
 
@@ -161,20 +165,9 @@ def _format(builder, image, options: ImageOptions) -> tuple[tuple[int, int], int
 def _decoded(builder, split: str, size, channels: int, offset: int) -> tf.data.Dataset:
     """Batches of `(row, uint8 image)` of one split, converted and resized; rows count from
     `offset`."""
-    height, width = size
 
-    def convert(row, example):
-        image = example["image"]
-        if image.shape[-1] != channels:
-            image = (
-                tf.image.rgb_to_grayscale(image[..., :3])
-                if channels == 1
-                else tf.image.grayscale_to_rgb(image[..., :1])
-            )
-        if not (image.shape[0] == height and image.shape[1] == width):
-            image = tf.image.resize(image, size, method="bilinear", antialias=True)
-            image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-        return row, image
+    def convert(row, example):  # as an image folder's images are (`tfaux.data.folder`)
+        return row, resized(to_channels(example["image"], channels), size)
 
     ds = builder.as_dataset(split=split, shuffle_files=False)
     ds = tf.data.Dataset.zip((tf.data.Dataset.range(offset, 2**62), ds))
